@@ -1,0 +1,79 @@
+"""`hark` command line: manage API keys, and transcribe a recording through a running API."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from hark.settings import Settings
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from hark.apikeys import create_key
+    from hark.db import session_scope
+
+    with session_scope(Settings.from_env().database_url) as s:
+        secret = create_key(s, args.tenant, name=args.name, scope=args.scope)
+    print(secret)
+    return 0
+
+
+def _progress_line(job: dict[str, Any], started: float) -> str:
+    p = job["progress"]
+    done = f"{p['tasks_done']}/{p['tasks_total']} batches" if p.get("tasks_total") else ""
+    return f"\r[{time.monotonic() - started:6.1f} s] {job['status']:<10} {p['fraction'] * 100:5.1f} % {done:<20}"
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from hark.client import HarkClient
+
+    key = args.key or os.environ.get("HARK_API_KEY")
+    if not key:
+        print("an API key is needed: --key or HARK_API_KEY", file=sys.stderr)
+        return 2
+    client = HarkClient(args.url, key)
+    options = {k: v for k, v in {"num_speakers": args.num_speakers}.items() if v}
+    started = time.monotonic()
+    print(f"uploading {args.file} ({os.path.getsize(args.file) / 1e6:.1f} MB)", file=sys.stderr)
+    job = client.submit(args.file, options)
+    print(f"job {job['id']} {job['status']}", file=sys.stderr)
+    job = client.wait(job["id"], on_progress=lambda j: print(_progress_line(j, started), end="", file=sys.stderr))
+    print(file=sys.stderr)
+    if job["status"] != "done":
+        err = job.get("error") or {}
+        print(f"job {job['id']} {job['status']}: {err.get('code')}: {err.get('message')}", file=sys.stderr)
+        return 1
+    sys.stdout.write(client.transcript(job["id"], args.format).decode("utf-8"))
+    speakers = client._json("GET", f"/v1/jobs/{job['id']}/transcript?format=json")["speakers"]
+    print(
+        f"done in {time.monotonic() - started:.1f} s: {job['duration_s']:.1f} s of audio, "
+        f"{len(speakers)} speakers, {job['progress']['segments_total']} segments",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hark", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create a key for a tenant (creating the tenant if new)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--name", default="")
+    create.add_argument("--scope", default="admin", choices=["admin", "submit", "read"])
+    create.set_defaults(func=_keys_create)
+    tr = sub.add_parser("transcribe", help="upload a recording, wait, print the transcript")
+    tr.add_argument("file")
+    tr.add_argument("--url", default=os.environ.get("HARK_URL", "http://127.0.0.1:8000"))
+    tr.add_argument("--key")
+    tr.add_argument("--format", default="txt", choices=["txt", "json", "srt", "vtt", "rttm"])
+    tr.add_argument("--num-speakers", type=int)
+    tr.set_defaults(func=_transcribe)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

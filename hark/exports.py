@@ -1,0 +1,68 @@
+"""Transcript exports rendered from one JSON document: json, srt, vtt, txt, rttm.
+
+The reduce task builds the document once and writes every format to `out/<job>/`; the API serves
+those objects, so a finished job's exports never change under a reader.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+FORMATS = {
+    "json": "application/json",
+    "srt": "application/x-subrip",
+    "vtt": "text/vtt",
+    "txt": "text/plain; charset=utf-8",
+    "rttm": "text/plain; charset=utf-8",
+}
+
+
+def _clock(seconds: float, sep: str) -> str:
+    ms = int(round(seconds * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def to_srt(doc: dict[str, Any]) -> str:
+    blocks = []
+    for n, u in enumerate(doc["utterances"], start=1):
+        blocks.append(
+            f"{n}\n{_clock(u['start'], ',')} --> {_clock(u['end'], ',')}\n[{u['speaker']}] {u['text']}\n"
+        )
+    return "\n".join(blocks)
+
+
+def to_vtt(doc: dict[str, Any]) -> str:
+    lines = ["WEBVTT", ""]
+    for u in doc["utterances"]:
+        lines += [f"{_clock(u['start'], '.')} --> {_clock(u['end'], '.')}", f"<v {u['speaker']}>{u['text']}", ""]
+    return "\n".join(lines)
+
+
+def to_txt(doc: dict[str, Any]) -> str:
+    return "".join(
+        f"[{_clock(u['start'], '.')[:-4]}] {u['speaker']}: {u['text']}\n" for u in doc["utterances"]
+    )
+
+
+def to_rttm(doc: dict[str, Any]) -> str:
+    name = doc.get("recording", "recording").replace(" ", "_") or "recording"
+    return "".join(
+        f"SPEAKER {name} 1 {u['start']:.3f} {u['end'] - u['start']:.3f} <NA> <NA> {u['speaker']} <NA> <NA>\n"
+        for u in doc["utterances"]
+    )
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, ensure_ascii=False, indent=1)
+
+
+RENDERERS = {"json": to_json, "srt": to_srt, "vtt": to_vtt, "txt": to_txt, "rttm": to_rttm}
+
+
+def render(doc: dict[str, Any], fmt: str) -> str:
+    if fmt not in RENDERERS:
+        raise ValueError(f"unknown format {fmt!r}")
+    return RENDERERS[fmt](doc)

@@ -1,0 +1,55 @@
+"""The job status state machine from the design brief.
+
+uploading → queued → preparing → inferring → reducing → done, with failed/cancelled reachable from
+any unfinished state. Transitions are done with a conditional UPDATE so two workers racing on the
+same job (redelivery, duplicate reduce) cannot both advance it.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.orm import Session
+
+JOB_STATUSES = ("uploading", "queued", "preparing", "inferring", "reducing", "done", "failed", "cancelled")
+FINAL = frozenset({"done", "failed", "cancelled"})
+
+# Allowed predecessors of each status. A stage may be re-entered (a redelivered task restarts it).
+PREDECESSORS: dict[str, frozenset[str]] = {
+    "uploading": frozenset(),
+    "queued": frozenset({"uploading"}),
+    "preparing": frozenset({"queued", "preparing"}),
+    "inferring": frozenset({"preparing", "inferring"}),
+    "reducing": frozenset({"inferring", "reducing"}),
+    "done": frozenset({"reducing"}),
+    "failed": frozenset(set(JOB_STATUSES) - FINAL),
+    "cancelled": frozenset(set(JOB_STATUSES) - FINAL),
+}
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+def advance(session: Session, job_id: uuid.UUID, to: str, **values: Any) -> bool:
+    """Move a job to `to` if its current status allows it; returns False when it did not
+    (already further along, finished, or cancelled). Extra column values are set in the same UPDATE."""
+    from hark.models import Job
+
+    if to not in PREDECESSORS:
+        raise InvalidTransition(to)
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(PREDECESSORS[to]))
+        .values(status=to, updated_at=func.now(), **values)
+        .returning(Job.id)
+    )
+    return session.execute(stmt).first() is not None
+
+
+def fail(session: Session, job_id: uuid.UUID, code: str, message: str) -> bool:
+    """Mark a job failed with a machine-readable code and a human message."""
+    return advance(
+        session, job_id, "failed", error_code=code, error_message=message[:2000], finished_at=func.now()
+    )

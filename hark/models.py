@@ -1,0 +1,150 @@
+"""Database tables. The schema itself changes only through Alembic migrations in `migrations/`.
+
+Every row below `tenants` carries `tenant_id` so that each query can filter on it directly.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from hark.jobstate import JOB_STATUSES
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _status_check() -> CheckConstraint:
+    allowed = ", ".join(f"'{s}'" for s in JOB_STATUSES)
+    return CheckConstraint(f"status IN ({allowed})", name="jobs_status_valid")
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # sha256 of the secret; the secret itself is shown once at creation and never stored.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(16), default="admin")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (_status_check(),)
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="uploading", index=True)
+    filename: Mapped[str] = mapped_column(String(500), default="")
+    source_key: Mapped[str] = mapped_column(String(1000), default="")
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    options: Mapped[dict] = mapped_column(JSONB, default=dict)
+    segments_total: Mapped[int | None] = mapped_column(Integer)
+    tasks_total: Mapped[int | None] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    timings: Mapped[dict] = mapped_column(JSONB, default=dict)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+    __table_args__ = (
+        UniqueConstraint("job_id", "idx", name="segments_job_idx"),
+        CheckConstraint("start_s >= 0 AND end_s > start_s", name="segments_time_order"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    idx: Mapped[int] = mapped_column(Integer)
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    speaker: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    # Word timings from ASR: [{"start", "end", "word", "p"}], used to split turns at speaker changes.
+    words: Mapped[list | None] = mapped_column(JSONB)
+    emotion: Mapped[str | None] = mapped_column(String(16))
+    emotion_scores: Mapped[dict | None] = mapped_column(JSONB)
+    # Where the emotion came from ("text-lexicon" is not acoustic SER; analysts filter on this).
+    emotion_source: Mapped[str | None] = mapped_column(String(32))
+    events: Mapped[list | None] = mapped_column(JSONB)
+
+
+class Embedding(Base):
+    """One speaker vector per analysis window; windows are finer than segments so turns inside
+    a segment can be found."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("segment_id", "win_idx", name="embeddings_segment_win"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
+    win_idx: Mapped[int] = mapped_column(Integer)
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    vector: Mapped[list[float]] = mapped_column(ARRAY(REAL))
+
+
+class Speaker(Base):
+    __tablename__ = "speakers"
+    __table_args__ = (UniqueConstraint("job_id", "label", name="speakers_job_label"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    label: Mapped[str] = mapped_column(String(32))
+    speech_s: Mapped[float] = mapped_column(Float)
+    turns: Mapped[int] = mapped_column(Integer)
+    centroid: Mapped[list[float] | None] = mapped_column(ARRAY(REAL))
+
+
+class JobTask(Base):
+    """One unit of fanned-out model work (a batch of segments for one kind of result).
+
+    Completion is recorded per row, so a redelivered task cannot be counted twice, and the job's
+    progress is simply done rows over all rows."""
+
+    __tablename__ = "job_tasks"
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    batch_idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    first_idx: Mapped[int] = mapped_column(Integer)
+    last_idx: Mapped[int] = mapped_column(Integer)
+    speech_s: Mapped[float] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,50 @@
+"""Queues, task names and routing: the one place that says which work goes where.
+
+The web process only sends tasks by name (it never imports the worker or its engines); the
+workers register the implementations under the same names. Both build their Celery app here so
+they share one routing table and one set of delivery guarantees.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from hark.settings import Settings
+
+PREPARE = "hark.prepare"
+INFER = "hark.infer"
+REDUCE = "hark.reduce"
+
+CPU_QUEUE = "cpu"
+MODEL_KINDS = ("asr", "embed", "emotion")  # each kind of model work has a queue of that name
+
+
+def route(name: str, args: tuple, kwargs: dict[str, Any], options: dict[str, Any], task: Any = None, **kw: Any) -> dict[str, str]:
+    """prepare and reduce run on the CPU pool; model work goes to the queue named for its kind."""
+    if name == INFER:
+        kind = kwargs.get("kind")
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {kind!r}")
+        return {"queue": kind}
+    return {"queue": CPU_QUEUE}
+
+
+def make_celery(settings: Settings, name: str = "hark") -> Celery:
+    app = Celery(name, broker=settings.broker_url)
+    app.conf.update(
+        task_routes=(route,),
+        task_default_queue=CPU_QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        # At-least-once delivery: a task is acknowledged only after it finished, and requeued when
+        # its worker dies; every task is idempotent, so running twice is safe.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": 4 * 3600},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    return app

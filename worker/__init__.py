@@ -1,0 +1,1 @@
+"""Hark workers: the Celery app, its tasks, speech engines and clustering."""

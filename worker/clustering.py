@@ -1,0 +1,97 @@
+"""Clustering speaker vectors into speakers, estimating how many there are.
+
+Spectral clustering on a pruned cosine affinity: each row keeps only its strongest neighbours,
+which removes the weak cross-speaker similarities that blur GE2E embeddings, and the number of
+speakers is read from the largest relative gap in the Laplacian's eigenvalues. `num_speakers`,
+`min_speakers` and `max_speakers` bound or fix the count.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.cluster.vq import kmeans2
+from scipy.linalg import eigh
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    num_speakers: int | None = None
+    min_speakers: int = 1
+    max_speakers: int = 20
+    # Fraction of neighbours each window keeps in the affinity graph.
+    keep_fraction: float = 0.25
+    # Two clusters whose centroids are closer than this are one voice (checked when not fixed).
+    merge_similarity: float = 0.88
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-9)
+
+
+def cluster(vectors: np.ndarray, options: ClusterOptions = ClusterOptions()) -> np.ndarray:
+    """Labels 0..k-1 for each row of `vectors`, numbered by first appearance."""
+    n = vectors.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    if n == 1 or options.num_speakers == 1:
+        return np.zeros(n, dtype=int)
+    x = normalize(vectors.astype(np.float64))
+    sim = x @ x.T
+    keep = max(2, int(np.ceil(options.keep_fraction * n)))
+    affinity = np.zeros_like(sim)
+    top = np.argpartition(-sim, kth=min(keep, n - 1), axis=1)[:, :keep]
+    rows = np.repeat(np.arange(n), top.shape[1])
+    affinity[rows, top.ravel()] = np.maximum(sim[rows, top.ravel()], 0)
+    affinity = (affinity + affinity.T) / 2
+    np.fill_diagonal(affinity, 0)
+    degree = affinity.sum(axis=1)
+    d = 1 / np.sqrt(np.maximum(degree, 1e-9))
+    laplacian = np.eye(n) - d[:, None] * affinity * d[None, :]
+    upper = min(n - 1, max(options.max_speakers, options.min_speakers) + 1)
+    values, vecs = eigh(laplacian, subset_by_index=[0, upper])
+    if options.num_speakers:
+        k = min(options.num_speakers, n)
+    else:
+        gaps = np.diff(values)
+        lo, hi = max(1, options.min_speakers), min(options.max_speakers, len(gaps))
+        k = lo + int(np.argmax(gaps[lo - 1 : hi])) if hi >= lo else lo
+    labels = _kmeans_rows(vecs[:, :k], k) if k > 1 else np.zeros(n, dtype=int)
+    if not options.num_speakers:
+        labels = _merge_close(x, labels, options.merge_similarity, options.min_speakers)
+    return _renumber(labels)
+
+
+def _kmeans_rows(embedding: np.ndarray, k: int) -> np.ndarray:
+    rows = normalize(embedding)
+    best, best_inertia = None, np.inf
+    for seed in range(5):
+        centroids, labels = kmeans2(rows, k, minit="++", seed=seed)
+        inertia = float(((rows - centroids[labels]) ** 2).sum())
+        if inertia < best_inertia:
+            best, best_inertia = labels, inertia
+    assert best is not None
+    return best
+
+
+def _merge_close(x: np.ndarray, labels: np.ndarray, threshold: float, min_k: int) -> np.ndarray:
+    """Join clusters whose centroids are near-identical voices, most similar pair first."""
+    labels = labels.copy()
+    while len(np.unique(labels)) > max(1, min_k):
+        ids = np.unique(labels)
+        cents = normalize(np.stack([x[labels == i].mean(axis=0) for i in ids]))
+        sim = cents @ cents.T
+        np.fill_diagonal(sim, -1)
+        a, b = np.unravel_index(int(np.argmax(sim)), sim.shape)
+        if sim[a, b] < threshold:
+            break
+        labels[labels == ids[b]] = ids[a]
+    return labels
+
+
+def _renumber(labels: np.ndarray) -> np.ndarray:
+    order: dict[int, int] = {}
+    for label in labels:
+        order.setdefault(int(label), len(order))
+    return np.array([order[int(label)] for label in labels], dtype=int)

@@ -1,0 +1,57 @@
+"""Things every task needs: settings, and which engine serves a kind for a job."""
+from __future__ import annotations
+
+import logging
+import uuid
+from functools import lru_cache
+from typing import Any
+
+from celery import Task
+
+from hark.settings import Settings
+
+log = logging.getLogger("hark.tasks")
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def engine_name(kind: str, options: dict) -> str:
+    """The engine for a kind of work: the job's own choice, else the deployment's default.
+    An empty string (or "none") means the kind is switched off for this job."""
+    chosen = (options.get("engines") or {}).get(kind)
+    if chosen is None:
+        cfg = settings()
+        chosen = {"asr": cfg.asr_engine, "embed": cfg.speaker_engine, "emotion": cfg.emotion_engine}[kind]
+    return "" if str(chosen).lower() in {"", "none"} else str(chosen)
+
+
+class PermanentError(Exception):
+    """An error that retrying cannot fix (bad configuration, missing model files)."""
+
+
+class JobStageTask(Task):
+    """Base of every job task: transient errors (S3, database, broker hiccups) are retried with
+    exponential backoff and jitter; once retries are exhausted, or for a permanent error, the job
+    is marked failed with the task's `failure_code`, so no job hangs in a stage."""
+
+    autoretry_for = (Exception,)
+    dont_autoretry_for = (PermanentError, FileNotFoundError, KeyError)
+    max_retries = 3
+    retry_backoff = 2
+    retry_backoff_max = 60
+    retry_jitter = True
+    failure_code = "internal_error"
+
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+        job_id = kwargs.get("job_id") or (args[0] if args else None)
+        if not job_id:
+            return
+        from hark.db import session_scope
+        from hark.jobstate import fail
+
+        log.error("task failed for good", extra={"job_id": job_id, "code": self.failure_code})
+        with session_scope(settings().database_url) as s:
+            fail(s, uuid.UUID(str(job_id)), self.failure_code, f"{type(exc).__name__}: {exc}")

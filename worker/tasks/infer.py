@@ -1,0 +1,113 @@
+"""infer(job, batch, kind): run one engine over one batch of segments and store its results.
+
+The task fetches exactly its batch's bytes from the canonical PCM object with one ranged GET.
+Results are written keyed by segment and kind (columns of the segment row for text and emotion,
+rows of `embeddings` for speaker vectors), replacing any earlier attempt, and the batch is marked
+done in the same transaction; so a redelivered task changes nothing. The task that completes the
+last batch moves the job to reducing and enqueues reduce.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from sqlalchemy import delete, func, select, update
+
+from hark.audio import pcm_to_float, seconds_to_byte
+from hark.db import session_scope
+from hark.jobstate import advance
+from hark.models import Embedding, Job, JobTask, Segment
+from hark.queues import INFER, REDUCE
+from hark.storage import Storage, pcm_key
+from worker.celery_app import app
+from worker.engines import get_engine
+from worker.engines.base import SegmentAudio, SegmentResult
+from worker.tasks.common import JobStageTask, engine_name, settings
+
+log = logging.getLogger("hark.infer")
+
+
+@app.task(name=INFER, bind=True, base=JobStageTask, failure_code="engine_error")
+def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
+    cfg = settings()
+    jid = uuid.UUID(job_id)
+    with session_scope(cfg.database_url) as s:
+        job = s.get(Job, jid)
+        task = s.get(JobTask, (jid, batch_idx, kind))
+        if job is None or task is None or job.status != "inferring" or task.done_at is not None:
+            return
+        options = dict(job.options or {})
+        rows = s.execute(
+            select(Segment.id, Segment.idx, Segment.start_s, Segment.end_s, Segment.text)
+            .where(Segment.job_id == jid, Segment.idx.between(task.first_idx, task.last_idx))
+            .order_by(Segment.idx)
+        ).all()
+        s.execute(update(JobTask).where(JobTask.job_id == jid, JobTask.batch_idx == batch_idx, JobTask.kind == kind)
+                  .values(attempts=JobTask.attempts + 1))
+    extra = {"job_id": job_id, "batch": batch_idx, "kind": kind, "segments": f"{task.first_idx}-{task.last_idx}"}
+    started = time.monotonic()
+    name = engine_name(kind, options)
+    engine = get_engine(name, cfg)
+    batch = _load_batch(Storage(cfg), jid, rows)
+    results = engine.run(batch)
+    compute_s = time.monotonic() - started
+    with session_scope(cfg.database_url) as s:
+        # Lock the job row: completions of one job are serialised, so exactly one task sees the
+        # last batch finish.
+        job = s.get(Job, jid, with_for_update=True)
+        if job is None or job.status != "inferring":
+            return
+        _store(s, jid, kind, results)
+        s.execute(
+            update(JobTask)
+            .where(JobTask.job_id == jid, JobTask.batch_idx == batch_idx, JobTask.kind == kind)
+            .values(done_at=func.now())
+        )
+        timings = dict(job.timings or {})
+        timings[f"{kind}_s"] = round(timings.get(f"{kind}_s", 0.0) + compute_s, 3)
+        job.timings = timings
+        remaining = s.scalar(
+            select(func.count()).select_from(JobTask).where(JobTask.job_id == jid, JobTask.done_at.is_(None))
+        )
+        last = remaining == 0 and advance(s, jid, "reducing")
+    log.info("batch done", extra={**extra, "seconds": round(compute_s, 3)})
+    if last:
+        app.send_task(REDUCE, args=[job_id])
+
+
+def _load_batch(storage: Storage, jid: uuid.UUID, rows: list) -> list[SegmentAudio]:
+    """One ranged GET covering the batch's consecutive segments, sliced per segment."""
+    first, last = rows[0], rows[-1]
+    base = seconds_to_byte(first.start_s)
+    pcm = storage.get_range(pcm_key(jid), base, seconds_to_byte(last.end_s))
+    samples = pcm_to_float(pcm)
+    out = []
+    for r in rows:
+        a = (seconds_to_byte(r.start_s) - base) // 2
+        b = (seconds_to_byte(r.end_s) - base) // 2
+        out.append(SegmentAudio(segment_id=r.id, idx=r.idx, start_s=r.start_s, end_s=r.end_s, samples=samples[a:b], text=r.text))
+    return out
+
+
+def _store(s, jid: uuid.UUID, kind: str, results: list[SegmentResult]) -> None:
+    if kind == "embed":
+        ids = [r.segment_id for r in results]
+        s.execute(delete(Embedding).where(Embedding.segment_id.in_(ids)))
+        s.add_all(
+            Embedding(job_id=jid, segment_id=r.segment_id, win_idx=i, start_s=w.start_s, end_s=w.end_s,
+                      vector=[float(v) for v in w.vector])
+            for r in results
+            for i, w in enumerate(r.windows)
+        )
+        return
+    for r in results:
+        if kind == "asr":
+            values = {"text": r.text, "language": r.language, "confidence": r.confidence, "words": r.words}
+            if r.emotion is not None:  # engines like SenseVoice give emotion in the same pass
+                values.update(emotion=r.emotion, emotion_scores=r.emotion_scores, emotion_source=r.emotion_source)
+            if r.events is not None:
+                values["events"] = r.events
+        else:
+            values = {"emotion": r.emotion, "emotion_scores": r.emotion_scores, "emotion_source": r.emotion_source}
+        s.execute(update(Segment).where(Segment.id == r.segment_id).values(**values))

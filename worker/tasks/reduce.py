@@ -1,0 +1,122 @@
+"""reduce(job): cluster speaker windows, label segments, assemble and export the transcript, finish.
+
+Everything it writes is replaced on a re-run (speaker rows, segment labels, export objects), so a
+duplicate reduce is harmless; only the first one to finish moves the job to done.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from pathlib import PurePosixPath
+
+import numpy as np
+from sqlalchemy import delete, func, select, update
+
+from hark.db import session_scope
+from hark.exports import FORMATS, render
+from hark.jobstate import advance
+from hark.models import Embedding, Job, Segment, Speaker
+from hark.queues import REDUCE
+from hark.storage import Storage, out_key
+from worker.assemble import SegmentView, WindowLabels, build_utterances, speaker_name, speaker_stats
+from worker.celery_app import app
+from worker.clustering import ClusterOptions, cluster
+from worker.tasks.common import JobStageTask, settings
+
+log = logging.getLogger("hark.reduce")
+
+
+def cluster_options(options: dict) -> ClusterOptions:
+    return ClusterOptions(
+        num_speakers=options.get("num_speakers"),
+        min_speakers=options.get("min_speakers") or 1,
+        max_speakers=options.get("max_speakers") or 20,
+    )
+
+
+@app.task(name=REDUCE, bind=True, base=JobStageTask, failure_code="reduce_error")
+def reduce(self, job_id: str) -> None:
+    cfg = settings()
+    jid = uuid.UUID(job_id)
+    started = time.monotonic()
+    with session_scope(cfg.database_url) as s:
+        job = s.get(Job, jid)
+        if job is None or job.status != "reducing":
+            return
+        options, filename, duration = dict(job.options or {}), job.filename, job.duration_s
+        tenant_id = job.tenant_id
+        segs = s.execute(select(Segment).where(Segment.job_id == jid).order_by(Segment.idx)).scalars().all()
+        emb = s.execute(
+            select(Embedding.start_s, Embedding.end_s, Embedding.vector)
+            .where(Embedding.job_id == jid)
+            .order_by(Embedding.start_s)
+        ).all()
+        views = [
+            SegmentView(g.idx, g.start_s, g.end_s, g.text or "", g.words or [], g.emotion, g.emotion_source)
+            for g in segs
+        ]
+
+    vectors = np.array([e.vector for e in emb], dtype=np.float32).reshape(len(emb), -1)
+    labels = cluster(vectors, cluster_options(options))
+    windows = WindowLabels(
+        np.array([e.start_s for e in emb], dtype=np.float64),
+        np.array([e.end_s for e in emb], dtype=np.float64),
+        labels,
+    )
+    utterances = build_utterances(views, windows)
+    stats = speaker_stats(utterances)
+    centroids = {
+        speaker_name(k): vectors[labels == k].mean(axis=0) for k in np.unique(labels)
+    } if len(labels) else {}
+
+    seg_speaker: dict[int, str] = {}
+    for v in views:
+        spans = [(u.end_s - u.start_s, u.speaker) for u in utterances if u.segment_idx == v.idx]
+        if spans:
+            seg_speaker[v.idx] = max(spans)[1]
+
+    doc = {
+        "job_id": job_id,
+        "recording": PurePosixPath(filename).stem,
+        "duration_s": duration,
+        "speakers": [{"label": k, **stats[k]} for k in sorted(stats)],
+        "utterances": [
+            {
+                "start": u.start_s,
+                "end": u.end_s,
+                "speaker": u.speaker,
+                "text": u.text,
+                "emotion": u.emotion,
+                "emotion_source": u.emotion_source,
+                "words": u.words,
+            }
+            for u in utterances
+        ],
+    }
+    storage = Storage(cfg)
+    for fmt, content_type in FORMATS.items():
+        storage.put_bytes(out_key(jid, fmt), render(doc, fmt).encode("utf-8"), content_type)
+
+    with session_scope(cfg.database_url) as s:
+        job = s.get(Job, jid, with_for_update=True)
+        if job is None or job.status != "reducing":
+            return
+        for idx, name in seg_speaker.items():
+            s.execute(update(Segment).where(Segment.job_id == jid, Segment.idx == idx).values(speaker=name))
+        s.execute(delete(Speaker).where(Speaker.job_id == jid))
+        s.add_all(
+            Speaker(
+                job_id=jid,
+                tenant_id=tenant_id,
+                label=name,
+                speech_s=entry["speech_s"],
+                turns=int(entry["turns"]),
+                centroid=[float(x) for x in centroids[name]] if name in centroids else None,
+            )
+            for name, entry in stats.items()
+        )
+        timings = dict(job.timings or {})
+        timings["reduce_s"] = round(time.monotonic() - started, 3)
+        advance(s, jid, "done", finished_at=func.now(), timings=timings)
+    log.info("job done", extra={"job_id": job_id, "stage": "reduce", "seconds": round(time.monotonic() - started, 3)})
