@@ -19,6 +19,7 @@ NEGATIONS = frozenset({"not", "no", "never", "don't", "didn't", "isn't", "wasn't
 LEXICON_PATH = Path(__file__).parent / "data" / "emotion_lexicon.tsv"
 # Neutral's weight stands for all the words that carry no emotion: one emotion word in a short
 # sentence tips it, a single one lost in a long monologue does not.
+NEUTRAL_BASE = 0.5
 NEUTRAL_PER_WORD = 0.08
 
 
@@ -55,7 +56,7 @@ class LexiconEmotion:
     def score(self, text: str) -> dict[str, float]:
         tokens = re.findall(r"[a-z']+", text.lower())
         counts = dict.fromkeys(EMOTIONS, 0.0)
-        counts["neutral"] = 1.0 + NEUTRAL_PER_WORD * len(tokens)
+        counts["neutral"] = NEUTRAL_BASE + NEUTRAL_PER_WORD * len(tokens)
         for i, token in enumerate(tokens):
             emotion = self.lookup(token)
             if emotion and not NEGATIONS.intersection(tokens[max(0, i - 2) : i]):

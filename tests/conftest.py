@@ -1,0 +1,203 @@
+"""Shared fixtures. Integration tests run against real services: PostgreSQL, Redis, an S3-protocol
+server (started by `infra/services.sh` when HARK_* variables are not already set), Celery workers
+and the web app in their own processes. Each test session gets its own database and bucket."""
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+sys.path.insert(0, str(ROOT))
+
+
+def _load_service_env() -> None:
+    """Reuse the services `infra/services.sh` runs, starting them if needed."""
+    if os.environ.get("HARK_DATABASE_URL"):
+        return
+    env_file = Path(os.environ.get("HARK_HOME", ROOT / ".hark")) / "services.env"
+    subprocess.run(["bash", str(ROOT / "infra" / "services.sh"), "start"], check=True, stdout=subprocess.DEVNULL)
+    for line in env_file.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            key, _, value = line[len("export ") :].partition("=")
+            os.environ[key] = shlex.split(value)[0] if value else ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def base_settings():
+    _load_service_env()
+    from hark.settings import Settings
+
+    return Settings.from_env()
+
+
+def create_database(server_url: str, name: str) -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from hark.db import engine_for
+
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    engine_for(url).dispose()
+    admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def alembic(url: str, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "-x", f"url={url}", *args], cwd=ROOT, check=True, capture_output=True
+    )
+
+
+@pytest.fixture(scope="session")
+def settings(base_settings):
+    """Settings for this test session: its own database (migrated), bucket and broker database."""
+    import redis
+    from dataclasses import replace
+
+    from hark.storage import Storage
+
+    tag = uuid.uuid4().hex[:8]
+    db_name = f"hark_test_{tag}"
+    db_url = create_database(base_settings.database_url, db_name)
+    alembic(db_url, "upgrade", "head")
+    broker = base_settings.broker_url.rsplit("/", 1)[0] + "/13"
+    redis.Redis.from_url(broker).flushdb()
+    cfg = replace(base_settings, database_url=db_url, s3_bucket=f"hark-test-{tag}", broker_url=broker)
+    storage = Storage(cfg)
+    storage.ensure_bucket()
+    yield cfg
+    try:
+        storage.delete_prefix("")
+        storage.client.delete_bucket(Bucket=cfg.s3_bucket)
+    finally:
+        drop_database(base_settings.database_url, db_name)
+
+
+def settings_env(cfg) -> dict[str, str]:
+    from dataclasses import fields
+
+    env = dict(os.environ)
+    for f in fields(cfg):
+        env["HARK_" + f.name.upper()] = str(getattr(cfg, f.name))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Processes:
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen, Path]] = []
+
+    def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+        ARTIFACTS.mkdir(exist_ok=True)
+        log = ARTIFACTS / f"{name}.log"
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        self.procs.append((name, proc, log))
+        return proc
+
+    def wait_for_log(self, name: str, needle: str, timeout: float = 120) -> None:
+        _, proc, log = next(p for p in self.procs if p[0] == name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in log.read_text(errors="replace"):
+                return
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited early:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        raise TimeoutError(f"{name} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        for _, proc, _ in self.procs:
+            proc.terminate()
+        for _, proc, _ in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def celery_cmd(name: str, queues: str) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues, "-c", "1",
+        "-n", f"{name}@%h", "--loglevel=INFO", "--without-mingle", "--without-gossip",
+    ]
+
+
+@pytest.fixture(scope="session")
+def stack(settings) -> Iterator[dict[str, object]]:
+    """Web (gunicorn) and two Celery workers (CPU pool; model pool), each its own process."""
+    procs = Processes()
+    env = settings_env(settings)
+    port = free_port()
+    try:
+        procs.start("worker-cpu", celery_cmd("cpu", "cpu"), env)
+        procs.start("worker-model", celery_cmd("model", "asr,embed,emotion"), env)
+        procs.start(
+            "web",
+            [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--timeout", "600", "web:create_app()"],
+            env,
+        )
+        for name in ("worker-cpu", "worker-model"):
+            procs.wait_for_log(name, "ready.")
+        procs.wait_for_log("web", "Booting worker")
+        _wait_http(port)
+        yield {"url": f"http://127.0.0.1:{port}", "procs": procs}
+    finally:
+        procs.stop()
+
+
+def _wait_http(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"web not listening on {port}")
+
+
+@pytest.fixture(scope="session")
+def api_key(settings) -> str:
+    from hark.apikeys import create_key
+    from hark.db import session_scope
+
+    with session_scope(settings.database_url) as s:
+        return create_key(s, "tenant-a")
+
+
+@pytest.fixture(scope="session")
+def client(stack, api_key):
+    from hark.client import HarkClient
+
+    return HarkClient(stack["url"], api_key, timeout=120)

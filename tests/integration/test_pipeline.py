@@ -1,0 +1,162 @@
+"""The whole path for real: HTTP upload → S3 → Celery workers in their own processes → Postgres
+→ exports, on the shared real recording, plus bad inputs that must fail clearly."""
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from hark.client import ApiError
+from hark.db import session_scope
+from hark.models import Embedding, Job, JobTask, Segment, Speaker
+from hark.storage import Storage, out_key, pcm_key
+from tests.audiofiles import encode, read_wav
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "examples" / "sample.wav"
+
+pytestmark = pytest.mark.integration
+
+
+def test_empty_upload_is_rejected(client, tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    with pytest.raises(ApiError) as err:
+        client.submit(str(empty))
+    assert err.value.status == 400 and err.value.code == "empty_upload"
+
+
+def test_missing_key_is_rejected(stack):
+    from hark.client import HarkClient
+
+    with pytest.raises(ApiError) as err:
+        HarkClient(stack["url"], "hark_not_a_key").submit(str(SAMPLE))
+    assert err.value.status == 401 and err.value.code == "invalid_api_key"
+
+
+def test_bad_options_are_rejected(client):
+    with pytest.raises(ApiError) as err:
+        client.submit(str(SAMPLE), {"num_speakers": "many"})
+    assert err.value.status == 400 and err.value.code == "invalid_options"
+
+
+@pytest.mark.parametrize(
+    "name,make,code",
+    [
+        ("notes.wav", lambda p: p.write_text("meeting notes, not audio\n" * 50), "undecodable_audio"),
+        ("cut.mp3", "truncated_mp3", "truncated_audio"),
+        ("silence.flac", "silence_flac", "no_speech"),
+    ],
+)
+def test_bad_recordings_fail_with_reason(client, settings, tmp_path, name, make, code):
+    path = tmp_path / name
+    if make == "truncated_mp3":
+        samples, rate = read_wav(SAMPLE)
+        full = encode(samples, rate, tmp_path / "full.mp3", "mp3").read_bytes()
+        path.write_bytes(full[: len(full) // 3])
+    elif make == "silence_flac":
+        encode(np.zeros(16000 * 5, dtype=np.float32), 16000, path, "flac")
+    else:
+        make(path)
+    job = client.submit(str(path))
+    final = client.wait(job["id"], timeout_s=120)
+    assert final["status"] == "failed"
+    assert final["error"]["code"] == code
+    assert final["error"]["message"]
+    with pytest.raises(ApiError) as err:
+        client.transcript(job["id"], "txt")
+    assert err.value.status == 409
+    # No half-written canonical audio is left behind for a recording that could not be decoded.
+    if code != "no_speech":
+        assert not Storage(settings).exists(pcm_key(job["id"]))
+
+
+@pytest.fixture(scope="module")
+def sample_job(client):
+    job = client.submit(str(SAMPLE))
+    assert job["status"] == "queued"
+    return client.wait(job["id"], timeout_s=300)
+
+
+def test_sample_goes_end_to_end(sample_job, client, settings):
+    """Runs after the bad inputs above: the same workers must still serve the next job."""
+    assert sample_job["status"] == "done", sample_job
+    assert sample_job["duration_s"] == pytest.approx(30.0, abs=0.05)
+    assert sample_job["progress"]["fraction"] == 1.0
+    doc = json.loads(client.transcript(sample_job["id"], "json"))
+    assert len(doc["speakers"]) == 2
+    text = " ".join(u["text"] for u in doc["utterances"]).lower()
+    assert len(text.split()) >= 30
+    for word in ("hello", "new jersey", "chicago"):
+        assert word in text
+    assert {u["speaker"] for u in doc["utterances"]} == {"SPEAKER_00", "SPEAKER_01"}
+    assert all(u["emotion_source"] == "text-lexicon" for u in doc["utterances"])
+
+
+def test_sample_rows_in_postgres(sample_job, settings):
+    jid = uuid.UUID(sample_job["id"])
+    with session_scope(settings.database_url) as s:
+        job = s.get(Job, jid)
+        segments = s.execute(select(Segment).where(Segment.job_id == jid).order_by(Segment.idx)).scalars().all()
+        speakers = s.execute(select(Speaker).where(Speaker.job_id == jid)).scalars().all()
+        tasks = s.execute(select(JobTask).where(JobTask.job_id == jid)).scalars().all()
+        windows = s.scalar(select(Embedding.id).where(Embedding.job_id == jid).limit(1))
+    assert job.status == "done" and job.sha256 and job.bytes == SAMPLE.stat().st_size
+    assert segments and [g.idx for g in segments] == list(range(len(segments)))
+    for g in segments:
+        assert 0 <= g.start_s < g.end_s <= job.duration_s + 1e-6
+        assert g.speaker in {"SPEAKER_00", "SPEAKER_01"}
+        assert g.language == "en"
+        assert g.emotion in {"happy", "sad", "angry", "neutral", "fearful", "disgusted", "surprised"}
+    # Speech in the sample starts at 6.69 s (reference RTTM); VAD must not invent speech before.
+    assert segments[0].start_s == pytest.approx(6.69, abs=0.4)
+    assert sum(g.text is not None and len(g.text) > 0 for g in segments) == len(segments)
+    assert {sp.label for sp in speakers} == {"SPEAKER_00", "SPEAKER_01"}
+    assert all(sp.speech_s > 1.0 and sp.turns >= 1 and len(sp.centroid) == 256 for sp in speakers)
+    assert tasks and all(t.done_at is not None for t in tasks)
+    assert {t.kind for t in tasks} == {"asr", "embed", "emotion"}
+    assert windows is not None
+
+
+@pytest.mark.parametrize("fmt", ["json", "srt", "vtt", "txt", "rttm"])
+def test_sample_exports_download(sample_job, client, settings, fmt):
+    body = client.transcript(sample_job["id"], fmt).decode("utf-8")
+    stored = Storage(settings).get_bytes(out_key(sample_job["id"], fmt)).decode("utf-8")
+    assert body == stored and body.strip()
+    if fmt == "srt":
+        assert "-->" in body and "[SPEAKER_0" in body
+    if fmt == "vtt":
+        assert body.startswith("WEBVTT")
+    if fmt == "rttm":
+        lines = [line.split() for line in body.splitlines()]
+        assert all(parts[0] == "SPEAKER" and parts[1] == "sample" for parts in lines)
+        assert {parts[7] for parts in lines} == {"SPEAKER_00", "SPEAKER_01"}
+
+
+def test_other_tenant_cannot_see_the_job(sample_job, stack, settings):
+    from hark.apikeys import create_key
+    from hark.client import HarkClient
+
+    with session_scope(settings.database_url) as s:
+        other = create_key(s, "tenant-b")
+    intruder = HarkClient(stack["url"], other)
+    for call in (lambda: intruder.job(sample_job["id"]), lambda: intruder.transcript(sample_job["id"], "txt")):
+        with pytest.raises(ApiError) as err:
+            call()
+        assert err.value.status == 404
+
+
+@pytest.mark.parametrize("fmt", ["flac", "mp3", "ogg", "m4a"])
+def test_common_formats_decode_through_the_pipeline(client, tmp_path, fmt):
+    """The same recording in each common format reaches done with the same duration and text."""
+    samples, rate = read_wav(SAMPLE)
+    path = encode(samples[: rate * 12], rate, tmp_path / f"clip.{fmt}", fmt)
+    job = client.wait(client.submit(str(path))["id"], timeout_s=300)
+    assert job["status"] == "done", job
+    assert job["duration_s"] == pytest.approx(12.0, abs=0.1)
+    doc = json.loads(client.transcript(job["id"], "json"))
+    assert "hello" in " ".join(u["text"] for u in doc["utterances"]).lower()

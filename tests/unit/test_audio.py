@@ -1,0 +1,58 @@
+"""Decoding every common format to canonical PCM, and clear reason codes for broken files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hark.audio import AudioError, DecodeReport, decode_stream, pcm_to_float, seconds_to_byte
+from tests.audiofiles import FORMATS, encode, read_wav
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.wav"
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_formats_decode_to_16k_mono(tmp_path, fmt):
+    samples, rate = read_wav(SAMPLE)
+    path = encode(samples[: rate * 8], rate, tmp_path / f"x.{fmt}", fmt, channels=2 if fmt == "flac" else 1)
+    report = DecodeReport()
+    blocks = list(decode_stream(str(path), report, block_samples=16000))
+    pcm = np.concatenate(blocks)
+    assert pcm.dtype == np.int16
+    assert abs(pcm.size / 16000 - 8.0) < 0.1
+    assert all(b.size >= 16000 for b in blocks[:-1])
+    # Lossy codecs change samples, but the signal must still be the recording, not noise/silence.
+    reference = samples[: rate * 8]
+    assert np.sqrt(np.mean(pcm_to_float(pcm) ** 2)) == pytest.approx(np.sqrt(np.mean(reference**2)), rel=0.25)
+
+
+def test_text_file_is_undecodable(tmp_path):
+    path = tmp_path / "notes.wav"
+    path.write_text("not audio at all\n" * 100)
+    with pytest.raises(AudioError) as err:
+        list(decode_stream(str(path)))
+    assert err.value.code == "undecodable_audio"
+
+
+def test_truncated_mp3_is_reported(tmp_path):
+    samples, rate = read_wav(SAMPLE)
+    data = encode(samples, rate, tmp_path / "full.mp3", "mp3").read_bytes()
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError) as err:
+        list(decode_stream(str(cut)))
+    assert err.value.code == "truncated_audio"
+
+
+def test_duration_limit(tmp_path):
+    samples, rate = read_wav(SAMPLE)
+    path = encode(samples[: rate * 5], rate, tmp_path / "x.wav", "wav")
+    with pytest.raises(AudioError) as err:
+        list(decode_stream(str(path), max_duration_s=2.0))
+    assert err.value.code == "too_long"
+
+
+def test_byte_offsets():
+    assert seconds_to_byte(1.0) == 32000
+    assert seconds_to_byte(0.5) == 16000

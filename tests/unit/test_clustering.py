@@ -1,0 +1,49 @@
+"""Speaker count estimation and labelling on synthetic embeddings with known speakers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worker.clustering import ClusterOptions, cluster
+
+
+def blobs(k: int, per: int, dim: int = 64, spread: float = 0.25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, dim))
+    labels = np.repeat(np.arange(k), per)
+    x = centres[labels] + spread * rng.normal(size=(k * per, dim)) * np.linalg.norm(centres, axis=1).mean() / np.sqrt(dim)
+    return x, labels
+
+
+def purity(pred: np.ndarray, truth: np.ndarray) -> float:
+    total = 0
+    for p in np.unique(pred):
+        total += np.bincount(truth[pred == p]).max()
+    return total / truth.size
+
+
+@pytest.mark.parametrize("k", [2, 3, 5, 8])
+def test_estimates_speaker_count(k):
+    x, truth = blobs(k, 40, seed=k)
+    pred = cluster(x)
+    assert len(np.unique(pred)) == k
+    assert purity(pred, truth) > 0.95
+
+
+def test_honours_fixed_and_bounded_counts():
+    x, _ = blobs(4, 30, seed=1)
+    assert len(np.unique(cluster(x, ClusterOptions(num_speakers=2)))) == 2
+    assert len(np.unique(cluster(x, ClusterOptions(max_speakers=3)))) <= 3
+    assert len(np.unique(cluster(x, ClusterOptions(min_speakers=6, max_speakers=8)))) >= 6
+
+
+def test_one_voice_stays_one_speaker():
+    x, _ = blobs(1, 50, spread=0.1)
+    assert len(np.unique(cluster(x))) == 1
+
+
+def test_tiny_inputs():
+    assert cluster(np.zeros((0, 8))).size == 0
+    assert list(cluster(np.ones((1, 8)))) == [0]
+    labels = cluster(np.random.default_rng(0).normal(size=(3, 8)))
+    assert labels[0] == 0  # numbered by first appearance

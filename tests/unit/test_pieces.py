@@ -1,0 +1,89 @@
+"""Small pure parts: job state machine, batch planning, exports, utterance assembly, lexicon."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hark.exports import render
+from hark.jobstate import FINAL, PREDECESSORS
+from worker.assemble import SegmentView, WindowLabels, build_utterances, speaker_stats
+from worker.engines.emotion_lexicon import LexiconEmotion
+from worker.tasks.prepare import plan_batches
+from hark.settings import Settings
+
+
+def test_state_machine_moves_forward_only():
+    order = ["uploading", "queued", "preparing", "inferring", "reducing", "done"]
+    for prev, nxt in zip(order, order[1:]):
+        assert prev in PREDECESSORS[nxt]
+    for final in FINAL:
+        assert all(final not in preds for preds in PREDECESSORS.values())
+    assert "done" not in PREDECESSORS["preparing"]
+
+
+def test_batches_cover_every_segment_once():
+    spans = [(i * 10.0, i * 10.0 + 7.0) for i in range(50)]
+    batches = plan_batches(spans, 60.0)
+    covered = [i for b in batches for i in range(b.first_idx, b.last_idx + 1)]
+    assert covered == list(range(50))
+    assert all(b.speech_s >= 60.0 for b in batches[:-1])
+    assert all(b.speech_s < 70.0 for b in batches)
+
+
+def doc():
+    return {
+        "recording": "meeting one",
+        "utterances": [
+            {"start": 0.5, "end": 2.25, "speaker": "SPEAKER_00", "text": "Hello there."},
+            {"start": 3661.0, "end": 3662.5, "speaker": "SPEAKER_01", "text": "Hi."},
+        ],
+    }
+
+
+def test_exports():
+    srt = render(doc(), "srt")
+    assert "1\n00:00:00,500 --> 00:00:02,250\n[SPEAKER_00] Hello there." in srt
+    assert "01:01:01,000 --> 01:01:02,500" in srt
+    assert render(doc(), "vtt").startswith("WEBVTT\n\n00:00:00.500 --> 00:00:02.250\n<v SPEAKER_00>Hello there.")
+    assert render(doc(), "txt").splitlines()[1] == "[01:01:01] SPEAKER_01: Hi."
+    assert render(doc(), "rttm").splitlines()[0] == "SPEAKER meeting_one 1 0.500 1.750 <NA> <NA> SPEAKER_00 <NA> <NA>"
+    assert json.loads(render(doc(), "json")) == doc()
+    with pytest.raises(ValueError):
+        render(doc(), "docx")
+
+
+def test_words_split_at_speaker_changes():
+    windows = WindowLabels(np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0, 4.0]), np.array([0, 0, 1, 1]))
+    words = [
+        {"start": 0.1, "end": 0.5, "word": " Good"},
+        {"start": 0.6, "end": 1.2, "word": " morning."},
+        {"start": 2.1, "end": 2.6, "word": " Hi"},
+        {"start": 2.7, "end": 3.9, "word": " there."},
+    ]
+    utts = build_utterances([SegmentView(0, 0.0, 4.0, "Good morning. Hi there.", words)], windows)
+    assert [(u.speaker, u.text) for u in utts] == [("SPEAKER_00", "Good morning."), ("SPEAKER_01", "Hi there.")]
+    assert utts[0].start_s == 0.0 and utts[-1].end_s == 4.0
+    stats = speaker_stats(utts)
+    assert stats["SPEAKER_00"]["turns"] == 1 and stats["SPEAKER_01"]["speech_s"] == pytest.approx(1.9)
+
+
+def test_segment_without_words_takes_majority_speaker():
+    windows = WindowLabels(np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0]), np.array([1, 1, 0]))
+    utts = build_utterances([SegmentView(3, 0.2, 2.4, "", [])], windows)
+    assert len(utts) == 1 and utts[0].speaker == "SPEAKER_01"
+
+
+def test_lexicon_emotion_is_labelled_and_negation_aware():
+    engine = LexiconEmotion()
+    engine.load(Settings())
+    assert max(engine.score("I am so happy, thank you!").items(), key=lambda kv: kv[1])[0] == "happy"
+    assert max(engine.score("This is ridiculous, I hate it.").items(), key=lambda kv: kv[1])[0] == "angry"
+    assert max(engine.score("I am not happy.").items(), key=lambda kv: kv[1])[0] == "neutral"
+    assert max(engine.score("The budget is due on Monday.").items(), key=lambda kv: kv[1])[0] == "neutral"
+    from worker.engines.base import SegmentAudio
+
+    (result,) = engine.run([SegmentAudio(1, 0, 0.0, 1.0, np.zeros(16000, dtype=np.float32), text="I'm scared.")])
+    assert result.emotion == "fearful" and result.emotion_source == "text-lexicon"
+    assert sum(result.emotion_scores.values()) == pytest.approx(1.0, abs=1e-3)

@@ -1,0 +1,51 @@
+"""Segment cutting from speech probabilities, and silero-vad on the real sample."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hark.audio import decode_stream
+from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions, segments_from_probabilities
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.wav"
+
+
+def probs_for(spans: list[tuple[float, float]], duration: float) -> np.ndarray:
+    t = np.arange(int(duration / FRAME_S)) * FRAME_S
+    p = np.full(t.size, 0.05, dtype=np.float32)
+    for a, b in spans:
+        p[(t >= a) & (t < b)] = 0.95
+    return p
+
+
+def test_hysteresis_finds_spans_and_bridges_short_pauses():
+    probs = probs_for([(1.0, 3.0), (3.2, 4.0), (6.0, 7.0), (9.0, 9.1)], 10.0)
+    segs = segments_from_probabilities(probs, 10.0, VadOptions(pad_s=0.0))
+    assert len(segs) == 2  # the 0.2 s pause is bridged; the 0.1 s blip is dropped
+    assert abs(segs[0][0] - 1.0) < 0.05 and abs(segs[0][1] - 4.0) < 0.05
+    assert abs(segs[1][0] - 6.0) < 0.05 and abs(segs[1][1] - 7.0) < 0.05
+
+
+def test_long_segments_are_split_at_the_quietest_frame():
+    probs = probs_for([(0.0, 100.0)], 100.0)
+    t = np.arange(probs.size) * FRAME_S
+    probs[(t > 25.0) & (t < 25.1)] = 0.4  # a dip, not a pause: still inside speech
+    segs = segments_from_probabilities(probs, 100.0, VadOptions(pad_s=0.0, max_segment_s=30.0))
+    assert all(b - a <= 30.0 + 1e-6 for a, b in segs)
+    assert abs(segs[0][1] - 25.0) < 0.1
+    assert segs[0][0] == 0.0 and abs(segs[-1][1] - 100.0) < 0.05
+    assert all(abs(segs[i][1] - segs[i + 1][0]) < 1e-6 for i in range(len(segs) - 1))
+
+
+def test_silero_streaming_matches_speech_in_the_sample():
+    vad = SileroVad()
+    stream = vad.stream()
+    for block in decode_stream(str(SAMPLE), block_samples=7000):  # odd block size: frames straddle blocks
+        stream.feed(block)
+    segs = stream.segments()
+    # Reference RTTM: speech from 6.69 s to 30.0 s.
+    assert abs(segs[0][0] - 6.69) < 0.3
+    assert segs[-1][1] > 29.0
+    speech = sum(b - a for a, b in segs)
+    assert 20.0 < speech <= 23.5
