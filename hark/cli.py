@@ -26,6 +26,21 @@ def _progress_line(job: dict[str, Any], started: float) -> str:
     return f"\r[{time.monotonic() - started:6.1f} s] {job['status']:<10} {p['fraction'] * 100:5.1f} % {done:<20}"
 
 
+def _progress_printer(started: float):  # type: ignore[no-untyped-def]
+    """Redraw one line on a terminal; elsewhere (logs, CI) print a line only when something changed."""
+    last = [""]
+
+    def show(job: dict[str, Any]) -> None:
+        line = _progress_line(job, started)
+        if sys.stderr.isatty():
+            print(line, end="", file=sys.stderr, flush=True)
+        elif line[12:] != last[0]:
+            print(line.lstrip("\r"), file=sys.stderr, flush=True)
+            last[0] = line[12:]
+
+    return show
+
+
 def _transcribe(args: argparse.Namespace) -> int:
     from hark.client import HarkClient
 
@@ -39,7 +54,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     print(f"uploading {args.file} ({os.path.getsize(args.file) / 1e6:.1f} MB)", file=sys.stderr)
     job = client.submit(args.file, options)
     print(f"job {job['id']} {job['status']}", file=sys.stderr)
-    job = client.wait(job["id"], on_progress=lambda j: print(_progress_line(j, started), end="", file=sys.stderr))
+    job = client.wait(job["id"], on_progress=_progress_printer(started))
     print(file=sys.stderr)
     if job["status"] != "done":
         err = job.get("error") or {}

@@ -68,7 +68,10 @@ class HarkClient:
     def _request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            conn.request(method, path, body=body, headers={"Authorization": f"Bearer {self.api_key}", **(headers or {})})
+            try:
+                conn.request(method, path, body=body, headers={"Authorization": f"Bearer {self.api_key}", **(headers or {})})
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server refused before reading the whole body; its answer may still be there
             resp = conn.getresponse()
             return resp.status, resp.read(), resp.getheader("Content-Type", "")
         finally:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, has_request_context, jsonify, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -16,7 +16,23 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+# A request refused before its body was read (bad key, wrong type) still has that body in flight;
+# reading a modest one lets the client see the JSON error instead of a reset connection.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+def _drain_body() -> None:
+    try:
+        if request.content_length and request.content_length <= DRAIN_LIMIT:
+            while request.stream.read(1 << 16):
+                pass
+    except Exception:  # noqa: BLE001 - best effort; the error response matters more
+        pass
+
+
 def error_response(status: int, code: str, message: str):  # type: ignore[no-untyped-def]
+    if has_request_context():
+        _drain_body()
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     return response

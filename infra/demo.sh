@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The main job end to end: install, start services, web and workers, upload a recording through
+# the API, wait, and print its speaker-labelled transcript.
+#   bash infra/demo.sh [recording]     (default: examples/sample.wav)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FILE="$(realpath "${1:-$ROOT/examples/sample.wav}")"
+[ -f "$FILE" ] || { echo "no such file: $FILE" >&2; exit 2; }
+source "$ROOT/infra/bootstrap.sh"
+cd "$ROOT"
+RUN="$HARK_HOME/run"
+mkdir -p "$RUN"
+PORT="${HARK_WEB_PORT:-58000}"
+
+start_app() {
+  celery -A worker.celery_app worker -Q cpu -c 1 -n "cpu@%h" --without-mingle --without-gossip \
+    >"$RUN/worker-cpu.log" 2>&1 &
+  echo $! > "$RUN/worker-cpu.pid"
+  celery -A worker.celery_app worker -Q asr,embed,emotion -c 1 -n "model@%h" --without-mingle --without-gossip \
+    >"$RUN/worker-model.log" 2>&1 &
+  echo $! > "$RUN/worker-model.pid"
+  gunicorn -w 2 -b "127.0.0.1:$PORT" --timeout 600 "web:create_app()" >"$RUN/web.log" 2>&1 &
+  echo $! > "$RUN/web.pid"
+}
+stop_app() {
+  for name in web worker-cpu worker-model; do
+    [ -f "$RUN/$name.pid" ] && kill "$(cat "$RUN/$name.pid")" 2>/dev/null || true
+    rm -f "$RUN/$name.pid"
+  done
+}
+stop_app
+trap stop_app EXIT
+start_app
+# Wait for the API to answer healthy and both workers to report ready.
+for _ in $(seq 1 180); do
+  ready="$(grep -l "ready\." "$RUN/worker-cpu.log" "$RUN/worker-model.log" 2>/dev/null | wc -l)"
+  if [ "$ready" = 2 ] && python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$PORT/healthz', timeout=2)" 2>/dev/null; then
+    break
+  fi
+  sleep 1
+done
+KEY="$(hark keys create --tenant demo --name "demo $(date +%s)")"
+hark transcribe "$FILE" --url "http://127.0.0.1:$PORT" --key "$KEY"
