@@ -13,10 +13,10 @@ mkdir -p "$RUN"
 PORT="${HARK_WEB_PORT:-58000}"
 
 start_app() {
-  celery -A worker.celery_app worker -Q cpu -c 1 -n "cpu@%h" --without-mingle --without-gossip \
+  celery -A worker.celery_app worker -Q cpu -c 1 -n "cpu@%h" --without-mingle --without-gossip --loglevel=INFO \
     >"$RUN/worker-cpu.log" 2>&1 &
   echo $! > "$RUN/worker-cpu.pid"
-  celery -A worker.celery_app worker -Q asr,embed,emotion -c 1 -n "model@%h" --without-mingle --without-gossip \
+  celery -A worker.celery_app worker -Q asr,embed,emotion -c 1 -n "model@%h" --without-mingle --without-gossip --loglevel=INFO \
     >"$RUN/worker-model.log" 2>&1 &
   echo $! > "$RUN/worker-model.pid"
   gunicorn -w 2 -b "127.0.0.1:$PORT" --timeout 600 "web:create_app()" >"$RUN/web.log" 2>&1 &
@@ -32,11 +32,12 @@ stop_app
 trap stop_app EXIT
 start_app
 # Wait for the API to answer healthy and both workers to report ready.
-for _ in $(seq 1 180); do
-  ready="$(grep -l "ready\." "$RUN/worker-cpu.log" "$RUN/worker-model.log" 2>/dev/null | wc -l)"
+for i in $(seq 1 180); do
+  ready="$( (grep -l "ready\." "$RUN/worker-cpu.log" "$RUN/worker-model.log" 2>/dev/null || true) | wc -l)"
   if [ "$ready" = 2 ] && python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$PORT/healthz', timeout=2)" 2>/dev/null; then
     break
   fi
+  [ "$i" = 180 ] && { echo "web or workers did not start; logs in $RUN" >&2; exit 1; }
   sleep 1
 done
 KEY="$(hark keys create --tenant demo --name "demo $(date +%s)")"

@@ -51,8 +51,19 @@ as_postgres() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+ensure_database() {
+  local bin=$1
+  if ! as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='hark'" | grep -q 1; then
+    as_postgres "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres hark
+  fi
+}
+
 start_postgres() {
   local bin; bin="$(pg_bin)"
+  if port_open "$PG_PORT"; then  # ours from an earlier start, or another checkout's: reuse it
+    ensure_database "$bin"
+    return 0
+  fi
   if ! [ -f "$PG_DIR/data/PG_VERSION" ]; then
     log "creating PostgreSQL cluster in $PG_DIR"
     mkdir -p "$PG_DIR"
@@ -71,9 +82,7 @@ CONF
     as_postgres "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 start >/dev/null
   fi
   wait_port "$PG_PORT" PostgreSQL
-  if ! as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='hark'" | grep -q 1; then
-    as_postgres "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres hark
-  fi
+  ensure_database "$bin"
 }
 
 stop_postgres() {
