@@ -28,11 +28,13 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
-  log "installing Python packages (first run takes a few minutes)"
-  "$VENV/bin/pip" install -q --upgrade pip
-  # torch first and exactly: the CPU build of this version is what the machines serve.
-  "$VENV/bin/pip" install -q "torch==2.13.0"
-  "$VENV/bin/pip" install -q -e "$ROOT[test]"
+  log "installing Python packages (first run takes a few minutes; log in $HARK_HOME/pip.log)"
+  {
+    "$VENV/bin/pip" install --upgrade pip &&
+    # torch first and exactly: the CPU build of this version is what the machines serve.
+    "$VENV/bin/pip" install "torch==2.13.0" &&
+    "$VENV/bin/pip" install -e "$ROOT[test]"
+  } >"$HARK_HOME/pip.log" 2>&1 || { tail -40 "$HARK_HOME/pip.log" >&2; log "pip install failed"; exit 1; }
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
