@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The main job end to end: install, start services, web and workers, upload a recording through
 # the API, wait, and print its speaker-labelled transcript.
-#   bash infra/demo.sh [recording]     (default: examples/sample.wav)
+#   bash infra/demo.sh [recording [hark transcribe options]]   (default: examples/sample.wav)
+#   e.g. bash infra/demo.sh meeting.mp3 --format srt --num-speakers 3
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FILE="$(realpath "${1:-$ROOT/examples/sample.wav}")"
+shift || true
 [ -f "$FILE" ] || { echo "no such file: $FILE" >&2; exit 2; }
 source "$ROOT/infra/bootstrap.sh"
 cd "$ROOT"
@@ -41,4 +43,4 @@ for i in $(seq 1 180); do
   sleep 1
 done
 KEY="$(hark keys create --tenant demo --name "demo $(date +%s)")"
-hark transcribe "$FILE" --url "http://127.0.0.1:$PORT" --key "$KEY"
+hark transcribe "$FILE" --url "http://127.0.0.1:$PORT" --key "$KEY" "$@"
