@@ -48,10 +48,11 @@ def to_txt(doc: dict[str, Any]) -> str:
 
 
 def to_rttm(doc: dict[str, Any]) -> str:
+    """Speaker turns (who speaks when, covering the detected speech), else the utterances."""
     name = doc.get("recording", "recording").replace(" ", "_") or "recording"
     return "".join(
-        f"SPEAKER {name} 1 {u['start']:.3f} {u['end'] - u['start']:.3f} <NA> <NA> {u['speaker']} <NA> <NA>\n"
-        for u in doc["utterances"]
+        f"SPEAKER {name} 1 {t['start']:.3f} {t['end'] - t['start']:.3f} <NA> <NA> {t['speaker']} <NA> <NA>\n"
+        for t in doc.get("turns") or doc["utterances"]
     )
 
 

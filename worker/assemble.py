@@ -1,8 +1,9 @@
-"""Turning clustered windows and ASR words into speaker-labelled utterances.
+"""Turning clustered speaker windows and ASR words into speaker turns and utterances.
 
-Each word takes the speaker of the analysis window whose centre is nearest to the word's middle;
-a segment is then cut wherever consecutive words change speaker. Segments without word timings
-(an engine that gives none, or no speech recognised) take the speaker covering most of them.
+Turns (who speaks when) come from the window labels and cover the VAD segments exactly; they make
+the RTTM and the speaker statistics. Utterances (the transcript's lines) come from the words, each
+word taking the speaker of the turn at its middle. Segments without word timings (an engine that
+gives none, or no speech recognised) take the speaker covering most of them.
 """
 from __future__ import annotations
 
@@ -56,40 +57,84 @@ class WindowLabels:
         best = min(candidates, key=lambda j: abs(self.centres[j] - t))
         return int(self.labels[best])
 
-    def majority(self, start: float, end: float) -> int | None:
-        inside = (self.ends > start) & (self.starts < end)
-        if not inside.any():
-            return self.at((start + end) / 2)
-        overlap = np.minimum(self.ends[inside], end) - np.maximum(self.starts[inside], start)
-        votes: Counter[int] = Counter()
-        for label, weight in zip(self.labels[inside], overlap):
-            votes[int(label)] += float(weight)
-        return votes.most_common(1)[0][0]
+
+@dataclass
+class Turn:
+    start_s: float
+    end_s: float
+    speaker: str
 
 
-def build_utterances(segments: list[SegmentView], windows: WindowLabels) -> list[Utterance]:
+def speaker_turns(segments: list[SegmentView], windows: WindowLabels) -> list[Turn]:
+    """Who speaks when. Each VAD segment is covered completely by the labels of the windows whose
+    centres fall inside it, the speaker changing halfway between two differently labelled centres;
+    a segment without windows (too short to embed) takes the nearest window's speaker."""
+    turns: list[Turn] = []
+    for seg in segments:
+        idx = np.nonzero((windows.centres >= seg.start_s) & (windows.centres <= seg.end_s))[0]
+        if idx.size == 0:
+            label = windows.at((seg.start_s + seg.end_s) / 2)
+            turns.append(Turn(seg.start_s, seg.end_s, speaker_name(label) if label is not None else "SPEAKER_00"))
+            continue
+        begin, current = seg.start_s, int(windows.labels[idx[0]])
+        for a, b in zip(idx[:-1], idx[1:]):
+            if int(windows.labels[b]) != current:
+                cut = float(windows.centres[a] + windows.centres[b]) / 2
+                turns.append(Turn(begin, cut, speaker_name(current)))
+                begin, current = cut, int(windows.labels[b])
+        turns.append(Turn(begin, seg.end_s, speaker_name(current)))
+    return [Turn(round(t.start_s, 3), round(t.end_s, 3), t.speaker) for t in turns if t.end_s > t.start_s]
+
+
+class TurnIndex:
+    """Speaker lookups by time against a sorted list of turns."""
+
+    def __init__(self, turns: list[Turn]) -> None:
+        self.turns = turns
+        self.starts = np.array([t.start_s for t in turns])
+
+    def at(self, t: float) -> str:
+        i = max(0, int(np.searchsorted(self.starts, t, side="right")) - 1)
+        if i + 1 < len(self.turns) and t > self.turns[i].end_s:  # in a pause: the nearer turn
+            if self.turns[i + 1].start_s - t < t - self.turns[i].end_s:
+                i += 1
+        return self.turns[i].speaker if self.turns else "SPEAKER_00"
+
+    def majority(self, start: float, end: float) -> str:
+        votes: Counter[str] = Counter()
+        lo = max(0, int(np.searchsorted(self.starts, start, side="right")) - 1)
+        hi = int(np.searchsorted(self.starts, end, side="left"))
+        for t in self.turns[lo:hi]:
+            overlap = min(t.end_s, end) - max(t.start_s, start)
+            if overlap > 0:
+                votes[t.speaker] += overlap
+        return votes.most_common(1)[0][0] if votes else self.at((start + end) / 2)
+
+
+def build_utterances(segments: list[SegmentView], turns: list[Turn]) -> list[Utterance]:
+    """The transcript's lines: each word takes the speaker of the turn at its middle, and a segment
+    is split wherever consecutive words change speaker."""
+    index = TurnIndex(turns)
     utterances: list[Utterance] = []
     for seg in segments:
-        fallback = windows.majority(seg.start_s, seg.end_s)
-        fallback_name = speaker_name(fallback) if fallback is not None else "SPEAKER_00"
         if not seg.words:
+            speaker = index.majority(seg.start_s, seg.end_s)
             utterances.append(
-                Utterance(seg.start_s, seg.end_s, fallback_name, seg.text.strip(), seg.idx, seg.emotion, seg.emotion_source)
+                Utterance(seg.start_s, seg.end_s, speaker, seg.text.strip(), seg.idx, seg.emotion, seg.emotion_source)
             )
             continue
         current: Utterance | None = None
+        first = len(utterances)
         for w in seg.words:
-            label = windows.at((w["start"] + w["end"]) / 2)
-            name = speaker_name(label) if label is not None else fallback_name
-            if current is None or current.speaker != name:
-                current = Utterance(w["start"], w["end"], name, "", seg.idx, seg.emotion, seg.emotion_source)
+            speaker = index.at((w["start"] + w["end"]) / 2)
+            if current is None or current.speaker != speaker:
+                current = Utterance(w["start"], w["end"], speaker, "", seg.idx, seg.emotion, seg.emotion_source)
                 utterances.append(current)
             current.words.append(w)
             current.end_s = w["end"]
             current.text += w["word"]
         # Stretch the segment's first and last utterance to its VAD bounds.
-        first = next(u for u in utterances if u.segment_idx == seg.idx)
-        first.start_s = min(first.start_s, seg.start_s)
+        utterances[first].start_s = min(utterances[first].start_s, seg.start_s)
         utterances[-1].end_s = max(utterances[-1].end_s, seg.end_s)
     for u in utterances:
         u.text = u.text.strip()
@@ -97,16 +142,16 @@ def build_utterances(segments: list[SegmentView], windows: WindowLabels) -> list
     return utterances
 
 
-def speaker_stats(utterances: list[Utterance]) -> dict[str, dict[str, float]]:
-    """Speech seconds and turn count per speaker; a turn is a run of consecutive utterances."""
+def speaker_stats(turns: list[Turn]) -> dict[str, dict[str, float]]:
+    """Speech seconds and turn count per speaker; consecutive turns of one speaker are one turn."""
     stats: dict[str, dict[str, float]] = {}
     previous = None
-    for u in utterances:
-        entry = stats.setdefault(u.speaker, {"speech_s": 0.0, "turns": 0})
-        entry["speech_s"] += u.end_s - u.start_s
-        if u.speaker != previous:
+    for t in turns:
+        entry = stats.setdefault(t.speaker, {"speech_s": 0.0, "turns": 0})
+        entry["speech_s"] += t.end_s - t.start_s
+        if t.speaker != previous:
             entry["turns"] += 1
-        previous = u.speaker
+        previous = t.speaker
     for entry in stats.values():
         entry["speech_s"] = round(entry["speech_s"], 3)
     return stats

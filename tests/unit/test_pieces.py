@@ -8,7 +8,7 @@ import pytest
 
 from hark.exports import render
 from hark.jobstate import FINAL, PREDECESSORS
-from worker.assemble import SegmentView, WindowLabels, build_utterances, speaker_stats
+from worker.assemble import SegmentView, Turn, WindowLabels, build_utterances, speaker_stats, speaker_turns
 from worker.engines.emotion_lexicon import LexiconEmotion
 from worker.tasks.prepare import plan_batches
 from hark.settings import Settings
@@ -54,25 +54,43 @@ def test_exports():
         render(doc(), "docx")
 
 
+def test_turns_cover_segments_and_change_between_window_centres():
+    windows = WindowLabels(
+        np.array([0.0, 0.8, 1.6, 2.4, 10.0]), np.array([1.6, 2.4, 3.2, 4.0, 11.6]), np.array([0, 0, 1, 1, 0])
+    )
+    turns = speaker_turns([SegmentView(0, 0.2, 4.1, "", []), SegmentView(1, 10.0, 11.0, "", [])], windows)
+    assert [(t.start_s, t.end_s, t.speaker) for t in turns] == [
+        (0.2, 2.0, "SPEAKER_00"),  # halfway between the centres 1.6 and 2.4
+        (2.0, 4.1, "SPEAKER_01"),
+        (10.0, 11.0, "SPEAKER_00"),
+    ]
+    stats = speaker_stats(turns)
+    assert stats["SPEAKER_00"] == {"speech_s": 2.8, "turns": 2}
+    assert stats["SPEAKER_01"] == {"speech_s": 2.1, "turns": 1}
+
+
 def test_words_split_at_speaker_changes():
-    windows = WindowLabels(np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0, 4.0]), np.array([0, 0, 1, 1]))
+    turns = [Turn(0.0, 2.0, "SPEAKER_00"), Turn(2.0, 4.0, "SPEAKER_01")]
     words = [
         {"start": 0.1, "end": 0.5, "word": " Good"},
         {"start": 0.6, "end": 1.2, "word": " morning."},
         {"start": 2.1, "end": 2.6, "word": " Hi"},
         {"start": 2.7, "end": 3.9, "word": " there."},
     ]
-    utts = build_utterances([SegmentView(0, 0.0, 4.0, "Good morning. Hi there.", words)], windows)
+    utts = build_utterances([SegmentView(0, 0.0, 4.0, "Good morning. Hi there.", words)], turns)
     assert [(u.speaker, u.text) for u in utts] == [("SPEAKER_00", "Good morning."), ("SPEAKER_01", "Hi there.")]
     assert utts[0].start_s == 0.0 and utts[-1].end_s == 4.0
-    stats = speaker_stats(utts)
-    assert stats["SPEAKER_00"]["turns"] == 1 and stats["SPEAKER_01"]["speech_s"] == pytest.approx(1.9)
 
 
 def test_segment_without_words_takes_majority_speaker():
-    windows = WindowLabels(np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0]), np.array([1, 1, 0]))
-    utts = build_utterances([SegmentView(3, 0.2, 2.4, "", [])], windows)
+    turns = [Turn(0.0, 0.5, "SPEAKER_00"), Turn(0.5, 2.0, "SPEAKER_01"), Turn(2.0, 3.0, "SPEAKER_00")]
+    utts = build_utterances([SegmentView(3, 0.2, 2.4, "", [])], turns)
     assert len(utts) == 1 and utts[0].speaker == "SPEAKER_01"
+
+
+def test_rttm_prefers_turns():
+    document = {**doc(), "turns": [{"start": 0.0, "end": 1.5, "speaker": "SPEAKER_00"}]}
+    assert render(document, "rttm") == "SPEAKER meeting_one 1 0.000 1.500 <NA> <NA> SPEAKER_00 <NA> <NA>\n"
 
 
 def test_lexicon_emotion_is_labelled_and_negation_aware():

@@ -19,7 +19,7 @@ from hark.jobstate import advance
 from hark.models import Embedding, Job, Segment, Speaker
 from hark.queues import REDUCE
 from hark.storage import Storage, out_key
-from worker.assemble import SegmentView, WindowLabels, build_utterances, speaker_name, speaker_stats
+from worker.assemble import SegmentView, WindowLabels, build_utterances, speaker_name, speaker_stats, speaker_turns
 from worker.celery_app import app
 from worker.clustering import ClusterOptions, cluster
 from worker.tasks.common import JobStageTask, settings
@@ -64,8 +64,9 @@ def reduce(self, job_id: str) -> None:
         np.array([e.end_s for e in emb], dtype=np.float64),
         labels,
     )
-    utterances = build_utterances(views, windows)
-    stats = speaker_stats(utterances)
+    turns = speaker_turns(views, windows)
+    utterances = build_utterances(views, turns)
+    stats = speaker_stats(turns)
     centroids = {
         speaker_name(k): vectors[labels == k].mean(axis=0) for k in np.unique(labels)
     } if len(labels) else {}
@@ -81,6 +82,7 @@ def reduce(self, job_id: str) -> None:
         "recording": PurePosixPath(filename).stem,
         "duration_s": duration,
         "speakers": [{"label": k, **stats[k]} for k in sorted(stats)],
+        "turns": [{"start": t.start_s, "end": t.end_s, "speaker": t.speaker} for t in turns],
         "utterances": [
             {
                 "start": u.start_s,
