@@ -57,7 +57,8 @@ def reduce(self, job_id: str) -> None:
             for g in segs
         ]
 
-    vectors = np.array([e.vector for e in emb], dtype=np.float32).reshape(len(emb), -1)
+    # No windows at all happens when every segment is too short to embed: one speaker then.
+    vectors = np.array([e.vector for e in emb], dtype=np.float32) if emb else np.zeros((0, 1), dtype=np.float32)
     labels = cluster(vectors, cluster_options(options))
     windows = WindowLabels(
         np.array([e.start_s for e in emb], dtype=np.float64),
