@@ -4,6 +4,11 @@ Spectral clustering on a pruned cosine affinity: each row keeps only its stronge
 which removes the weak cross-speaker similarities that blur GE2E embeddings, and the number of
 speakers is read from the largest relative gap in the Laplacian's eigenvalues. `num_speakers`,
 `min_speakers` and `max_speakers` bound or fix the count.
+
+The affinity matrix is dense, so it is built over at most `max_dense` windows (72 MB at 3000). A
+longer recording is clustered on an evenly spaced sample of its windows, and every window then
+joins the speaker whose centroid it is closest to: memory and time stay bounded however many
+hours the recording has, and a speaker present for minutes still has dozens of sampled windows.
 """
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ class ClusterOptions:
     keep_fraction: float = 0.25
     # Two clusters whose centroids are closer than this are one voice (checked when not fixed).
     merge_similarity: float = 0.88
+    # Largest number of windows clustered directly; beyond it, sample then assign.
+    max_dense: int = 3000
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -37,6 +44,8 @@ def cluster(vectors: np.ndarray, options: ClusterOptions = ClusterOptions()) -> 
         return np.zeros(0, dtype=int)
     if n == 1 or options.num_speakers == 1:
         return np.zeros(n, dtype=int)
+    if n > options.max_dense:
+        return _sample_then_assign(vectors, options)
     x = normalize(vectors.astype(np.float64))
     sim = x @ x.T
     keep = max(2, int(np.ceil(options.keep_fraction * n)))
@@ -60,6 +69,17 @@ def cluster(vectors: np.ndarray, options: ClusterOptions = ClusterOptions()) -> 
     labels = _kmeans_rows(vecs[:, :k], k) if k > 1 else np.zeros(n, dtype=int)
     if not options.num_speakers:
         labels = _merge_close(x, labels, options.merge_similarity, options.min_speakers)
+    return _renumber(labels)
+
+
+def _sample_then_assign(vectors: np.ndarray, options: ClusterOptions) -> np.ndarray:
+    pick = np.linspace(0, vectors.shape[0] - 1, options.max_dense).round().astype(int)
+    sample_labels = cluster(vectors[pick], options)
+    x = normalize(vectors.astype(np.float32))
+    centroids = normalize(np.stack([x[pick][sample_labels == k].mean(axis=0) for k in np.unique(sample_labels)]))
+    labels = np.empty(x.shape[0], dtype=int)
+    for start in range(0, x.shape[0], 8192):  # bounded memory: windows × speakers per block
+        labels[start : start + 8192] = np.argmax(x[start : start + 8192] @ centroids.T, axis=1)
     return _renumber(labels)
 
 

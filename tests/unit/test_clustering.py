@@ -47,3 +47,16 @@ def test_tiny_inputs():
     assert list(cluster(np.ones((1, 8)))) == [0]
     labels = cluster(np.random.default_rng(0).normal(size=(3, 8)))
     assert labels[0] == 0  # numbered by first appearance
+
+
+def test_long_recordings_cluster_through_a_sample():
+    """20 000 windows (about 4.5 h at a 0.8 s hop) never build a 20 000² matrix, and still find
+    every speaker, including one that speaks far less than the others."""
+    x, truth = blobs(6, 3000, seed=3)
+    rare, rare_truth = blobs(7, 300, seed=3)
+    x = np.concatenate([x, rare[rare_truth == 6]])
+    truth = np.concatenate([truth, np.full(300, 6)])
+    order = np.random.default_rng(0).permutation(truth.size)
+    pred = cluster(x[order], ClusterOptions(max_dense=2000))
+    assert len(np.unique(pred)) == 7
+    assert purity(pred, truth[order]) > 0.95
