@@ -77,7 +77,7 @@ class ResemblyzerSpeaker:
             by_length.setdefault(piece[3].shape[0], []).append(k)
         vectors: dict[int, np.ndarray] = {}
         with torch.inference_mode():
-            for length, ks in sorted(by_length.items()):
+            for _, ks in sorted(by_length.items()):
                 for c in range(0, len(ks), 256):
                     chunk = ks[c : c + 256]
                     mels = torch.from_numpy(np.stack([pieces[k][3] for k in chunk])).to(self.encoder.device)
