@@ -93,7 +93,11 @@ def settings(base_settings):
     alembic(db_url, "upgrade", "head")
     broker = base_settings.broker_url.rsplit("/", 1)[0] + "/13"
     redis.Redis.from_url(broker).flushdb()
-    cfg = replace(base_settings, database_url=db_url, s3_bucket=f"hark-test-{tag}", broker_url=broker)
+    # Tiny batches (every segment its own), so even the 30 s sample fans out into several tasks
+    # per kind whose completions race each other on two model processes.
+    cfg = replace(
+        base_settings, database_url=db_url, s3_bucket=f"hark-test-{tag}", broker_url=broker, batch_speech_s=0.5
+    )
     storage = Storage(cfg)
     storage.ensure_bucket()
     yield cfg
@@ -146,9 +150,9 @@ class Processes:
                 proc.kill()
 
 
-def celery_cmd(name: str, queues: str) -> list[str]:
+def celery_cmd(name: str, queues: str, concurrency: int = 1) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues, "-c", "1",
+        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues, "-c", str(concurrency),
         "-n", f"{name}@%h", "--loglevel=INFO", "--without-mingle", "--without-gossip",
     ]
 
@@ -161,7 +165,7 @@ def stack(settings) -> Iterator[dict[str, object]]:
     port = free_port()
     try:
         procs.start("worker-cpu", celery_cmd("cpu", "cpu"), env)
-        procs.start("worker-model", celery_cmd("model", "asr,embed,emotion"), env)
+        procs.start("worker-model", celery_cmd("model", "asr,embed,emotion", concurrency=2), env)
         procs.start(
             "web",
             [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--timeout", "600", "web:create_app()"],

@@ -118,6 +118,9 @@ def test_sample_rows_in_postgres(sample_job, settings):
     assert {sp.label for sp in speakers} == {"SPEAKER_00", "SPEAKER_01"}
     assert all(sp.speech_s > 1.0 and sp.turns >= 1 and len(sp.centroid) == 256 for sp in speakers)
     assert tasks and all(t.done_at is not None for t in tasks)
+    # One batch per segment under the test settings: several batches per kind ran in parallel.
+    assert len({t.batch_idx for t in tasks}) >= 2 and len(tasks) == 3 * len({t.batch_idx for t in tasks})
+    assert job.tasks_total == len(tasks)
     assert {t.kind for t in tasks} == {"asr", "embed", "emotion"}
     assert windows is not None
 
