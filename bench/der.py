@@ -47,12 +47,9 @@ def main() -> int:
         f"missed {detail['missed detection'] / total * 100:.1f} %, false alarm "
         f"{detail['false alarm'] / total * 100:.1f} %, confusion {detail['confusion'] / total * 100:.1f} %",
     ]
-    if args.record:
-        from record import record
+    from record import report
 
-        record("Diarization error rate", lines)
-    else:
-        print("\n".join(lines))
+    report("Diarization error rate", lines, args.record)
     return 0
 
 

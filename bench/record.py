@@ -40,3 +40,11 @@ def record(title: str, lines: list[str]) -> None:
         path.write_text("# Benchmarks\n\nAppended by the scripts in `bench/`; newest last.\n\n")
     with path.open("a") as f:
         f.write("\n".join(section) + "\n")
+
+
+def report(title: str, lines: list[str], keep: bool) -> None:
+    """Print a result; with `keep` (the scripts' --record) also append it to BENCHMARKS.md."""
+    if keep:
+        record(title, lines)
+    else:
+        print("\n".join(lines))

@@ -51,12 +51,9 @@ def main() -> int:
             rows.append(f"| {n} | {scores[0][0]} | {scores[0][1] * 100:.1f} % | {scores[1][1] * 100:.1f} % |")
             print(rows[-1], flush=True)
     lines = [f"Generated meetings of {args.minutes:g} min (bench/synth.py, espeak-ng voices, seed = speaker count):", "", *rows]
-    if args.record:
-        from record import record
+    from record import report
 
-        record("Diarization on generated meetings", lines)
-    else:
-        print("\n".join(lines))
+    report("Diarization on generated meetings", lines, args.record)
     return 0
 
 

@@ -88,12 +88,9 @@ def main() -> int:
         f"({args.mb / elapsed:.0f} MiB/s)",
         f"- web worker RSS: {before:.0f} MiB before, peak {peak[0]:.0f} MiB during the upload",
     ]
-    if args.record:
-        from record import record
+    from record import report
 
-        record("Web upload streaming", lines)
-    else:
-        print("\n".join(lines))
+    report("Web upload streaming", lines, args.record)
     return 0
 
 

@@ -61,7 +61,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         print(f"job {job['id']} {job['status']}: {err.get('code')}: {err.get('message')}", file=sys.stderr)
         return 1
     sys.stdout.write(client.transcript(job["id"], args.format).decode("utf-8"))
-    speakers = client._json("GET", f"/v1/jobs/{job['id']}/transcript?format=json")["speakers"]
+    speakers = client.document(job["id"])["speakers"]
     print(
         f"done in {time.monotonic() - started:.1f} s: {job['duration_s']:.1f} s of audio, "
         f"{len(speakers)} speakers, {job['progress']['segments_total']} segments",

@@ -113,3 +113,7 @@ class HarkClient:
         if status >= 400:
             raise ApiError(status, json.loads(data or b"{}"))
         return data
+
+    def document(self, job_id: str) -> dict[str, Any]:
+        """The transcript as parsed JSON (speakers, turns, utterances)."""
+        return json.loads(self.transcript(job_id, "json"))

@@ -2,7 +2,6 @@
 → exports, on the shared real recording, plus bad inputs that must fail clearly."""
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 
@@ -87,7 +86,7 @@ def test_sample_goes_end_to_end(sample_job, client, settings):
     assert sample_job["status"] == "done", sample_job
     assert sample_job["duration_s"] == pytest.approx(30.0, abs=0.05)
     assert sample_job["progress"]["fraction"] == 1.0
-    doc = json.loads(client.transcript(sample_job["id"], "json"))
+    doc = client.document(sample_job["id"])
     assert len(doc["speakers"]) == 2
     text = " ".join(u["text"] for u in doc["utterances"]).lower()
     assert len(text.split()) >= 30
@@ -161,5 +160,5 @@ def test_common_formats_decode_through_the_pipeline(client, tmp_path, fmt):
     job = client.wait(client.submit(str(path))["id"], timeout_s=300)
     assert job["status"] == "done", job
     assert job["duration_s"] == pytest.approx(12.0, abs=0.1)
-    doc = json.loads(client.transcript(job["id"], "json"))
+    doc = client.document(job["id"])
     assert "hello" in " ".join(u["text"] for u in doc["utterances"]).lower()

@@ -76,17 +76,29 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
         app.send_task(REDUCE, args=[job_id])
 
 
+# Segments closer than this are fetched in one ranged GET; a longer gap (silence) starts a new one,
+# so a sparse batch never pulls hours of silence into memory.
+MAX_GAP_S = 5.0
+
+
 def _load_batch(storage: Storage, jid: uuid.UUID, rows: list) -> list[SegmentAudio]:
-    """One ranged GET covering the batch's consecutive segments, sliced per segment."""
-    first, last = rows[0], rows[-1]
-    base = seconds_to_byte(first.start_s)
-    pcm = storage.get_range(pcm_key(jid), base, seconds_to_byte(last.end_s))
-    samples = pcm_to_float(pcm)
-    out = []
+    """The batch's audio: one ranged GET per run of nearby segments, sliced per segment."""
+    runs: list[list] = []
     for r in rows:
-        a = (seconds_to_byte(r.start_s) - base) // 2
-        b = (seconds_to_byte(r.end_s) - base) // 2
-        out.append(SegmentAudio(segment_id=r.id, idx=r.idx, start_s=r.start_s, end_s=r.end_s, samples=samples[a:b], text=r.text))
+        if runs and r.start_s - runs[-1][-1].end_s <= MAX_GAP_S:
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    out = []
+    for run in runs:
+        base = seconds_to_byte(run[0].start_s)
+        samples = pcm_to_float(storage.get_range(pcm_key(jid), base, seconds_to_byte(run[-1].end_s)))
+        for r in run:
+            a = (seconds_to_byte(r.start_s) - base) // 2
+            b = (seconds_to_byte(r.end_s) - base) // 2
+            out.append(
+                SegmentAudio(segment_id=r.id, idx=r.idx, start_s=r.start_s, end_s=r.end_s, samples=samples[a:b], text=r.text)
+            )
     return out
 
 

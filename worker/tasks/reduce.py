@@ -72,11 +72,12 @@ def reduce(self, job_id: str) -> None:
         speaker_name(k): vectors[labels == k].mean(axis=0) for k in np.unique(labels)
     } if len(labels) else {}
 
-    seg_speaker: dict[int, str] = {}
-    for v in views:
-        spans = [(u.end_s - u.start_s, u.speaker) for u in utterances if u.segment_idx == v.idx]
-        if spans:
-            seg_speaker[v.idx] = max(spans)[1]
+    # A segment's speaker is the one holding most of its time, summed over its utterances.
+    talk: dict[int, dict[str, float]] = {}
+    for u in utterances:
+        per = talk.setdefault(u.segment_idx, {})
+        per[u.speaker] = per.get(u.speaker, 0.0) + u.end_s - u.start_s
+    seg_speaker = {idx: max(per, key=per.__getitem__) for idx, per in talk.items()}
 
     doc = {
         "job_id": job_id,
