@@ -32,6 +32,9 @@ def route(name: str, args: tuple, kwargs: dict[str, Any], options: dict[str, Any
 
 def make_celery(settings: Settings, name: str = "hark") -> Celery:
     app = Celery(name, broker=settings.broker_url)
+    transport: dict[str, Any] = {"visibility_timeout": 4 * 3600}
+    if settings.broker_key_prefix:
+        transport["global_keyprefix"] = settings.broker_key_prefix
     app.conf.update(
         task_routes=(route,),
         task_default_queue=CPU_QUEUE,
@@ -43,7 +46,7 @@ def make_celery(settings: Settings, name: str = "hark") -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": 4 * 3600},
+        broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
     )

@@ -17,6 +17,8 @@ def _env(name: str, default: str) -> str:
 class Settings:
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:55432/hark"
     broker_url: str = "redis://127.0.0.1:56379/0"
+    # Prefix for every broker key, so deployments (or test sessions) can share one Redis safely.
+    broker_key_prefix: str = ""
     s3_endpoint: str = "http://127.0.0.1:58333"
     s3_bucket: str = "hark"
     s3_access_key: str = "hark"

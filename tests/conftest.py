@@ -81,7 +81,8 @@ def alembic(url: str, *args: str) -> None:
 
 @pytest.fixture(scope="session")
 def settings(base_settings):
-    """Settings for this test session: its own database (migrated), bucket and broker database."""
+    """Settings for this test session: its own database (migrated), bucket and broker key prefix,
+    so several sessions (parallel checkouts) can share one set of services."""
     import redis
     from dataclasses import replace
 
@@ -92,11 +93,11 @@ def settings(base_settings):
     db_url = create_database(base_settings.database_url, db_name)
     alembic(db_url, "upgrade", "head")
     broker = base_settings.broker_url.rsplit("/", 1)[0] + "/13"
-    redis.Redis.from_url(broker).flushdb()
     # Tiny batches (every segment its own), so even the 30 s sample fans out into several tasks
     # per kind whose completions race each other on two model processes.
     cfg = replace(
-        base_settings, database_url=db_url, s3_bucket=f"hark-test-{tag}", broker_url=broker, batch_speech_s=0.5
+        base_settings, database_url=db_url, s3_bucket=f"hark-test-{tag}", broker_url=broker,
+        broker_key_prefix=f"hark-test-{tag}:", batch_speech_s=0.5,
     )
     storage = Storage(cfg)
     storage.ensure_bucket()
@@ -106,6 +107,9 @@ def settings(base_settings):
         storage.client.delete_bucket(Bucket=cfg.s3_bucket)
     finally:
         drop_database(base_settings.database_url, db_name)
+        client = redis.Redis.from_url(broker)
+        for key in client.scan_iter(f"{cfg.broker_key_prefix}*"):
+            client.delete(key)
 
 
 def settings_env(cfg) -> dict[str, str]:
