@@ -1,0 +1,135 @@
+"""The Kubernetes manifests in infra/k8s: valid against the Kubernetes API schemas (kubernetes-validate
+ships them, so no cluster is needed), and consistent with the code — every queue Hark routes work to
+has a worker pool consuming it and a KEDA trigger scaling that pool, GPU work lands on GPU nodes."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from hark.queues import CPU_QUEUE, MODEL_KINDS
+
+K8S = Path(__file__).resolve().parents[2] / "infra" / "k8s"
+KUBE_VERSION = "1.33.0"
+
+
+def _resources() -> list[dict]:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    docs = []
+    for name in kustomization["resources"]:
+        docs += [d for d in yaml.safe_load_all((K8S / name).read_text()) if d]
+    return docs
+
+
+def _by_kind(kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in _resources() if d["kind"] == kind}
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk
+
+
+KEDA = "keda.sh/"  # a CRD: kubernetes-validate has no schema for it, so it gets one of ours below
+SCALED_OBJECT = {
+    "type": "object",
+    "required": ["metadata", "spec"],
+    "properties": {
+        "spec": {
+            "type": "object",
+            "required": ["scaleTargetRef", "triggers"],
+            "additionalProperties": False,
+            "properties": {
+                "scaleTargetRef": {"type": "object", "required": ["name"]},
+                "minReplicaCount": {"type": "integer", "minimum": 0},
+                "maxReplicaCount": {"type": "integer", "minimum": 1},
+                "cooldownPeriod": {"type": "integer", "minimum": 0},
+                "triggers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "metadata"],
+                        "properties": {
+                            "type": {"const": "redis"},
+                            "metadata": {
+                                "type": "object",
+                                "required": ["address", "listName", "listLength"],
+                                "additionalProperties": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "doc", [d for d in _resources() if not d["apiVersion"].startswith(KEDA)], ids=lambda d: f"{d['kind']}/{d['metadata']['name']}"
+)
+def test_core_objects_are_valid_kubernetes(doc: dict) -> None:
+    kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("doc", list(_by_kind("ScaledObject").values()), ids=lambda d: d["metadata"]["name"])
+def test_scaled_objects_are_well_formed(doc: dict) -> None:
+    jsonschema.validate(doc, SCALED_OBJECT)
+    assert doc["spec"]["scaleTargetRef"]["name"] in _by_kind("Deployment")
+
+
+def test_every_routed_queue_has_a_consuming_pool_and_a_scaler() -> None:
+    consumed: dict[str, str] = {}
+    for name, dep in _by_kind("Deployment").items():
+        for container in dep["spec"]["template"]["spec"]["containers"]:
+            cmd = container.get("command", [])
+            if "celery" in cmd and "-Q" in cmd:
+                for queue in cmd[cmd.index("-Q") + 1].split(","):
+                    consumed[queue] = name
+    assert set(consumed) == {CPU_QUEUE, *MODEL_KINDS}, shlex.join(sorted(consumed))
+
+    scaled = _by_kind("ScaledObject")
+    for queue, deployment in consumed.items():
+        owners = [s for s in scaled.values() if s["spec"]["scaleTargetRef"]["name"] == deployment]
+        assert owners, f"no ScaledObject scales {deployment}"
+        lists = {t["metadata"]["listName"] for s in owners for t in s["spec"]["triggers"] if t["type"] == "redis"}
+        assert queue in lists, f"{deployment} is not scaled on the length of queue {queue!r}"
+
+
+def test_model_pool_runs_on_gpu_nodes_with_models_mounted() -> None:
+    dep = _by_kind("Deployment")["hark-worker-gpu"]
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["nodeSelector"].get("nvidia.com/gpu.present") == "true"
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    assert claims <= set(_by_kind("PersistentVolumeClaim"))
+    assert any(m["mountPath"] == "/models" and m.get("readOnly") for m in container["volumeMounts"])
+
+
+def test_pods_read_config_that_exists_and_names_real_settings() -> None:
+    from dataclasses import fields
+
+    from hark.settings import Settings
+
+    known = {"HARK_" + f.name.upper() for f in fields(Settings)}
+    maps, secrets = _by_kind("ConfigMap"), _by_kind("Secret")
+    for kind in ("Deployment", "Job"):
+        for name, obj in _by_kind(kind).items():
+            for container in obj["spec"]["template"]["spec"]["containers"]:
+                for source in container.get("envFrom", []):
+                    if "configMapRef" in source:
+                        assert source["configMapRef"]["name"] in maps, name
+                    if "secretRef" in source:
+                        assert source["secretRef"]["name"] in secrets, name
+                for var in container.get("env", []):
+                    assert var["name"] in known, f"{name} sets unknown {var['name']}"
+    for obj in [*maps.values(), *secrets.values()]:
+        keys = set(obj.get("data", {})) | set(obj.get("stringData", {}))
+        assert keys <= known, f"{obj['metadata']['name']}: unknown settings {sorted(keys - known)}"
