@@ -15,7 +15,7 @@ command -v "$PY" >/dev/null || apt_missing+=(python3)
 "$PY" -c "import venv, ensurepip" 2>/dev/null || apt_missing+=(python3-venv)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_missing[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${apt_missing[@]}" >/dev/null
 fi
 "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
   || { log "Python 3.11 is required (found $("$PY" --version))"; exit 1; }

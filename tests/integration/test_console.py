@@ -1,0 +1,105 @@
+"""The web console end to end in a real browser (Debian's headless Chromium driven by Selenium through
+chromedriver) against the real stack: upload the shared sample through the page, watch the job finish,
+open the transcript, and check what a user sees — two speakers, the emotion plot, audio that plays
+from S3 and follows the transcript, exports that download. Screenshots go to artifacts/."""
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.conftest import ARTIFACTS, ROOT
+
+SAMPLE = ROOT / "examples" / "sample.wav"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebDriver, Path]]:
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and chromedriver, "Debian's chromium and chromium-driver are installed by infra/bootstrap.sh"
+    downloads = tmp_path_factory.mktemp("downloads")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100",
+                "--autoplay-policy=no-user-gesture-required", "--mute-audio"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    try:
+        yield driver, downloads
+    finally:
+        driver.quit()
+
+
+def _shot(driver: WebDriver, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"console-{name}.png"))
+
+
+def test_upload_follow_and_read_a_transcript(stack, api_key, browser) -> None:
+    driver, downloads = browser
+    wait = WebDriverWait(driver, 150, poll_frequency=0.3)
+    driver.get(f"{stack['url']}/")
+    assert driver.current_url.endswith("/console")
+    driver.find_element(By.ID, "api-key").send_keys(api_key)
+    driver.find_element(By.CSS_SELECTOR, "#key-form button").click()
+    wait.until(lambda d: d.find_element(By.ID, "key-state").text == "key set")
+
+    driver.find_element(By.ID, "file-input").send_keys(str(SAMPLE))
+    row = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs tbody tr[data-job]"))[0]
+    job_id = row.get_attribute("data-job")
+    _shot(driver, "1-uploaded")
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]').get_attribute("data-status") in ("done", "failed"))
+    row = driver.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]')
+    assert row.get_attribute("data-status") == "done", row.text
+    assert "sample.wav" in row.text and "100 %" in row.text
+
+    row.click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#utterances li")) > 0)
+    speakers = driver.find_elements(By.CSS_SELECTOR, "#speakers .speaker")
+    assert [s.get_attribute("data-speaker") for s in speakers] == ["SPEAKER_00", "SPEAKER_01"]
+    text = driver.find_element(By.ID, "utterances").text.lower()
+    assert "hello" in text
+
+    # The emotion plot: one 100 % bar per speaker, its pieces labelled with known emotions.
+    bars = driver.find_elements(By.CSS_SELECTOR, "#emotion-plot rect[data-speaker]")
+    assert bars
+    shares: dict[str, float] = {}
+    for bar in bars:
+        assert bar.get_attribute("data-emotion") in {"neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"}
+        speaker = bar.get_attribute("data-speaker")
+        shares[speaker] = shares.get(speaker, 0.0) + float(bar.get_attribute("data-share"))
+    assert set(shares) == {"SPEAKER_00", "SPEAKER_01"}
+    assert all(abs(v - 1.0) < 0.01 for v in shares.values()), shares
+    assert driver.find_elements(By.CSS_SELECTOR, "#emotion-timeline rect")
+    assert "text-lexicon" in driver.find_element(By.ID, "emotion-source").text
+
+    # Audio comes straight from S3 through a presigned URL and loads in the browser.
+    wait.until(lambda d: d.execute_script("return document.getElementById('player').readyState") >= 1)
+    duration = driver.execute_script("return document.getElementById('player').duration")
+    assert 29.5 < duration < 30.5
+
+    # Clicking an utterance seeks the audio there, and playback highlights that utterance.
+    last = driver.find_elements(By.CSS_SELECTOR, "#utterances li")[-1]
+    start = float(last.get_attribute("data-start"))
+    last.click()
+    wait.until(lambda d: abs(d.execute_script("return document.getElementById('player').currentTime") - start) < 1.5)
+    wait.until(lambda d: "current" in (d.find_elements(By.CSS_SELECTOR, "#utterances li")[-1].get_attribute("class") or ""))
+    _shot(driver, "2-transcript")
+
+    # Exports download with the key (fetched by the page, handed over as a file).
+    driver.find_element(By.CSS_SELECTOR, '#exports button[data-format="srt"]').click()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (downloads / "sample.srt").exists():
+        time.sleep(0.2)
+    srt = (downloads / "sample.srt").read_text()
+    assert srt.startswith("1\n") and "-->" in srt
+

@@ -1,0 +1,21 @@
+"""A job's original recording for playback: a short-lived presigned GET, so the browser streams (and
+seeks in) the audio straight from S3 while the API process never carries the bytes. The URL is issued
+only to a key of the job's own tenant."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from web.auth import require_key
+from web.jobs import _load
+
+bp = Blueprint("media", __name__, url_prefix="/v1")
+
+MEDIA_URL_TTL_S = 900
+
+
+@bp.get("/jobs/<job_id>/media")
+@require_key("read")
+def job_media(job_id: str):  # type: ignore[no-untyped-def]
+    job, _ = _load(job_id)
+    url = current_app.extensions["hark.storage"].presigned_get(job.source_key, expires_s=MEDIA_URL_TTL_S)
+    return jsonify({"url": url, "expires_in": MEDIA_URL_TTL_S, "filename": job.filename})
