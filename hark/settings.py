@@ -38,6 +38,8 @@ class Settings:
     torch_threads: int = 0
     # Decoding limits enforced in the worker.
     max_duration_s: float = 12 * 3600.0
+    # Port a worker's main process serves Prometheus metrics on; 0 turns it off.
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

@@ -167,9 +167,14 @@ def stack(settings) -> Iterator[dict[str, object]]:
     procs = Processes()
     env = settings_env(settings)
     port = free_port()
+    metrics = {"worker-cpu": free_port(), "worker-model": free_port()}
     try:
-        procs.start("worker-cpu", celery_cmd("cpu", "cpu"), env)
-        procs.start("worker-model", celery_cmd("model", "asr,embed,emotion", concurrency=2), env)
+        procs.start("worker-cpu", celery_cmd("cpu", "cpu"), {**env, "HARK_METRICS_PORT": str(metrics["worker-cpu"])})
+        procs.start(
+            "worker-model",
+            celery_cmd("model", "asr,embed,emotion", concurrency=2),
+            {**env, "HARK_METRICS_PORT": str(metrics["worker-model"])},
+        )
         procs.start(
             "web",
             [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--timeout", "600", "web:create_app()"],
@@ -179,7 +184,7 @@ def stack(settings) -> Iterator[dict[str, object]]:
             procs.wait_for_log(name, "ready.")
         procs.wait_for_log("web", "Booting worker")
         _wait_http(port)
-        yield {"url": f"http://127.0.0.1:{port}", "procs": procs}
+        yield {"url": f"http://127.0.0.1:{port}", "procs": procs, "metrics": metrics}
     finally:
         procs.stop()
 

@@ -26,10 +26,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     from web.health import bp as health_bp
     from web.jobs import bp as jobs_bp
     from web.media import bp as media_bp
+    from web.metrics import bp as metrics_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(media_bp)
     app.register_blueprint(console_bp)
+    app.register_blueprint(metrics_bp)
     register_error_handlers(app)
     return app

@@ -23,6 +23,7 @@ from hark.storage import Storage, pcm_key
 from worker.celery_app import app
 from worker.engines import get_engine
 from worker.engines.base import SegmentAudio, SegmentResult
+from worker.metrics import observe_engine
 from worker.tasks.common import JobStageTask, engine_name, settings
 
 log = logging.getLogger("hark.infer")
@@ -50,7 +51,9 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
     name = engine_name(kind, options)
     engine = get_engine(name, cfg)
     batch = _load_batch(Storage(cfg), jid, rows)
+    run_started = time.monotonic()
     results = engine.run(batch)
+    observe_engine(name, kind, sum(b.end_s - b.start_s for b in batch), time.monotonic() - run_started)
     compute_s = time.monotonic() - started
     with session_scope(cfg.database_url) as s:
         # Lock the job row: completions of one job are serialised, so exactly one task sees the

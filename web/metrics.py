@@ -1,0 +1,79 @@
+"""Prometheus `/metrics` of the web tier: what only the shared state can tell — queue depth per
+queue, jobs per status, failures per reason code, stage durations and end-to-end time of recently
+finished jobs. Computed from Redis and PostgreSQL at scrape time, so any number of web processes
+report the same truth and none keeps counters of its own. Worker processes serve their own
+metrics (task durations, engine real-time factors; see worker/metrics.py). Unauthenticated, like
+/healthz: expose it on the cluster network only."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from sqlalchemy import text
+
+from hark.db import engine_for
+from hark.queues import CPU_QUEUE, MODEL_KINDS
+
+bp = Blueprint("metrics", __name__)
+
+RECENT = "interval '24 hours'"
+STAGES = ("prepare", "asr", "embed", "emotion", "reduce")
+
+
+def queue_depths(celery, prefix: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Messages waiting per queue. kombu keeps one Redis list per queue, plus one per priority step
+    (`<queue>\\x06\\x16<n>`) when priorities are used; all of them count."""
+    depths: dict[str, int] = {}
+    with celery.connection_for_read() as conn:
+        client = conn.default_channel.client
+        for queue in (CPU_QUEUE, *MODEL_KINDS):
+            keys = [f"{prefix}{queue}".encode()] + list(client.scan_iter(match=f"{prefix}{queue}\x06\x16*".encode()))
+            depths[queue] = sum(int(client.llen(k)) for k in keys)
+    return depths
+
+
+@bp.get("/metrics")
+def metrics():  # type: ignore[no-untyped-def]
+    settings = current_app.extensions["hark.settings"]
+    registry = CollectorRegistry()
+    depth = Gauge("hark_queue_depth", "Tasks waiting in each queue", ["queue"], registry=registry)
+    jobs = Gauge("hark_jobs", "Jobs per status", ["status"], registry=registry)
+    failures = Gauge("hark_job_failures", "Failed jobs per reason code (all time)", ["reason"], registry=registry)
+    stage = Gauge("hark_job_stage_seconds", "Per-stage seconds of jobs finished in the last 24 h",
+                  ["stage", "quantile"], registry=registry)
+    wall = Gauge("hark_job_wall_seconds", "Upload-to-done seconds of jobs finished in the last 24 h",
+                 ["quantile"], registry=registry)
+    audio = Gauge("hark_audio_seconds_done_24h", "Seconds of audio in jobs done in the last 24 h", registry=registry)
+
+    for queue, n in queue_depths(current_app.extensions["hark.celery"], settings.broker_key_prefix).items():
+        depth.labels(queue).set(n)
+    with engine_for(settings.database_url).connect() as conn:
+        for status, n in conn.execute(text("SELECT status, count(*) FROM jobs GROUP BY status")):
+            jobs.labels(status).set(n)
+        for reason, n in conn.execute(
+            text("SELECT error_code, count(*) FROM jobs WHERE status = 'failed' GROUP BY error_code")
+        ):
+            failures.labels(reason or "unknown").set(n)
+        recent = f"status = 'done' AND finished_at > now() - {RECENT}"
+        for name in STAGES:
+            row = conn.execute(
+                text(
+                    "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v), percentile_cont(0.95) WITHIN GROUP (ORDER BY v) "
+                    f"FROM (SELECT (timings->>:key)::float AS v FROM jobs WHERE {recent}) t WHERE v IS NOT NULL"
+                ),
+                {"key": f"{name}_s"},
+            ).one()
+            if row[0] is not None:
+                stage.labels(name, "0.5").set(row[0])
+                stage.labels(name, "0.95").set(row[1])
+        row = conn.execute(
+            text(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v), percentile_cont(0.95) WITHIN GROUP (ORDER BY v), "
+                f"coalesce(sum(d), 0) FROM (SELECT extract(epoch FROM finished_at - created_at) AS v, duration_s AS d "
+                f"FROM jobs WHERE {recent}) t"
+            )
+        ).one()
+        if row[0] is not None:
+            wall.labels("0.5").set(row[0])
+            wall.labels("0.95").set(row[1])
+        audio.set(row[2])
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
