@@ -104,6 +104,8 @@ class Segment(Base):
     # Where the emotion came from ("text-lexicon" is not acoustic SER; analysts filter on this).
     emotion_source: Mapped[str | None] = mapped_column(String(32))
     events: Mapped[list | None] = mapped_column(JSONB)
+    # Kind → reason, for a segment an engine could not process (a poison segment fails alone).
+    errors: Mapped[dict | None] = mapped_column(JSONB)
 
 
 class Embedding(Base):
@@ -147,4 +149,8 @@ class JobTask(Base):
     last_idx: Mapped[int] = mapped_column(Integer)
     speech_s: Mapped[float] = mapped_column(Float)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the task message was (last) sent and when a worker last began it: the janitor's evidence
+    # that a message was lost or that the worker running it died.
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -15,6 +15,7 @@ from hark.settings import Settings
 PREPARE = "hark.prepare"
 INFER = "hark.infer"
 REDUCE = "hark.reduce"
+JANITOR = "hark.janitor"
 
 CPU_QUEUE = "cpu"
 MODEL_KINDS = ("asr", "embed", "emotion")  # each kind of model work has a queue of that name
@@ -49,5 +50,19 @@ def make_celery(settings: Settings, name: str = "hark") -> Celery:
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        # Run by `celery beat` (or a worker started with -B): finds lost or dead work and re-sends it.
+        beat_schedule={"janitor": {"task": JANITOR, "schedule": settings.janitor_interval_s}},
     )
     return app
+
+
+def queue_depths(app: Celery, prefix: str = "") -> dict[str, int]:
+    """Messages waiting per queue (not counting those a worker has taken). kombu keeps one Redis list
+    per queue, plus one per priority step (`<queue>\\x06\\x16<n>`) when priorities are used."""
+    depths: dict[str, int] = {}
+    with app.connection_for_read() as conn:
+        client = conn.default_channel.client
+        for queue in (CPU_QUEUE, *MODEL_KINDS):
+            keys = [f"{prefix}{queue}".encode(), *client.scan_iter(match=f"{prefix}{queue}\x06\x16*".encode())]
+            depths[queue] = sum(int(client.llen(k)) for k in keys)
+    return depths

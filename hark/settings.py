@@ -40,6 +40,12 @@ class Settings:
     max_duration_s: float = 12 * 3600.0
     # Port a worker's main process serves Prometheus metrics on; 0 turns it off.
     metrics_port: int = 0
+    # The janitor (celery beat) runs every janitor_interval_s. A task a worker began but did not
+    # finish within janitor_stale_s (longer than any task runs) is presumed dead and sent again; a
+    # task never begun janitor_lost_s after it was sent, while its queue is empty, is presumed lost.
+    janitor_interval_s: float = 60.0
+    janitor_stale_s: float = 3600.0
+    janitor_lost_s: float = 300.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -79,10 +80,10 @@ def alembic(url: str, *args: str) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def settings(base_settings):
-    """Settings for this test session: its own database (migrated), bucket and broker key prefix,
-    so several sessions (parallel checkouts) can share one set of services."""
+@contextmanager
+def isolated_settings(base_settings, **overrides):  # type: ignore[no-untyped-def]
+    """Settings with a database (migrated), bucket and broker key prefix of their own, removed
+    afterwards; so test sessions, and stacks inside one session, never see each other's work."""
     import redis
     from dataclasses import replace
 
@@ -93,23 +94,31 @@ def settings(base_settings):
     db_url = create_database(base_settings.database_url, db_name)
     alembic(db_url, "upgrade", "head")
     broker = base_settings.broker_url.rsplit("/", 1)[0] + "/13"
-    # Tiny batches (every segment its own), so even the 30 s sample fans out into several tasks
-    # per kind whose completions race each other on two model processes.
     cfg = replace(
         base_settings, database_url=db_url, s3_bucket=f"hark-test-{tag}", broker_url=broker,
-        broker_key_prefix=f"hark-test-{tag}:", batch_speech_s=0.5,
+        broker_key_prefix=f"hark-test-{tag}:", **overrides,
     )
     storage = Storage(cfg)
     storage.ensure_bucket()
-    yield cfg
     try:
-        storage.delete_prefix("")
-        storage.client.delete_bucket(Bucket=cfg.s3_bucket)
+        yield cfg
     finally:
-        drop_database(base_settings.database_url, db_name)
-        client = redis.Redis.from_url(broker)
-        for key in client.scan_iter(f"{cfg.broker_key_prefix}*"):
-            client.delete(key)
+        try:
+            storage.delete_prefix("")
+            storage.client.delete_bucket(Bucket=cfg.s3_bucket)
+        finally:
+            drop_database(base_settings.database_url, db_name)
+            client = redis.Redis.from_url(broker)
+            for key in client.scan_iter(f"{cfg.broker_key_prefix}*"):
+                client.delete(key)
+
+
+@pytest.fixture(scope="session")
+def settings(base_settings):
+    """The session's settings. Tiny batches (every segment its own), so even the 30 s sample fans
+    out into several tasks per kind whose completions race each other on two model processes."""
+    with isolated_settings(base_settings, batch_speech_s=0.5) as cfg:
+        yield cfg
 
 
 def settings_env(cfg) -> dict[str, str]:
@@ -127,9 +136,12 @@ class Processes:
         self.procs: list[tuple[str, subprocess.Popen, Path]] = []
 
     def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+        """Start a process in its own process group (so a test can kill a worker with its pool)."""
         ARTIFACTS.mkdir(exist_ok=True)
         log = ARTIFACTS / f"{name}.log"
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.procs.append((name, proc, log))
         return proc
 
@@ -161,12 +173,21 @@ def celery_cmd(name: str, queues: str, concurrency: int = 1) -> list[str]:
     ]
 
 
+def start_web(procs: Processes, name: str, env: dict[str, str]) -> str:
+    """gunicorn serving the app in its own processes; returns its base URL once it answers."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--timeout", "600", "web:create_app()"]
+    procs.start(name, cmd, env)
+    procs.wait_for_log(name, "Booting worker")
+    _wait_http(port)
+    return f"http://127.0.0.1:{port}"
+
+
 @pytest.fixture(scope="session")
 def stack(settings) -> Iterator[dict[str, object]]:
     """Web (gunicorn) and two Celery workers (CPU pool; model pool), each its own process."""
     procs = Processes()
     env = settings_env(settings)
-    port = free_port()
     metrics = {"worker-cpu": free_port(), "worker-model": free_port()}
     try:
         procs.start("worker-cpu", celery_cmd("cpu", "cpu"), {**env, "HARK_METRICS_PORT": str(metrics["worker-cpu"])})
@@ -175,16 +196,10 @@ def stack(settings) -> Iterator[dict[str, object]]:
             celery_cmd("model", "asr,embed,emotion", concurrency=2),
             {**env, "HARK_METRICS_PORT": str(metrics["worker-model"])},
         )
-        procs.start(
-            "web",
-            [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--timeout", "600", "web:create_app()"],
-            env,
-        )
+        url = start_web(procs, "web", env)
         for name in ("worker-cpu", "worker-model"):
             procs.wait_for_log(name, "ready.")
-        procs.wait_for_log("web", "Booting worker")
-        _wait_http(port)
-        yield {"url": f"http://127.0.0.1:{port}", "procs": procs, "metrics": metrics}
+        yield {"url": url, "procs": procs, "metrics": metrics}
     finally:
         procs.stop()
 

@@ -59,6 +59,9 @@ class WhisperAsr:
                 seg.samples,
                 language="en" if self.english_only else None,
                 beam_size=1,
+                # Greedy only: the default fallback to sampling makes the text differ from run to
+                # run, and a redelivered or re-run task must write the same transcript.
+                temperature=0.0,
                 vad_filter=False,
                 condition_on_previous_text=False,
                 word_timestamps=True,

@@ -45,7 +45,7 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
             .order_by(Segment.idx)
         ).all()
         s.execute(update(JobTask).where(JobTask.job_id == jid, JobTask.batch_idx == batch_idx, JobTask.kind == kind)
-                  .values(attempts=JobTask.attempts + 1))
+                  .values(attempts=JobTask.attempts + 1, started_at=func.now()))
     extra = {"job_id": job_id, "batch": batch_idx, "kind": kind, "segments": f"{task.first_idx}-{task.last_idx}"}
     started = time.monotonic()
     name = engine_name(kind, options)

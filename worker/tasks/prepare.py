@@ -11,19 +11,18 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from celery import chain
 from sqlalchemy import delete, func
 
 from hark.audio import AudioError, DecodeReport, decode_stream
 from hark.db import session_scope
 from hark.jobstate import advance, fail
 from hark.models import Job, JobTask, Segment
-from hark.queues import INFER, MODEL_KINDS, PREPARE
+from hark.queues import MODEL_KINDS, PREPARE
 from hark.storage import Storage, pcm_key
 from worker.celery_app import app
-from worker.engines import engine_class
 from worker.engines.vad_silero import SileroVad, VadOptions
 from worker.tasks.common import JobStageTask, engine_name, settings
+from worker.tasks.dispatch import send_infer
 
 log = logging.getLogger("hark.prepare")
 _vad = SileroVad()
@@ -114,27 +113,8 @@ def prepare(self, job_id: str) -> None:
             timings=timings,
             options={**options, "source_codec": report.codec, "source_rate": report.source_rate},
         )
-    _fan_out(job_id, len(batches), kinds, options)
+    send_infer(job_id, [(n, k) for n in range(len(batches)) for k in kinds], options)
     log.info(
         "prepared",
         extra={"job_id": job_id, "segments": len(spans), "seconds": round(report.duration_s, 1), "stage": "prepare"},
     )
-
-
-def _fan_out(job_id: str, n_batches: int, kinds: list[str], options: dict) -> None:
-    """One task per batch and kind. A kind whose engine reads the transcript (text-based emotion)
-    is chained after that batch's ASR task instead of running beside it."""
-    needs_text = {k for k in kinds if "text" in engine_class(engine_name(k, options)).consumes}
-    for n in range(n_batches):
-        sig = {k: app.signature(INFER, kwargs={"job_id": job_id, "batch_idx": n, "kind": k}, immutable=True) for k in kinds}
-        for k in kinds:
-            if k in needs_text:
-                continue
-            followers = [sig[f] for f in needs_text] if k == "asr" else []
-            if followers:
-                chain(sig[k], *followers).apply_async()
-            else:
-                sig[k].apply_async()
-        if "asr" not in kinds:
-            for f in needs_text:
-                sig[f].apply_async()
