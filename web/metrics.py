@@ -11,24 +11,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from sqlalchemy import text
 
 from hark.db import engine_for
-from hark.queues import CPU_QUEUE, MODEL_KINDS
+from hark.queues import queue_depths
 
 bp = Blueprint("metrics", __name__)
 
 RECENT = "interval '24 hours'"
 STAGES = ("prepare", "asr", "embed", "emotion", "reduce")
-
-
-def queue_depths(celery, prefix: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    """Messages waiting per queue. kombu keeps one Redis list per queue, plus one per priority step
-    (`<queue>\\x06\\x16<n>`) when priorities are used; all of them count."""
-    depths: dict[str, int] = {}
-    with celery.connection_for_read() as conn:
-        client = conn.default_channel.client
-        for queue in (CPU_QUEUE, *MODEL_KINDS):
-            keys = [f"{prefix}{queue}".encode()] + list(client.scan_iter(match=f"{prefix}{queue}\x06\x16*".encode()))
-            depths[queue] = sum(int(client.llen(k)) for k in keys)
-    return depths
 
 
 @bp.get("/metrics")
