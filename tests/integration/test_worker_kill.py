@@ -93,7 +93,7 @@ def test_killed_model_worker_loses_and_duplicates_nothing(chaos, recording) -> N
     done, running, total = _task_counts(cfg, job_id)
     assert done < total and running >= 1
 
-    procs.start("chaos-model-2", celery_cmd("chaos-model-2", "asr,embed,emotion"), env)
+    replacement = procs.start("chaos-model-2", celery_cmd("chaos-model-2", "asr,embed,emotion"), env)
     job = client.wait(job_id, timeout_s=240)
     assert job["status"] == "done", job
     disturbed = client.transcript(job_id, "txt")
@@ -124,6 +124,8 @@ def test_killed_model_worker_loses_and_duplicates_nothing(chaos, recording) -> N
     again = client.wait(client.submit(str(recording))["id"], timeout_s=240)
     assert again["status"] == "done"
     undisturbed = client.transcript(again["id"], "txt")
+    replacement.terminate()
+    replacement.wait(timeout=60)
     (ARTIFACTS / "chaos-transcripts.txt").write_bytes(disturbed + b"\n=====\n" + undisturbed)
     with session_scope(cfg.database_url) as s:
         texts = {
@@ -132,3 +134,39 @@ def test_killed_model_worker_loses_and_duplicates_nothing(chaos, recording) -> N
         }
     assert texts[job_id] == texts[again["id"]]
     assert undisturbed == disturbed
+
+
+def test_sigterm_lets_a_model_worker_finish_its_task_and_exit(chaos, recording) -> None:
+    """Graceful shutdown: on SIGTERM (what Kubernetes and compose send) the worker finishes the
+    task in hand, takes no new one, and exits; a new worker finishes the job."""
+    cfg, procs, env = chaos["settings"], chaos["procs"], chaos["env"]
+    with session_scope(cfg.database_url) as s:
+        from hark.apikeys import create_key
+
+        key = create_key(s, "chaos-term")
+    client = HarkClient(chaos["url"], key, timeout=120)
+    worker = procs.start("chaos-model-3", celery_cmd("chaos-model-3", "asr,embed,emotion"), env)
+    procs.wait_for_log("chaos-model-3", "ready.")
+    job_id = client.submit(str(recording))["id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done, running, total = _task_counts(cfg, job_id)
+        if total and 2 <= done < total - 4 and running:
+            break
+        time.sleep(0.02)
+    with session_scope(cfg.database_url) as s:
+        in_hand = s.execute(
+            select(JobTask.batch_idx, JobTask.kind).where(
+                JobTask.job_id == uuid.UUID(job_id), JobTask.started_at.is_not(None), JobTask.done_at.is_(None)
+            )
+        ).all()
+    assert in_hand
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(timeout=60)
+    with session_scope(cfg.database_url) as s:
+        rows = {(r.batch_idx, r.kind): r for r in s.execute(select(JobTask).where(JobTask.job_id == uuid.UUID(job_id))).scalars()}
+    assert all(rows[k].done_at is not None and rows[k].attempts == 1 for k in in_hand), "the task in hand was not finished"
+    assert any(r.done_at is None for r in rows.values()), "the worker kept taking work after SIGTERM"
+
+    procs.start("chaos-model-4", celery_cmd("chaos-model-4", "asr,embed,emotion"), env)
+    assert client.wait(job_id, timeout_s=240)["status"] == "done"

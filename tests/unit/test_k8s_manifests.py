@@ -102,6 +102,13 @@ def test_every_routed_queue_has_a_consuming_pool_and_a_scaler() -> None:
         assert queue in lists, f"{deployment} is not scaled on the length of queue {queue!r}"
 
 
+def test_exactly_one_beat_runs_the_janitor() -> None:
+    beats = [d for d in _by_kind("Deployment").values()
+             if "beat" in d["spec"]["template"]["spec"]["containers"][0]["command"]]
+    assert len(beats) == 1 and beats[0]["spec"]["replicas"] == 1
+    assert beats[0]["spec"]["strategy"]["type"] == "Recreate"
+
+
 def test_model_pool_runs_on_gpu_nodes_with_models_mounted() -> None:
     dep = _by_kind("Deployment")["hark-worker-gpu"]
     pod = dep["spec"]["template"]["spec"]

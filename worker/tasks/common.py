@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 from functools import lru_cache
 from typing import Any
@@ -28,26 +29,56 @@ def engine_name(kind: str, options: dict) -> str:
     return "" if str(chosen).lower() in {"", "none"} else str(chosen)
 
 
+def is_broker_error(exc: BaseException) -> bool:
+    """The message broker could not be reached (as opposed to a fault of the job or its data)."""
+    from kombu.exceptions import OperationalError as BrokerError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return isinstance(exc, (BrokerError, RedisConnectionError))
+
+
 class PermanentError(Exception):
     """An error that retrying cannot fix (bad configuration, missing model files)."""
 
 
+PERMANENT = (PermanentError, FileNotFoundError, KeyError)
+
+
+def retry_delay(retries: int, base: float = 2.0, cap: float = 60.0) -> float:
+    """Exponential backoff with "equal jitter": at least half of base·2^n, so even unlucky retries
+    spread over the outage they wait out (full jitter may retry at once, over and over), and a
+    random other half, so a crowd of failed tasks does not come back in step."""
+    delay = min(cap, base * 2**retries)
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
 class JobStageTask(Task):
     """Base of every job task: transient errors (S3, database, broker hiccups) are retried with
-    exponential backoff and jitter; once retries are exhausted, or for a permanent error, the job
-    is marked failed with the task's `failure_code`, so no job hangs in a stage."""
+    exponential backoff and jitter (about 2 minutes in all, enough to ride out a service restart);
+    once retries are exhausted, or for a permanent error, the job is marked failed with the task's
+    `failure_code`, so no job hangs in a stage."""
 
-    autoretry_for = (Exception,)
-    dont_autoretry_for = (PermanentError, FileNotFoundError, KeyError)
-    max_retries = 3
-    retry_backoff = 2
-    retry_backoff_max = 60
-    retry_jitter = True
+    max_retries = 6
     failure_code = "internal_error"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except PERMANENT:
+            raise
+        except Exception as exc:
+            if self.request.called_directly or self.request.retries >= self.max_retries:
+                raise
+            raise self.retry(exc=exc, countdown=retry_delay(self.request.retries)) from exc
 
     def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
         job_id = kwargs.get("job_id") or (args[0] if args else None)
         if not job_id:
+            return
+        if is_broker_error(exc):
+            # A retry is itself a broker message, so while the broker is away the task cannot be
+            # retried; the job is not broken, and the janitor sends the work again once it is back.
+            log.warning("broker unreachable; left to the janitor", extra={"job_id": job_id, "code": "broker_unavailable"})
             return
         from hark.db import session_scope
         from hark.jobstate import fail
