@@ -46,6 +46,11 @@ class Settings:
     janitor_interval_s: float = 60.0
     janitor_stale_s: float = 3600.0
     janitor_lost_s: float = 300.0
+    # A batch that failed this many attempts is run segment by segment, so one poison segment fails
+    # alone (the job ends done with partial=true) instead of failing the whole job.
+    poison_after_attempts: int = 3
+    # Chaos testing only: see worker/faults.py.
+    fault_injection: str = ""
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

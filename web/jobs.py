@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from hark.db import session_scope
 from hark.exports import FORMATS
-from hark.models import Job, JobTask
+from hark.models import Job, JobTask, Segment
 from hark.queues import PREPARE
 from hark.storage import MultipartWriter, out_key, raw_key
 from web.auth import principal, require_key
@@ -66,7 +66,7 @@ def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def job_view(job: Job, tasks_done: int) -> dict[str, Any]:
+def job_view(job: Job, tasks_done: int, failed_segments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     total = job.tasks_total or 0
     if job.status == "done":
         fraction = 1.0
@@ -97,6 +97,9 @@ def job_view(job: Job, tasks_done: int) -> dict[str, Any]:
     }
     if job.status == "done":
         view["links"] = {fmt: f"/v1/jobs/{job.id}/transcript?format={fmt}" for fmt in FORMATS}
+        # Segments an engine could not process (poison segments) leave the job done but partial.
+        view["partial"] = bool(failed_segments)
+        view["failed_segments"] = failed_segments or []
     return view
 
 
@@ -165,7 +168,7 @@ def create_job():  # type: ignore[no-untyped-def]
     return _job_response(job_id, status=201)
 
 
-def _load(job_id: str) -> tuple[Job, int]:
+def _load(job_id: str) -> tuple[Job, int, list[dict[str, Any]]]:
     try:
         jid = uuid.UUID(job_id)
     except ValueError:
@@ -177,12 +180,20 @@ def _load(job_id: str) -> tuple[Job, int]:
         done = s.scalar(
             select(func.count()).select_from(JobTask).where(JobTask.job_id == jid, JobTask.done_at.is_not(None))
         )
-    return job, int(done or 0)
+        failed = [
+            {"idx": idx, "start": start, "end": end, "errors": errors}
+            for idx, start, end, errors in s.execute(
+                select(Segment.idx, Segment.start_s, Segment.end_s, Segment.errors)
+                .where(Segment.job_id == jid, Segment.errors.is_not(None))
+                .order_by(Segment.idx)
+            )
+        ]
+    return job, int(done or 0), failed
 
 
 def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
-    job, done = _load(str(job_id))
-    response = jsonify(job_view(job, done))
+    job, done, failed = _load(str(job_id))
+    response = jsonify(job_view(job, done, failed))
     response.status_code = status
     if status == 201:
         response.headers["Location"] = f"/v1/jobs/{job.id}"
@@ -201,7 +212,7 @@ def get_transcript(job_id: str):  # type: ignore[no-untyped-def]
     fmt = request.args.get("format", "json")
     if fmt not in FORMATS:
         raise ApiError(400, "invalid_format", f"format must be one of {', '.join(FORMATS)}")
-    job, _ = _load(job_id)
+    job, _, _ = _load(job_id)
     if job.status != "done":
         raise ApiError(409, "not_ready", f"the job is {job.status}; the transcript exists once it is done")
     body = current_app.extensions["hark.storage"].get_bytes(out_key(job.id, fmt))

@@ -170,3 +170,37 @@ def test_sigterm_lets_a_model_worker_finish_its_task_and_exit(chaos, recording) 
 
     procs.start("chaos-model-4", celery_cmd("chaos-model-4", "asr,embed,emotion"), env)
     assert client.wait(job_id, timeout_s=240)["status"] == "done"
+
+
+def test_poison_segments_fail_alone_and_the_job_ends_partial(chaos, recording) -> None:
+    """One segment whose ASR always raises, one whose embedding kills the worker process: after the
+    whole batch failed a few times it runs segment by segment, those two segments are marked failed
+    with their reasons, every other segment gets its results, and the job ends done, partial."""
+    cfg, procs, env = chaos["settings"], chaos["procs"], chaos["env"]
+    with session_scope(cfg.database_url) as s:
+        from hark.apikeys import create_key
+
+        key = create_key(s, "chaos-poison")
+    client = HarkClient(chaos["url"], key, timeout=120)
+    worker = procs.start(
+        "chaos-model-5", celery_cmd("chaos-model-5", "asr,embed,emotion"),
+        {**env, "HARK_FAULT_INJECTION": "asr:raise@2,embed:crash@4"},
+    )
+    procs.wait_for_log("chaos-model-5", "ready.")
+    job = client.wait(client.submit(str(recording))["id"], timeout_s=300)
+    worker.terminate()
+    worker.wait(timeout=60)
+    assert job["status"] == "done", job
+    assert job["partial"] is True
+    failed = {f["idx"]: f["errors"] for f in job["failed_segments"]}
+    assert set(failed) == {2, 4}, failed
+    assert "injected fault" in failed[2]["asr"]
+    assert "worker died" in failed[4]["embed"]
+    with session_scope(cfg.database_url) as s:
+        segments = s.execute(select(Segment).where(Segment.job_id == uuid.UUID(job["id"])).order_by(Segment.idx)).scalars().all()
+        assert segments[2].text is None
+        assert all(g.text for g in segments if g.idx != 2)
+        embedded = {sid for (sid,) in s.execute(text("SELECT DISTINCT segment_id FROM embeddings WHERE job_id = :j"), {"j": job["id"]})}
+        assert segments[4].id not in embedded
+        assert all(g.id in embedded for g in segments if g.idx != 4 and g.end_s - g.start_s >= 1.0)
+    assert client.transcript(job["id"], "txt")

@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from hark.audio import pcm_to_float, seconds_to_byte
 from hark.db import session_scope
@@ -20,6 +20,7 @@ from hark.jobstate import advance
 from hark.models import Embedding, Job, JobTask, Segment
 from hark.queues import INFER, REDUCE
 from hark.storage import Storage, pcm_key
+from worker import faults
 from worker.celery_app import app
 from worker.engines import get_engine
 from worker.engines.base import SegmentAudio, SegmentResult
@@ -39,6 +40,7 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
         if job is None or task is None or job.status != "inferring" or task.done_at is not None:
             return
         options = dict(job.options or {})
+        attempt = task.attempts + 1
         rows = s.execute(
             select(Segment.id, Segment.idx, Segment.start_s, Segment.end_s, Segment.text)
             .where(Segment.job_id == jid, Segment.idx.between(task.first_idx, task.last_idx))
@@ -52,7 +54,11 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
     engine = get_engine(name, cfg)
     batch = _load_batch(Storage(cfg), jid, rows)
     run_started = time.monotonic()
-    results = engine.run(batch)
+    if attempt <= cfg.poison_after_attempts:
+        faults.before_run(cfg.fault_injection, kind, batch)
+        results = engine.run(batch)  # an error here is retried, the whole batch again
+    else:
+        results = _run_one_by_one(cfg, kind, engine, batch)
     observe_engine(name, kind, sum(b.end_s - b.start_s for b in batch), time.monotonic() - run_started)
     compute_s = time.monotonic() - started
     with session_scope(cfg.database_url) as s:
@@ -77,6 +83,47 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
     log.info("batch done", extra={**extra, "seconds": round(compute_s, 3)})
     if last:
         app.send_task(REDUCE, args=[job_id])
+
+
+def _set_error(cfg, segment_id: int, kind: str, reason: str | None) -> None:  # type: ignore[no-untyped-def]
+    """Record (or, with None, clear) why `kind` failed for a segment; committed at once."""
+    with session_scope(cfg.database_url) as s:
+        if reason is None:
+            s.execute(
+                text("UPDATE segments SET errors = nullif(errors - CAST(:kind AS text), '{}'::jsonb) WHERE id = :id"),
+                {"kind": kind, "id": segment_id},
+            )
+        else:
+            s.execute(
+                text(
+                    "UPDATE segments SET errors = coalesce(errors, '{}'::jsonb) "
+                    "|| jsonb_build_object(CAST(:kind AS text), CAST(:reason AS text)) WHERE id = :id"
+                ),
+                {"kind": kind, "reason": reason[:500], "id": segment_id},
+            )
+
+
+def _run_one_by_one(cfg, kind: str, engine, batch: list[SegmentAudio]) -> list[SegmentResult]:  # type: ignore[no-untyped-def]
+    """The batch failed again and again: find the poison. Each segment runs alone, marked as under
+    way beforehand, so one that kills the worker is known on the next delivery and skipped; one that
+    raises keeps the reason. The other segments get their results; the batch then counts as done."""
+    with session_scope(cfg.database_url) as s:
+        earlier = dict(s.execute(select(Segment.id, Segment.errors).where(Segment.id.in_([g.segment_id for g in batch]))).all())
+    results: list[SegmentResult] = []
+    for seg in batch:
+        if kind in (earlier.get(seg.segment_id) or {}):
+            log.warning("skipping poison segment", extra={"segments": str(seg.idx), "kind": kind, "code": "segment_failed"})
+            continue
+        _set_error(cfg, seg.segment_id, kind, "the worker died while processing this segment")
+        try:
+            faults.before_run(cfg.fault_injection, kind, [seg])
+            results += engine.run([seg])
+        except Exception as exc:  # noqa: BLE001 - any engine failure marks this one segment
+            _set_error(cfg, seg.segment_id, kind, f"{type(exc).__name__}: {exc}")
+            log.warning("segment failed", extra={"segments": str(seg.idx), "kind": kind, "code": "segment_failed"})
+            continue
+        _set_error(cfg, seg.segment_id, kind, None)
+    return results
 
 
 # Segments closer than this are fetched in one ranged GET; a longer gap (silence) starts a new one,
