@@ -28,6 +28,9 @@ class Settings:
     max_upload_bytes: int = 20 * 1024**3
     # Segmentation and batching.
     max_segment_s: float = 30.0
+    # Neighbouring segments are merged while the result stays within this length (FunASR's
+    # merge_length_s): fewer, fuller segments give ASR more context. 0 switches merging off.
+    merge_length_s: float = 15.0
     batch_speech_s: float = 120.0
     # Engines, by registry name.
     vad_engine: str = "silero"
@@ -38,6 +41,18 @@ class Settings:
     torch_threads: int = 0
     # Decoding limits enforced in the worker.
     max_duration_s: float = 12 * 3600.0
+    # Sources with more channels or a higher sample rate are refused (`too_many_channels`,
+    # `sample_rate_too_high`) before any decoding work is spent on them.
+    max_channels: int = 16
+    max_sample_rate: int = 192000
+    # Wall-clock limit of one decode; past it the job fails with `decode_timeout`, so a
+    # pathological file can never hold a worker.
+    decode_timeout_s: float = 3600.0
+    # Presigned direct uploads (POST /v1/uploads): part size, URL lifetime, and the age after
+    # which an upload never completed is aborted by the janitor.
+    upload_part_bytes: int = 64 * 1024**2
+    upload_url_expiry_s: int = 6 * 3600
+    upload_abandon_s: float = 24 * 3600.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
