@@ -24,6 +24,8 @@ class Settings:
     s3_access_key: str = "hark"
     s3_secret_key: str = "harksecret"
     s3_region: str = "us-east-1"
+    # The S3 endpoint clients use for presigned direct uploads; empty means s3_endpoint.
+    s3_public_endpoint: str = ""
     # Largest accepted upload through the web process, in bytes.
     max_upload_bytes: int = 20 * 1024**3
     # Segmentation and batching.

@@ -22,10 +22,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["hark.storage"] = Storage(settings)
     app.extensions["hark.celery"] = make_celery(settings, name="hark-web")
 
+    from web.batches import bp as batches_bp
     from web.health import bp as health_bp
     from web.jobs import bp as jobs_bp
+    from web.uploads import bp as uploads_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(uploads_bp)
+    app.register_blueprint(batches_bp)
     register_error_handlers(app)
     return app
