@@ -1,6 +1,7 @@
 """Writing test recordings in the formats Hark accepts, with PyAV's encoders (no external tools)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import av
@@ -44,3 +45,25 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
 
     data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     return data.mean(axis=1), rate
+
+
+def encode_blocks(blocks: Iterable[np.ndarray], rate: int, path: Path, fmt: str) -> Path:
+    """Encode float32 mono blocks as they come (an hours-long recording never sits in memory)."""
+    container_name, codec, out_rate = FORMATS[fmt]
+    with av.open(str(path), mode="w", format=container_name) as out:
+        stream = out.add_stream(codec, rate=out_rate, layout="mono")
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=out_rate)
+        pts = 0
+        for block in blocks:
+            frame = av.AudioFrame.from_ndarray((np.clip(block, -1, 1) * 32767).astype(np.int16).reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, pts
+            pts += block.size
+            for resampled in resampler.resample(frame):
+                for packet in stream.encode(resampled):
+                    out.mux(packet)
+        for resampled in resampler.resample(None):
+            for packet in stream.encode(resampled):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
