@@ -4,6 +4,7 @@ and interactive work overtaking an overnight archive in the queue."""
 from __future__ import annotations
 
 import io
+import json
 import time
 import uuid
 from dataclasses import replace
@@ -68,9 +69,8 @@ def test_direct_upload_in_parts_runs_end_to_end(intake, settings, tmp_path):
     client, _ = intake
     # 12 s of speech and six minutes of silence: about 12 MB, three parts of 5 MiB.
     path = clip(tmp_path, 12.0, "long.wav", pad_s=360.0)
-    settings_part = 5 * MIB
     plan = client.create_upload(path.name, path.stat().st_size)
-    assert plan["part_size"] >= settings_part and len(plan["parts"]) == -(-path.stat().st_size // plan["part_size"])
+    assert plan["part_size"] == 5 * MIB and len(plan["parts"]) == 3
     waiting = client.job(plan["job_id"])
     assert waiting["status"] == "uploading" and waiting["progress"]["fraction"] == 0.0
     etags = []
@@ -87,7 +87,7 @@ def test_direct_upload_in_parts_runs_end_to_end(intake, settings, tmp_path):
     assert final["bytes"] == path.stat().st_size
     assert final["duration_s"] == pytest.approx(12.0 + 360.0, abs=0.05)
     progress = final["progress"]
-    assert progress["segments_done"] == progress["segments_total"] == final["progress"]["segments_total"] > 0
+    assert progress["segments_done"] == progress["segments_total"] > 0
     assert progress["speech_s_done"] == progress["speech_s_total"] > 5.0
     assert progress["audio_s_done"] == pytest.approx(372.0, abs=0.05) and progress["eta_s"] == 0.0
     assert "hello" in client.transcript(job["id"], "txt").decode().lower()
@@ -170,9 +170,6 @@ def test_resubmit_answers_200_with_the_job(intake, tmp_path):
     created = client._request("POST", "/v1/jobs", *_form(path))
     repeated = client._request("POST", "/v1/jobs", *_form(path))
     assert created[0] == 201 and repeated[0] == 200
-    assert created[1] and repeated[1] and b'"id"' in repeated[1]
-    import json
-
     assert json.loads(created[1])["id"] == json.loads(repeated[1])["id"]
 
 
