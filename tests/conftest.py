@@ -94,11 +94,11 @@ def settings(base_settings):
     alembic(db_url, "upgrade", "head")
     broker = base_settings.broker_url.rsplit("/", 1)[0] + "/13"
     # Tiny batches (every segment its own), so even the 30 s sample fans out into several tasks
-    # per kind whose completions race each other on two model processes; no merging of segments
-    # for the same reason. S3's smallest parts, so a direct upload of a few MB has several.
+    # per kind whose completions race each other on two model processes. S3's smallest parts, so
+    # a direct upload of a few MB has several.
     cfg = replace(
         base_settings, database_url=db_url, s3_bucket=f"hark-test-{tag}", broker_url=broker,
-        broker_key_prefix=f"hark-test-{tag}:", batch_speech_s=0.5, merge_length_s=0.0,
+        broker_key_prefix=f"hark-test-{tag}:", batch_speech_s=0.5,
         upload_part_bytes=5 * 1024**2,
     )
     storage = Storage(cfg)
