@@ -3,33 +3,12 @@ correctly; none may read gigabytes, exhaust memory or run without a time limit."
 from __future__ import annotations
 
 import io
-import struct
 
 import numpy as np
 import pytest
 
 from hark.audio import AudioError, DecodeLimits, DecodeReport, decode_stream
-from tests.audiofiles import encode
-
-
-def wav_bytes(samples: np.ndarray, rate: int = 16000, channels: int = 1, bits: int = 16,
-              declared_data: int | None = None) -> bytes:
-    """A PCM WAV whose `data` chunk may declare a size other than what follows (a lying header)."""
-    if bits == 16:
-        data = samples.astype("<i2").tobytes()
-    else:
-        data = (samples.astype(np.int32) // 256 + 128).astype(np.uint8).tobytes()
-    size = len(data) if declared_data is None else declared_data
-    block = channels * bits // 8
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, bits)
-    return b"RIFF" + struct.pack("<I", min(0xFFFFFFFF, 36 + size)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt \
-        + b"data" + struct.pack("<I", size) + data
-
-
-def tone(seconds: float, rate: int = 16000, channels: int = 1) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    mono = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
-    return np.repeat(mono, channels) if channels > 1 else mono
+from tests.audiofiles import encode, tone, wav_bytes
 
 
 def decode(blob: bytes, limits: DecodeLimits = DecodeLimits()) -> tuple[np.ndarray, DecodeReport]:
