@@ -153,14 +153,21 @@ def create_job():  # type: ignore[no-untyped-def]
         raise
 
     sha256 = writer.sha256.hexdigest()
+    force = parse_flag(form.get("force") or request.args.get("force"))
     with session_scope(settings.database_url) as s:
-        duplicate = None if parse_flag(form.get("force") or request.args.get("force")) else existing_job(s, principal().tenant_id, sha256)
+        duplicate = None if force else existing_job(s, principal().tenant_id, sha256)
         if duplicate is None:
             s.add(
                 Job(
-                    id=job_id, tenant_id=principal().tenant_id, status="queued", filename=name,
-                    source_key=raw_key(job_id, name), sha256=sha256, bytes=writer.bytes_written,
-                    options=options, priority=priority,
+                    id=job_id,
+                    tenant_id=principal().tenant_id,
+                    status="queued",
+                    filename=name,
+                    source_key=raw_key(job_id, name),
+                    sha256=sha256,
+                    bytes=writer.bytes_written,
+                    options=options,
+                    priority=priority,
                 )
             )
     if duplicate is not None:
