@@ -6,12 +6,15 @@ ends up on the failed job.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import av
 import numpy as np
+
+from hark.containers import TruncatedError, check_complete
 
 SAMPLE_RATE = 16000
 BYTES_PER_SAMPLE = 2
@@ -24,6 +27,16 @@ class AudioError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What a worker agrees to decode; the worker's settings fill it in (see `hark.settings`)."""
+
+    max_duration_s: float = 12 * 3600.0
+    max_channels: int = 16
+    max_sample_rate: int = 192000
+    timeout_s: float = 3600.0
 
 
 @dataclass
@@ -51,15 +64,18 @@ def decode_stream(
     source: str | BinaryIO,
     report: DecodeReport | None = None,
     block_samples: int = SAMPLE_RATE * 10,
-    max_duration_s: float = 12 * 3600.0,
+    limits: DecodeLimits = DecodeLimits(),
 ) -> Iterator[np.ndarray]:
     """Yield int16 mono 16 kHz blocks of about `block_samples` samples.
 
     Raises AudioError with codes: `undecodable_audio` (not a media file), `no_audio_stream`,
     `corrupt_audio` (decoder error mid-stream), `too_long`, `no_audio` (no samples at all),
-    `truncated_audio` (far fewer samples than the header promised).
+    `truncated_audio` (the header promises more than the file holds), `too_many_channels`,
+    `sample_rate_too_high`, `decode_timeout` (decoding took longer than `limits.timeout_s`).
     """
     report = report if report is not None else DecodeReport()
+    started = time.monotonic()
+    _check_container(source)
     try:
         container = av.open(source, mode="r", metadata_errors="ignore")
     except (av.FFmpegError, ValueError, OSError) as exc:
@@ -73,6 +89,14 @@ def decode_stream(
         report.codec = stream.codec_context.name
         report.source_rate = stream.codec_context.sample_rate or 0
         report.source_channels = stream.codec_context.channels or 0
+        if report.source_channels > limits.max_channels:
+            raise AudioError(
+                "too_many_channels", f"{report.source_channels} channels; the limit is {limits.max_channels}"
+            )
+        if report.source_rate > limits.max_sample_rate:
+            raise AudioError(
+                "sample_rate_too_high", f"{report.source_rate} Hz; the limit is {limits.max_sample_rate} Hz"
+            )
         if container.duration:
             report.declared_duration_s = container.duration / 1_000_000
         elif stream.duration and stream.time_base:
@@ -80,7 +104,7 @@ def decode_stream(
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         pending: list[np.ndarray] = []
         pending_len = 0
-        max_samples = int(max_duration_s * SAMPLE_RATE)
+        max_samples = int(limits.max_duration_s * SAMPLE_RATE)
 
         def frames() -> Iterator[av.AudioFrame]:
             try:
@@ -94,7 +118,12 @@ def decode_stream(
             block = out.to_ndarray().reshape(-1).astype(np.int16, copy=False)
             report.samples += block.size
             if report.samples > max_samples:
-                raise AudioError("too_long", f"longer than the limit of {max_duration_s:.0f} s")
+                raise AudioError("too_long", f"longer than the limit of {limits.max_duration_s:.0f} s")
+            if time.monotonic() - started > limits.timeout_s:
+                raise AudioError(
+                    "decode_timeout",
+                    f"decoding took over {limits.timeout_s:.0f} s (stopped after {report.duration_s:.1f} s of audio)",
+                )
             pending.append(block)
             pending_len += block.size
             if pending_len >= block_samples:
@@ -110,6 +139,18 @@ def decode_stream(
             "truncated_audio",
             f"the header promises {declared:.1f} s but only {report.duration_s:.1f} s could be decoded",
         )
+
+
+def _check_container(source: str | BinaryIO) -> None:
+    """Refuse a cut-off WAV/Ogg before decoding it (the decoder would quietly stop early)."""
+    try:
+        if isinstance(source, str):
+            with open(source, "rb") as f:
+                check_complete(f)
+        else:
+            check_complete(source)
+    except TruncatedError as exc:
+        raise AudioError("truncated_audio", str(exc)) from exc
 
 
 def pcm_to_float(pcm: bytes | np.ndarray) -> np.ndarray:

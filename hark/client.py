@@ -7,6 +7,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -19,21 +20,26 @@ class ApiError(Exception):
 
 
 class MultipartFile:
-    """A read()-able multipart/form-data body around an open file, with a known length, so an
-    upload of any size is sent in chunks instead of being built in memory."""
+    """A read()-able multipart/form-data body around open files, with a known length, so uploads
+    of any size are sent in chunks instead of being built in memory."""
 
-    def __init__(self, fields: dict[str, str], filename: str, fileobj: BinaryIO, size: int) -> None:
+    def __init__(self, fields: dict[str, str], files: list[tuple[str, BinaryIO, int]]) -> None:
         self.boundary = uuid.uuid4().hex
         head = b"".join(
             f'--{self.boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
             for k, v in fields.items()
         )
-        head += (
-            f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        self._parts: list[Any] = [head, fileobj, f"\r\n--{self.boundary}--\r\n".encode()]
-        self.length = len(head) + size + len(self._parts[2])
+        self._parts: list[Any] = [head]
+        self.length = len(head)
+        for filename, fileobj, size in files:
+            file_head = (
+                f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            self._parts += [file_head, fileobj, b"\r\n"]
+            self.length += len(file_head) + size + 2
+        self._parts.append(f"--{self.boundary}--\r\n".encode())
+        self.length += len(self._parts[-1])
         self.sent = 0
 
     @property
@@ -57,6 +63,22 @@ class MultipartFile:
             self.sent += len(chunk)
             return chunk
         return b""
+
+
+def put_part(url: str, data: bytes) -> str:
+    """PUT one part to a presigned S3 URL; returns the part's ETag."""
+    parts = urlsplit(url)
+    conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = conn_class(parts.hostname or "127.0.0.1", parts.port, timeout=300)
+    try:
+        conn.request("PUT", f"{parts.path}?{parts.query}", body=data, headers={"Content-Length": str(len(data))})
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status >= 300:
+            raise ApiError(resp.status, {"error": {"code": "s3_error", "message": body[:500].decode(errors="replace")}})
+        return resp.getheader("ETag", "")
+    finally:
+        conn.close()
 
 
 class HarkClient:
@@ -84,14 +106,57 @@ class HarkClient:
             raise ApiError(status, body)
         return body
 
-    def submit(self, path: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            body = MultipartFile({"options": json.dumps(options or {})}, os.path.basename(path), f, size)
+    def _post_files(self, route: str, paths: list[str], fields: dict[str, str]) -> dict[str, Any]:
+        with ExitStack() as stack:
+            files = [(os.path.basename(p), stack.enter_context(open(p, "rb")), os.path.getsize(p)) for p in paths]
+            body = MultipartFile(fields, files)
             return self._json(
-                "POST", "/v1/jobs", body=body,
+                "POST", route, body=body,
                 headers={"Content-Type": body.content_type, "Content-Length": str(body.length)},
             )
+
+    def submit(self, path: str, options: dict[str, Any] | None = None, **fields: str) -> dict[str, Any]:
+        """Upload through the API (`fields`: priority, force)."""
+        return self._post_files("/v1/jobs", [path], {"options": json.dumps(options or {}), **fields})
+
+    def submit_object(self, s3_key: str, **body: Any) -> dict[str, Any]:
+        """A job for an object already in the tenant's inbox."""
+        return self._json("POST", "/v1/jobs", body=json.dumps({"s3_key": s3_key, **body}),
+                          headers={"Content-Type": "application/json"})
+
+    def submit_direct(self, path: str, options: dict[str, Any] | None = None, **body: Any) -> dict[str, Any]:
+        """Upload straight to S3 through presigned part URLs (for very large files), then complete.
+        A recording this tenant already submitted comes back as that job without an upload."""
+        size = os.path.getsize(path)
+        plan = self._json("POST", "/v1/uploads", headers={"Content-Type": "application/json"}, body=json.dumps(
+            {"filename": os.path.basename(path), "size": size, "options": options or {}, **body}))
+        if "upload_id" not in plan:
+            return plan
+        etags = []
+        with open(path, "rb") as f:
+            for part in plan["parts"]:
+                etags.append({"part_number": part["part_number"], "etag": put_part(part["url"], f.read(plan["part_size"]))})
+        return self.complete_upload(plan["upload_id"], etags)
+
+    def create_upload(self, filename: str, size: int, **body: Any) -> dict[str, Any]:
+        return self._json("POST", "/v1/uploads", headers={"Content-Type": "application/json"},
+                          body=json.dumps({"filename": filename, "size": size, **body}))
+
+    def complete_upload(self, upload_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._json("POST", f"/v1/uploads/{upload_id}/complete", headers={"Content-Type": "application/json"},
+                          body=json.dumps({"parts": parts}))
+
+    def submit_batch(self, paths: list[str], options: dict[str, Any] | None = None, **fields: str) -> dict[str, Any]:
+        """Many recordings in one request, one job each (`fields`: priority, name, force)."""
+        return self._post_files("/v1/batches", paths, {"options": json.dumps(options or {}), **fields})
+
+    def submit_prefix(self, prefix: str, **body: Any) -> dict[str, Any]:
+        """One job per object under a prefix of the tenant's inbox."""
+        return self._json("POST", "/v1/batches", body=json.dumps({"prefix": prefix, **body}),
+                          headers={"Content-Type": "application/json"})
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/batches/{batch_id}")
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/jobs/{job_id}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import case, func, update
 from sqlalchemy.orm import Session
 
 JOB_STATUSES = ("uploading", "queued", "preparing", "inferring", "reducing", "done", "failed", "cancelled")
@@ -34,15 +34,18 @@ class InvalidTransition(Exception):
 
 def advance(session: Session, job_id: uuid.UUID, to: str, **values: Any) -> bool:
     """Move a job to `to` if its current status allows it; returns False when it did not
-    (already further along, finished, or cancelled). Extra column values are set in the same UPDATE."""
+    (already further along, finished, or cancelled). Extra column values are set in the same UPDATE.
+    `stage_started_at` moves only when the status changes, so throughput (and the ETA shown to
+    clients) is measured from when the stage really began, not from a redelivery."""
     from hark.models import Job
 
     if to not in PREDECESSORS:
         raise InvalidTransition(to)
+    stage_start = case((Job.status == to, Job.stage_started_at), else_=func.now())
     stmt = (
         update(Job)
         .where(Job.id == job_id, Job.status.in_(PREDECESSORS[to]))
-        .values(status=to, updated_at=func.now(), **values)
+        .values(status=to, updated_at=func.now(), stage_started_at=stage_start, **values)
         .returning(Job.id)
     )
     return session.execute(stmt).first() is not None

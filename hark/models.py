@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -54,9 +55,20 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Batch(Base):
+    """A group of jobs submitted together (an archive); its status is aggregated from its jobs."""
+
+    __tablename__ = "batches"
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    priority: Mapped[int] = mapped_column(Integer, default=9)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (_status_check(),)
+    __table_args__ = (_status_check(), Index("jobs_tenant_sha256", "tenant_id", "sha256"))
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="uploading", index=True)
@@ -79,6 +91,29 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="SET NULL"), index=True)
+    # Progress inside a stage: when the current status began, what the container header promises,
+    # and how many seconds of audio prepare has decoded so far (updated as it streams).
+    stage_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    declared_duration_s: Mapped[float | None] = mapped_column(Float)
+    decoded_s: Mapped[float | None] = mapped_column(Float)
+
+
+class Upload(Base):
+    """A presigned S3 multipart upload straight from the client; its job waits in `uploading`."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (CheckConstraint("status IN ('open', 'completed', 'aborted')", name="uploads_status_valid"),)
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    key: Mapped[str] = mapped_column(String(1000))
+    s3_upload_id: Mapped[str] = mapped_column(String(1000))
+    part_bytes: Mapped[int] = mapped_column(BigInteger)
+    parts: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Segment(Base):

@@ -16,6 +16,14 @@ PREPARE = "hark.prepare"
 INFER = "hark.infer"
 REDUCE = "hark.reduce"
 JANITOR = "hark.janitor"
+ABORT_ABANDONED_UPLOADS = "hark.abort_abandoned_uploads"
+
+# Message priority on the Redis transport: 0 is served first. Each queue is really one Redis list
+# per step, and a worker pops the lists in step order, so an interactive job's tasks overtake a
+# night's archive already waiting in the same queue. Messages without a priority (reduce, which
+# finishes work already in flight) count as 0.
+PRIORITIES = {"interactive": 0, "overnight": 9}
+PRIORITY_STEPS = [0, 3, 6, 9]
 
 CPU_QUEUE = "cpu"
 MODEL_KINDS = ("asr", "embed", "emotion")  # each kind of model work has a queue of that name
@@ -33,7 +41,7 @@ def route(name: str, args: tuple, kwargs: dict[str, Any], options: dict[str, Any
 
 def make_celery(settings: Settings, name: str = "hark") -> Celery:
     app = Celery(name, broker=settings.broker_url)
-    transport: dict[str, Any] = {"visibility_timeout": 4 * 3600}
+    transport: dict[str, Any] = {"visibility_timeout": 4 * 3600, "priority_steps": PRIORITY_STEPS}
     if settings.broker_key_prefix:
         transport["global_keyprefix"] = settings.broker_key_prefix
     app.conf.update(
@@ -51,7 +59,10 @@ def make_celery(settings: Settings, name: str = "hark") -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         # Run by `celery beat` (or a worker started with -B): finds lost or dead work and re-sends it.
-        beat_schedule={"janitor": {"task": JANITOR, "schedule": settings.janitor_interval_s}},
+        beat_schedule={
+            "janitor": {"task": JANITOR, "schedule": settings.janitor_interval_s},
+            "abort-abandoned-uploads": {"task": ABORT_ABANDONED_UPLOADS, "schedule": 600.0},
+        },
     )
     return app
 

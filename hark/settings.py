@@ -24,10 +24,15 @@ class Settings:
     s3_access_key: str = "hark"
     s3_secret_key: str = "harksecret"
     s3_region: str = "us-east-1"
+    # The S3 endpoint clients use for presigned direct uploads; empty means s3_endpoint.
+    s3_public_endpoint: str = ""
     # Largest accepted upload through the web process, in bytes.
     max_upload_bytes: int = 20 * 1024**3
     # Segmentation and batching.
     max_segment_s: float = 30.0
+    # Neighbouring segments are merged while the result stays within this length (FunASR's
+    # merge_length_s): fewer, fuller segments give ASR more context. 0 switches merging off.
+    merge_length_s: float = 15.0
     batch_speech_s: float = 120.0
     # Engines, by registry name.
     vad_engine: str = "silero"
@@ -51,6 +56,18 @@ class Settings:
     poison_after_attempts: int = 3
     # Chaos testing only: see worker/faults.py.
     fault_injection: str = ""
+    # Sources with more channels or a higher sample rate are refused (`too_many_channels`,
+    # `sample_rate_too_high`) before any decoding work is spent on them.
+    max_channels: int = 16
+    max_sample_rate: int = 192000
+    # Wall-clock limit of one decode; past it the job fails with `decode_timeout`, so a
+    # pathological file can never hold a worker.
+    decode_timeout_s: float = 3600.0
+    # Presigned direct uploads (POST /v1/uploads): part size, URL lifetime, and the age after
+    # which an upload never completed is aborted by the janitor.
+    upload_part_bytes: int = 64 * 1024**2
+    upload_url_expiry_s: int = 6 * 3600
+    upload_abandon_s: float = 24 * 3600.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

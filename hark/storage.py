@@ -1,13 +1,14 @@
 """S3 storage through boto3 against any S3-protocol endpoint (MinIO, SeaweedFS, AWS).
 
 Key layout: `raw/<job>/<original name>` uploads, `pcm/<job>.s16le` canonical audio,
-`out/<job>/transcript.<ext>` exports. Large objects are written with multipart uploads from a
+`out/<job>/transcript.<ext>` exports, `inbox/<tenant>/…` objects a tenant placed itself. Large objects are written with multipart uploads from a
 bounded buffer and read with ranged GETs, so no process holds a whole recording.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -45,6 +46,9 @@ class Storage:
     def __init__(self, settings: Settings) -> None:
         self.bucket = settings.s3_bucket
         self.client = _client(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_region)
+        # Presigned URLs must name the endpoint clients reach, which may differ from the internal one.
+        public = settings.s3_public_endpoint or settings.s3_endpoint
+        self.presign_client = _client(public, settings.s3_access_key, settings.s3_secret_key, settings.s3_region)
 
     def ensure_bucket(self) -> None:
         try:
@@ -89,6 +93,44 @@ class Storage:
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
                 deleted += len(keys)
         return deleted
+
+    def create_multipart(self, key: str, content_type: str = "application/octet-stream") -> str:
+        return self.client.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)["UploadId"]
+
+    def presigned_part(self, key: str, upload_id: str, part_number: int, expires_s: int) -> str:
+        """A URL the client PUTs one part to, straight to the S3 server (the web never sees the bytes)."""
+        return self.presign_client.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
+            ExpiresIn=expires_s,
+        )
+
+    def complete_multipart(self, key: str, upload_id: str, etags: list[tuple[int, str]]) -> None:
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket, Key=key, UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in etags]},
+        )
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Discard an unfinished upload and its parts; one already gone is not an error."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchUpload", "404"):
+                raise
+
+    def multipart_uploads(self, prefix: str) -> Iterator[dict[str, Any]]:
+        """Unfinished multipart uploads under `prefix`: Key, UploadId, Initiated."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Uploads", [])
+
+    def objects(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(key, size) of every object under `prefix`, page by page."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield obj["Key"], int(obj["Size"])
 
     def writer(self, key: str, content_type: str = "application/octet-stream") -> "MultipartWriter":
         return MultipartWriter(self, key, content_type)
@@ -233,3 +275,19 @@ def pcm_key(job_id: object) -> str:
 
 def out_key(job_id: object, fmt: str) -> str:
     return f"out/{job_id}/transcript.{fmt}"
+
+
+def inbox_prefix(tenant_id: object) -> str:
+    """Where a tenant may place recordings itself (bucket sync, archive drops); jobs and batches
+    may name objects under it, and only under it."""
+    return f"inbox/{tenant_id}/"
+
+
+def in_inbox(tenant_id: object, key: str) -> bool:
+    """True when `key` is plainly inside the tenant's inbox: no `..` or empty path segments that a
+    server might normalise into somewhere else."""
+    prefix = inbox_prefix(tenant_id)
+    if not key.startswith(prefix) or len(key) == len(prefix):
+        return False
+    parts = key[len(prefix):].split("/")
+    return all(p not in ("", ".", "..") for p in parts) and "\\" not in key

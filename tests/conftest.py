@@ -116,8 +116,9 @@ def isolated_settings(base_settings, **overrides):  # type: ignore[no-untyped-de
 @pytest.fixture(scope="session")
 def settings(base_settings):
     """The session's settings. Tiny batches (every segment its own), so even the 30 s sample fans
-    out into several tasks per kind whose completions race each other on two model processes."""
-    with isolated_settings(base_settings, batch_speech_s=0.5) as cfg:
+    out into several tasks per kind whose completions race each other on two model processes; S3's
+    smallest parts, so a direct upload of a few MB has several."""
+    with isolated_settings(base_settings, batch_speech_s=0.5, upload_part_bytes=5 * 1024**2) as cfg:
         yield cfg
 
 

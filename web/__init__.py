@@ -22,14 +22,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["hark.storage"] = Storage(settings)
     app.extensions["hark.celery"] = make_celery(settings, name="hark-web")
 
+    from web.batches import bp as batches_bp
     from web.console import bp as console_bp
     from web.health import bp as health_bp
     from web.jobs import bp as jobs_bp
     from web.media import bp as media_bp
     from web.metrics import bp as metrics_bp
+    from web.uploads import bp as uploads_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(uploads_bp)
+    app.register_blueprint(batches_bp)
     app.register_blueprint(media_bp)
     app.register_blueprint(console_bp)
     app.register_blueprint(metrics_bp)

@@ -1,27 +1,29 @@
-"""Jobs: create by uploading a recording, poll status, fetch the transcript."""
+"""Jobs: create by uploading a recording (or naming one in the bucket), poll status and progress,
+fetch the transcript."""
 from __future__ import annotations
 
 import json
-import logging
 import re
 import uuid
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hark.db import session_scope
 from hark.exports import FORMATS
-from hark.models import Job, JobTask, Segment
-from hark.queues import PREPARE
+from hark.models import Job, Segment
 from hark.storage import MultipartWriter, out_key, raw_key
 from web.auth import principal, require_key
 from web.errors import ApiError
+from web.progress import TaskCounts, job_progress, task_counts
+from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
-log = logging.getLogger("hark.web")
 
 OPTION_INTS = ("num_speakers", "min_speakers", "max_speakers")
+# Form fields / JSON keys that steer the submission rather than the processing.
+SUBMIT_FIELDS = ("priority", "force")
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -37,7 +39,7 @@ def safe_filename(name: str | None) -> str:
 
 def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
     """Validate job options; unknown keys and bad values are a 400, not a surprise later."""
-    allowed = set(OPTION_INTS) | {"language", "engines"}
+    allowed = set(OPTION_INTS) | {"language", "engines", "merge_length_s"}
     unknown = set(raw) - allowed
     if unknown:
         raise ApiError(400, "invalid_options", f"unknown options: {', '.join(sorted(unknown))}")
@@ -63,17 +65,19 @@ def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(engines, dict) or not all(k in ("asr", "embed", "emotion") for k in engines):
             raise ApiError(400, "invalid_options", "engines must map asr/embed/emotion to engine names")
         options["engines"] = {k: str(v) for k, v in engines.items()}
+    if raw.get("merge_length_s") not in (None, ""):
+        try:
+            merge = float(raw["merge_length_s"])
+        except (TypeError, ValueError):
+            raise ApiError(400, "invalid_options", "merge_length_s must be a number of seconds") from None
+        limit = _settings().max_segment_s
+        if not 0 <= merge <= limit:
+            raise ApiError(400, "invalid_options", f"merge_length_s must be between 0 and {limit:g}")
+        options["merge_length_s"] = merge
     return options
 
 
-def job_view(job: Job, tasks_done: int, failed_segments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    total = job.tasks_total or 0
-    if job.status == "done":
-        fraction = 1.0
-    elif job.status in ("inferring", "reducing") and total:
-        fraction = round(0.1 + 0.85 * tasks_done / total, 4)
-    else:
-        fraction = {"uploading": 0.0, "queued": 0.0, "preparing": 0.05}.get(job.status, 0.0)
+def job_view(job: Job, counts: TaskCounts, failed_segments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": str(job.id),
         "status": job.status,
@@ -83,12 +87,9 @@ def job_view(job: Job, tasks_done: int, failed_segments: list[dict[str, Any]] | 
         "sha256": job.sha256,
         "duration_s": job.duration_s,
         "options": {k: v for k, v in (job.options or {}).items() if not k.startswith("source_")},
-        "progress": {
-            "fraction": fraction,
-            "segments_total": job.segments_total,
-            "tasks_total": total,
-            "tasks_done": tasks_done,
-        },
+        "priority": priority_name(job.priority),
+        "batch_id": str(job.batch_id) if job.batch_id else None,
+        "progress": job_progress(job, counts).as_dict(),
         "timings": job.timings or {},
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "created_at": job.created_at.isoformat() if job.created_at else None,
@@ -106,8 +107,14 @@ def job_view(job: Job, tasks_done: int, failed_segments: list[dict[str, Any]] | 
 @bp.post("/jobs")
 @require_key("submit")
 def create_job():  # type: ignore[no-untyped-def]
-    """Stream a multipart upload (field `file`, optional `options` JSON or plain option fields) to
-    S3, record the job and enqueue its preparation."""
+    """Stream a multipart upload (field `file`, optional `options` JSON or plain option fields,
+    `priority`, `force`) to S3, record the job and enqueue its preparation. A JSON body naming an
+    object in the tenant's inbox (`{"s3_key": ...}`) creates the job without an upload. The same
+    content already submitted by this tenant returns that job (200) unless `force` is set."""
+    if request.is_json:
+        from web.uploads import create_job_from_object
+
+        return create_job_from_object(request.get_json(silent=True))
     if not (request.mimetype or "").startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send the recording as multipart/form-data with a 'file' field")
     settings = _settings()
@@ -139,36 +146,41 @@ def create_job():  # type: ignore[no-untyped-def]
                 raise ApiError(400, "invalid_options", "options must be a JSON object") from None
             if not isinstance(raw_options, dict):
                 raise ApiError(400, "invalid_options", "options must be a JSON object")
-        raw_options.update({k: form[k] for k in form if k != "options"})
+        raw_options.update({k: form[k] for k in form if k not in ("options", *SUBMIT_FIELDS)})
         options = parse_options(raw_options)
+        priority = parse_priority(form.get("priority"), "interactive")
         writer.finish()
     except BaseException:
         for _, w in sinks:
             w.abort()
         raise
 
+    sha256 = writer.sha256.hexdigest()
+    force = parse_flag(form.get("force") or request.args.get("force"))
     with session_scope(settings.database_url) as s:
-        s.add(
-            Job(
-                id=job_id,
-                tenant_id=principal().tenant_id,
-                status="queued",
-                filename=name,
-                source_key=raw_key(job_id, name),
-                sha256=writer.sha256.hexdigest(),
-                bytes=writer.bytes_written,
-                options=options,
+        duplicate = None if force else existing_job(s, principal().tenant_id, sha256)
+        if duplicate is None:
+            s.add(
+                Job(
+                    id=job_id,
+                    tenant_id=principal().tenant_id,
+                    status="queued",
+                    filename=name,
+                    source_key=raw_key(job_id, name),
+                    sha256=sha256,
+                    bytes=writer.bytes_written,
+                    options=options,
+                    priority=priority,
+                )
             )
-        )
-    try:
-        current_app.extensions["hark.celery"].send_task(PREPARE, args=[str(job_id)])
-    except Exception:  # broker away: the recording is safe in S3 and the job row says queued, so
-        # the janitor sends its preparation once the broker is back; the client need not retry.
-        log.warning("broker unreachable; the janitor will enqueue the job", extra={"job_id": str(job_id)})
+    if duplicate is not None:
+        storage.delete_prefix(raw_key(job_id, ""))
+        return _job_response(duplicate, status=200)
+    enqueue_prepare(job_id, priority)
     return _job_response(job_id, status=201)
 
 
-def _load(job_id: str) -> tuple[Job, int, list[dict[str, Any]]]:
+def _load(job_id: str) -> tuple[Job, TaskCounts]:
     try:
         jid = uuid.UUID(job_id)
     except ValueError:
@@ -177,23 +189,24 @@ def _load(job_id: str) -> tuple[Job, int, list[dict[str, Any]]]:
         job = s.scalar(select(Job).where(Job.id == jid, Job.tenant_id == principal().tenant_id))
         if job is None:
             raise ApiError(404, "job_not_found", "no such job")
-        done = s.scalar(
-            select(func.count()).select_from(JobTask).where(JobTask.job_id == jid, JobTask.done_at.is_not(None))
-        )
-        failed = [
-            {"idx": idx, "start": start, "end": end, "errors": errors}
-            for idx, start, end, errors in s.execute(
-                select(Segment.idx, Segment.start_s, Segment.end_s, Segment.errors)
-                .where(Segment.job_id == jid, Segment.errors.is_not(None))
-                .order_by(Segment.idx)
-            )
-        ]
-    return job, int(done or 0), failed
+        counts = task_counts(s, jid)
+    return job, counts
+
+
+def failed_segments(job_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Segments an engine could not process (poison segments), with the reason per kind."""
+    with session_scope(_settings().database_url) as s:
+        rows = s.execute(
+            select(Segment.idx, Segment.start_s, Segment.end_s, Segment.errors)
+            .where(Segment.job_id == job_id, Segment.errors.is_not(None))
+            .order_by(Segment.idx)
+        ).all()
+    return [{"idx": idx, "start": start, "end": end, "errors": errors} for idx, start, end, errors in rows]
 
 
 def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
-    job, done, failed = _load(str(job_id))
-    response = jsonify(job_view(job, done, failed))
+    job, counts = _load(str(job_id))
+    response = jsonify(job_view(job, counts, failed_segments(job.id) if job.status == "done" else None))
     response.status_code = status
     if status == 201:
         response.headers["Location"] = f"/v1/jobs/{job.id}"
@@ -212,7 +225,7 @@ def get_transcript(job_id: str):  # type: ignore[no-untyped-def]
     fmt = request.args.get("format", "json")
     if fmt not in FORMATS:
         raise ApiError(400, "invalid_format", f"format must be one of {', '.join(FORMATS)}")
-    job, _, _ = _load(job_id)
+    job, _ = _load(job_id)
     if job.status != "done":
         raise ApiError(409, "not_ready", f"the job is {job.status}; the transcript exists once it is done")
     body = current_app.extensions["hark.storage"].get_bytes(out_key(job.id, fmt))

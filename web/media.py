@@ -16,6 +16,6 @@ MEDIA_URL_TTL_S = 900
 @bp.get("/jobs/<job_id>/media")
 @require_key("read")
 def job_media(job_id: str):  # type: ignore[no-untyped-def]
-    job, _, _ = _load(job_id)
+    job, _ = _load(job_id)
     url = current_app.extensions["hark.storage"].presigned_get(job.source_key, expires_s=MEDIA_URL_TTL_S)
     return jsonify({"url": url, "expires_in": MEDIA_URL_TTL_S, "filename": job.filename})

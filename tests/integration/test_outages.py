@@ -150,7 +150,7 @@ def _finishes_like_the_reference(stack: dict, job_id: str) -> None:
 
 
 def test_redis_restart_loses_queued_work_and_the_janitor_recovers_it(outage_stack) -> None:
-    job_id = outage_stack["client"].submit(str(SAMPLE))["id"]
+    job_id = outage_stack["client"].submit(str(SAMPLE), force="true")["id"]
     _wait_until_under_way(outage_stack["settings"], job_id)
     outage_stack["services"].run("stop", "redis")
     time.sleep(3)
@@ -159,7 +159,7 @@ def test_redis_restart_loses_queued_work_and_the_janitor_recovers_it(outage_stac
 
 
 def test_postgres_down_gives_503_json_then_the_job_completes(outage_stack) -> None:
-    job_id = outage_stack["client"].submit(str(SAMPLE))["id"]
+    job_id = outage_stack["client"].submit(str(SAMPLE), force="true")["id"]
     _wait_until_under_way(outage_stack["settings"], job_id)
     outage_stack["services"].run("stop", "postgres")
     try:
@@ -177,7 +177,7 @@ def test_postgres_down_gives_503_json_then_the_job_completes(outage_stack) -> No
 
 
 def test_s3_unavailable_for_seconds_then_the_job_completes(outage_stack) -> None:
-    job_id = outage_stack["client"].submit(str(SAMPLE))["id"]
+    job_id = outage_stack["client"].submit(str(SAMPLE), force="true")["id"]
     _wait_until_under_way(outage_stack["settings"], job_id)
     outage_stack["services"].run("stop", "s3")
     time.sleep(4)

@@ -121,7 +121,7 @@ def test_killed_model_worker_loses_and_duplicates_nothing(chaos, recording) -> N
         assert covered >= embedded
 
     # The same recording, undisturbed, gives the same transcript.
-    again = client.wait(client.submit(str(recording))["id"], timeout_s=240)
+    again = client.wait(client.submit(str(recording), force="true")["id"], timeout_s=240)
     assert again["status"] == "done"
     undisturbed = client.transcript(again["id"], "txt")
     replacement.terminate()

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hark.audio import AudioError, DecodeReport, decode_stream, pcm_to_float, seconds_to_byte
+from hark.audio import AudioError, DecodeLimits, DecodeReport, decode_stream, pcm_to_float, seconds_to_byte
 from tests.audiofiles import FORMATS, encode, read_wav
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.wav"
@@ -49,7 +49,7 @@ def test_duration_limit(tmp_path):
     samples, rate = read_wav(SAMPLE)
     path = encode(samples[: rate * 5], rate, tmp_path / "x.wav", "wav")
     with pytest.raises(AudioError) as err:
-        list(decode_stream(str(path), max_duration_s=2.0))
+        list(decode_stream(str(path), limits=DecodeLimits(max_duration_s=2.0)))
     assert err.value.code == "too_long"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from hark.audio import decode_stream
 from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions, segments_from_probabilities
@@ -49,3 +50,32 @@ def test_silero_streaming_matches_speech_in_the_sample():
     assert segs[-1][1] > 29.0
     speech = sum(b - a for a, b in segs)
     assert 20.0 < speech <= 23.5
+
+
+def test_long_segments_are_split_at_the_lowest_energy_point():
+    # Speech throughout (probability flat), but the signal is quiet around 21 s: the cut goes there.
+    probs = probs_for([(0.0, 40.0)], 40.0)
+    t = np.arange(probs.size) * FRAME_S
+    energy = np.full(probs.size, -1.0, dtype=np.float32)
+    energy[(t > 20.9) & (t < 21.2)] = -4.0
+    segs = segments_from_probabilities(probs, 40.0, VadOptions(pad_s=0.0, max_segment_s=30.0), energy)
+    assert len(segs) == 2
+    assert segs[0][1] == pytest.approx(21.05, abs=0.15)
+
+
+def test_short_segments_are_merged_up_to_merge_length():
+    spans = [(1.0, 3.0), (4.0, 6.0), (7.0, 9.0), (10.0, 12.0), (30.0, 31.0)]
+    probs = probs_for(spans, 40.0)
+    plain = segments_from_probabilities(probs, 40.0, VadOptions(pad_s=0.0))
+    assert len(plain) == 5
+    merged = segments_from_probabilities(probs, 40.0, VadOptions(pad_s=0.0, merge_length_s=8.5))
+    # 1-9 s fits in 8.5 s; 10-12 s would make it 11 s, so it starts a new one; 30 s is far away.
+    assert [(round(a), round(b)) for a, b in merged] == [(1, 9), (10, 12), (30, 31)]
+    assert all(b - a <= 8.5 + 1e-6 for a, b in merged)
+
+
+def test_merging_never_exceeds_the_maximum_segment():
+    spans = [(i * 2.0, i * 2.0 + 1.5) for i in range(30)]
+    merged = segments_from_probabilities(probs_for(spans, 60.0), 60.0,
+                                         VadOptions(pad_s=0.0, max_segment_s=10.0, merge_length_s=50.0))
+    assert all(b - a <= 10.0 + 1e-6 for a, b in merged) and len(merged) >= 6

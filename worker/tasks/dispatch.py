@@ -16,14 +16,19 @@ from worker.engines import engine_class
 from worker.tasks.common import engine_name
 
 
-def send_infer(job_id: str, pending: list[tuple[int, str]], options: dict, asr_done: set[int] | frozenset = frozenset()) -> None:
-    """Enqueue infer tasks for `pending` (batch_idx, kind) pairs; `asr_done` lists batches whose
-    transcript already exists, so their text-reading kinds can run at once."""
+def send_infer(
+    job_id: str, pending: list[tuple[int, str]], options: dict, asr_done: set[int] | frozenset = frozenset(), priority: int = 0
+) -> None:
+    """Enqueue infer tasks for `pending` (batch_idx, kind) pairs at the job's queue priority;
+    `asr_done` lists batches whose transcript already exists, so their text-reading kinds can run at once."""
     by_batch: dict[int, set[str]] = defaultdict(set)
     for batch_idx, kind in pending:
         by_batch[batch_idx].add(kind)
     for batch_idx, kinds in sorted(by_batch.items()):
-        sig = {k: app.signature(INFER, kwargs={"job_id": job_id, "batch_idx": batch_idx, "kind": k}, immutable=True) for k in kinds}
+        sig = {
+            k: app.signature(INFER, kwargs={"job_id": job_id, "batch_idx": batch_idx, "kind": k}, immutable=True, priority=priority)
+            for k in kinds
+        }
         readers = {k for k in kinds if "text" in engine_class(engine_name(k, options)).consumes}
         waiting = readers if "asr" in kinds and batch_idx not in asr_done else set()
         for k in kinds - waiting:

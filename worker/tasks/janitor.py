@@ -13,6 +13,8 @@ restarts without persistence forgets its queues. The database knows what should 
   worker died): send it again;
 - a job `inferring` with every batch done (the reduce message was lost): move it on to reduce.
 
+Beside it, beat runs `abort_abandoned_uploads` for direct uploads nobody completed.
+
 Every task is idempotent, so a message that was only slow, not lost, running twice is harmless.
 A PostgreSQL advisory lock keeps two janitors from sweeping at once.
 """
@@ -26,7 +28,8 @@ from sqlalchemy import func, select, tuple_, update
 
 from hark.db import session_scope
 from hark.models import Job, JobTask
-from hark.queues import CPU_QUEUE, JANITOR, PREPARE, REDUCE, queue_depths
+from hark.queues import ABORT_ABANDONED_UPLOADS, CPU_QUEUE, JANITOR, PREPARE, REDUCE, queue_depths
+from hark.uploads import abort_abandoned
 from worker.celery_app import app
 from worker.tasks.common import settings
 from worker.tasks.dispatch import send_infer
@@ -36,9 +39,9 @@ log = logging.getLogger("hark.janitor")
 LOCK_ID = 0x4A414E49  # "JANI": one sweep at a time across the deployment
 
 
-def _resend(job_id: uuid.UUID, task: str, reason: str) -> None:
+def _resend(job_id: uuid.UUID, task: str, reason: str, priority: int) -> None:
     log.warning("re-sending %s", task, extra={"job_id": str(job_id), "stage": "janitor", "code": reason})
-    app.send_task(task, args=[str(job_id)])
+    app.send_task(task, args=[str(job_id)], priority=priority)
 
 
 def sweep(now: datetime | None = None) -> dict[str, int]:
@@ -52,32 +55,32 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
         if not s.scalar(select(func.pg_try_advisory_xact_lock(LOCK_ID))):
             return sent
         jobs = s.execute(
-            select(Job.id, Job.status, Job.updated_at, Job.options).where(Job.status.in_(("queued", "preparing", "inferring", "reducing")))
+            select(Job.id, Job.status, Job.updated_at, Job.options, Job.priority).where(Job.status.in_(("queued", "preparing", "inferring", "reducing")))
         ).all()
-        for job_id, status, updated_at, options in jobs:
+        for job_id, status, updated_at, options, priority in jobs:
             cpu_idle = depths[CPU_QUEUE] == 0
             if status in ("queued", "reducing") and ((updated_at < lost and cpu_idle) or updated_at < stale):
                 s.execute(update(Job).where(Job.id == job_id).values(updated_at=func.now()))
-                _resend(job_id, PREPARE if status == "queued" else REDUCE, f"{status}_stuck")
+                _resend(job_id, PREPARE if status == "queued" else REDUCE, f"{status}_stuck", priority)
                 sent["prepare" if status == "queued" else "reduce"] += 1
             elif status == "preparing" and updated_at < stale:
                 s.execute(update(Job).where(Job.id == job_id).values(updated_at=func.now()))
-                _resend(job_id, PREPARE, "prepare_stale")
+                _resend(job_id, PREPARE, "prepare_stale", priority)
                 sent["prepare"] += 1
             elif status == "inferring":
-                sent["infer"] += _sweep_batches(s, job_id, dict(options or {}), depths, lost, stale)
+                sent["infer"] += _sweep_batches(s, job_id, dict(options or {}), priority, depths, lost, stale)
                 if not s.scalar(select(func.count()).select_from(JobTask).where(JobTask.job_id == job_id, JobTask.done_at.is_(None))):
                     moved = s.execute(
                         update(Job).where(Job.id == job_id, Job.status == "inferring")
                         .values(status="reducing", updated_at=func.now()).returning(Job.id)
                     ).first()
                     if moved:
-                        _resend(job_id, REDUCE, "reduce_never_sent")
+                        _resend(job_id, REDUCE, "reduce_never_sent", priority)
                         sent["reduce"] += 1
     return sent
 
 
-def _sweep_batches(s, job_id: uuid.UUID, options: dict, depths: dict[str, int], lost: datetime, stale: datetime) -> int:  # type: ignore[no-untyped-def]
+def _sweep_batches(s, job_id: uuid.UUID, options: dict, priority: int, depths: dict[str, int], lost: datetime, stale: datetime) -> int:  # type: ignore[no-untyped-def]
     rows = s.execute(select(JobTask).where(JobTask.job_id == job_id, JobTask.done_at.is_(None))).scalars().all()
     asr_pending = {r.batch_idx for r in rows if r.kind == "asr"}
     # A message a worker has reserved but not begun is out of its queue too; while the job's other
@@ -103,7 +106,7 @@ def _sweep_batches(s, job_id: uuid.UUID, options: dict, depths: dict[str, int], 
     )
     log.warning("re-sending %d batch tasks", len(pairs), extra={"job_id": str(job_id), "stage": "janitor"})
     done = s.scalars(select(JobTask.batch_idx).where(JobTask.job_id == job_id, JobTask.kind == "asr", JobTask.done_at.is_not(None)))
-    send_infer(str(job_id), pairs, options, set(done))
+    send_infer(str(job_id), pairs, options, set(done), priority)
     return len(pairs)
 
 
@@ -112,3 +115,11 @@ def janitor() -> None:
     sent = sweep()
     if any(sent.values()):
         log.info("janitor sweep", extra={"stage": "janitor", "code": str(sent)})
+
+
+@app.task(name=ABORT_ABANDONED_UPLOADS, ignore_result=True)
+def abort_abandoned_uploads() -> dict[str, int]:
+    """Abort direct uploads nobody completed within `HARK_UPLOAD_ABANDON_S` (their jobs fail
+    `upload_abandoned`, their S3 parts are released)."""
+    report = abort_abandoned(settings())
+    return {"uploads": len(report.uploads), "orphans": report.orphans}

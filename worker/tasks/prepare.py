@@ -11,13 +11,15 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import delete, func, update
 
-from hark.audio import AudioError, DecodeReport, decode_stream
+from hark.audio import AudioError, DecodeLimits, DecodeReport, decode_stream
 from hark.db import session_scope
 from hark.jobstate import advance, fail
 from hark.models import Job, JobTask, Segment
 from hark.queues import MODEL_KINDS, PREPARE
+from hark.settings import Settings
 from hark.storage import Storage, pcm_key
 from worker.celery_app import app
 from worker.engines.vad_silero import SileroVad, VadOptions
@@ -26,6 +28,10 @@ from worker.tasks.dispatch import send_infer
 
 log = logging.getLogger("hark.prepare")
 _vad = SileroVad()
+PROGRESS_EVERY_S = 5.0  # how often the decoded seconds are written to the job row
+# Past the decode limit the loop itself fails the job; these Celery limits are the backstop for a
+# decoder stuck inside one C call (soft: an exception in the task; hard: the process is replaced).
+_SOFT_LIMIT_S = settings().decode_timeout_s + 600
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,23 @@ def plan_batches(spans: list[tuple[float, float]], batch_speech_s: float) -> lis
     return batches
 
 
-@app.task(name=PREPARE, bind=True, base=JobStageTask, failure_code="prepare_error")
+def decode_limits(cfg: Settings) -> DecodeLimits:
+    return DecodeLimits(
+        max_duration_s=cfg.max_duration_s, max_channels=cfg.max_channels,
+        max_sample_rate=cfg.max_sample_rate, timeout_s=cfg.decode_timeout_s,
+    )
+
+
+def vad_options(cfg: Settings, options: dict) -> VadOptions:
+    """The deployment's segmentation, with the job's own `merge_length_s` when it set one."""
+    merge = float(options.get("merge_length_s", cfg.merge_length_s))
+    return VadOptions(max_segment_s=cfg.max_segment_s, merge_length_s=merge)
+
+
+@app.task(
+    name=PREPARE, bind=True, base=JobStageTask, failure_code="prepare_error",
+    soft_time_limit=_SOFT_LIMIT_S, time_limit=_SOFT_LIMIT_S + 60,
+)
 def prepare(self, job_id: str) -> None:
     cfg = settings()
     jid = uuid.UUID(job_id)
@@ -58,27 +80,33 @@ def prepare(self, job_id: str) -> None:
             return
         job = s.get(Job, jid)
         assert job is not None
-        source_key, options = job.source_key, dict(job.options or {})
+        source_key, options, priority = job.source_key, dict(job.options or {}), job.priority
 
     storage = Storage(cfg)
     started = time.monotonic()
     report = DecodeReport()
     stream = _vad.stream()
     writer = storage.writer(pcm_key(jid))
+    progress = _Progress(cfg.database_url, jid, report)
     try:
         with storage.reader(source_key) as source:
-            for block in decode_stream(source, report, max_duration_s=cfg.max_duration_s):
+            for block in decode_stream(source, report, limits=decode_limits(cfg)):
                 writer.write(block.astype("<i2").tobytes())
                 stream.feed(block)
+                progress.tick()
         writer.finish()
-    except AudioError as exc:
+    except (AudioError, SoftTimeLimitExceeded) as exc:
         writer.abort()
+        code, message = (
+            (exc.code, exc.message) if isinstance(exc, AudioError)
+            else ("decode_timeout", f"prepare ran past its time limit of {_SOFT_LIMIT_S:.0f} s")
+        )
         with session_scope(cfg.database_url) as s:
-            fail(s, jid, exc.code, exc.message)
-        log.warning("decode failed", extra={"job_id": job_id, "code": exc.code})
+            fail(s, jid, code, message)
+        log.warning("decode failed", extra={"job_id": job_id, "code": code})
         return
     decode_s = time.monotonic() - started
-    spans = stream.segments(VadOptions(max_segment_s=cfg.max_segment_s))
+    spans = stream.segments(vad_options(cfg, options))
     if not spans:
         with session_scope(cfg.database_url) as s:
             fail(s, jid, "no_speech", f"no speech found in {report.duration_s:.1f} s of audio")
@@ -108,13 +136,35 @@ def prepare(self, job_id: str) -> None:
             jid,
             "inferring",
             duration_s=round(report.duration_s, 3),
+            decoded_s=round(report.duration_s, 3),
             segments_total=len(spans),
             tasks_total=len(batches) * len(kinds),
             timings=timings,
             options={**options, "source_codec": report.codec, "source_rate": report.source_rate},
         )
-    send_infer(job_id, [(n, k) for n in range(len(batches)) for k in kinds], options)
+    send_infer(job_id, [(n, k) for n in range(len(batches)) for k in kinds], options, priority=priority)
     log.info(
         "prepared",
         extra={"job_id": job_id, "segments": len(spans), "seconds": round(report.duration_s, 1), "stage": "prepare"},
     )
+
+
+class _Progress:
+    """Writes how far decoding got to the job row every few seconds, for progress and ETA."""
+
+    def __init__(self, database_url: str, job_id: uuid.UUID, report: DecodeReport) -> None:
+        self.database_url, self.job_id, self.report = database_url, job_id, report
+        self.last = time.monotonic()
+        self.declared_sent = False
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if self.declared_sent and now - self.last < PROGRESS_EVERY_S:
+            return
+        values: dict[str, float | None] = {"decoded_s": round(self.report.duration_s, 3)}
+        if not self.declared_sent:
+            values["declared_duration_s"] = self.report.declared_duration_s
+            self.declared_sent = True
+        with session_scope(self.database_url) as s:
+            s.execute(update(Job).where(Job.id == self.job_id).values(**values))
+        self.last = now

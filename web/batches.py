@@ -1,0 +1,227 @@
+"""Archive batches: many recordings in one request, one job each, followed as a group.
+
+`POST /v1/batches` takes either a multipart form with many files (each streamed to S3 as it
+arrives, like a single upload) or JSON naming a prefix of the tenant's inbox. Batches default to
+the `overnight` priority, so the night's archive waits behind interactive work in every queue.
+`GET /v1/batches/<id>` aggregates its jobs' status and progress.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import select
+
+from hark.db import session_scope
+from hark.jobstate import FINAL
+from hark.models import Batch, Job
+from hark.storage import MultipartWriter, Storage, in_inbox, inbox_prefix, raw_key
+from web.auth import principal, require_key
+from web.errors import ApiError
+from web.jobs import parse_options, safe_filename
+from web.progress import job_progress, task_counts
+from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
+
+bp = Blueprint("batches", __name__, url_prefix="/v1")
+
+MAX_BATCH_JOBS = 10_000
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    return current_app.extensions["hark.settings"]
+
+
+@dataclass
+class Source:
+    """One recording of the batch, already in the bucket."""
+
+    job_id: uuid.UUID
+    filename: str
+    key: str
+    size: int
+    sha256: str | None = None
+
+
+@dataclass
+class Plan:
+    name: str
+    options: dict[str, Any]
+    priority: int
+    force: bool
+    sources: list[Source] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+
+@bp.post("/batches")
+@require_key("submit")
+def create_batch():  # type: ignore[no-untyped-def]
+    plan = _from_prefix(request.get_json(silent=True)) if request.is_json else _from_files()
+    if not plan.sources:
+        raise ApiError(400, "empty_batch", "the batch holds no recordings")
+    tenant_id = principal().tenant_id
+    batch_id = uuid.uuid4()
+    created: list[tuple[uuid.UUID, int]] = []
+    duplicates: list[tuple[Source, uuid.UUID]] = []
+    with session_scope(_settings().database_url) as s:
+        s.add(Batch(id=batch_id, tenant_id=tenant_id, name=plan.name, priority=plan.priority))
+        s.flush()
+        for src in plan.sources:
+            duplicate = None if plan.force else existing_job(s, tenant_id, src.sha256)
+            if duplicate is not None:
+                duplicates.append((src, duplicate))
+                continue
+            s.add(Job(
+                id=src.job_id, tenant_id=tenant_id, status="queued", filename=src.filename, source_key=src.key,
+                sha256=src.sha256, bytes=src.size, options=plan.options, priority=plan.priority, batch_id=batch_id,
+            ))
+            created.append((src.job_id, plan.priority))
+    storage: Storage = current_app.extensions["hark.storage"]
+    for src, _ in duplicates:
+        if src.key == raw_key(src.job_id, src.filename):  # our own upload copy, not an inbox object
+            storage.delete_prefix(raw_key(src.job_id, ""))
+    for job_id, priority in created:
+        enqueue_prepare(job_id, priority)
+    view = _batch_view(batch_id)
+    view["duplicates"] = [{"filename": src.filename, "job_id": str(dup)} for src, dup in duplicates]
+    view["rejected"] = plan.rejected
+    response = jsonify(view)
+    response.status_code = 201
+    response.headers["Location"] = f"/v1/batches/{batch_id}"
+    return response
+
+
+def _from_files() -> Plan:
+    """Every file field of the form becomes a recording; each is streamed to S3 and finished as
+    soon as the next begins, so memory stays one part whatever the number of files."""
+    if not (request.mimetype or "").startswith("multipart/form-data"):
+        raise ApiError(415, "unsupported_media_type", "send files as multipart/form-data, or JSON with a prefix")
+    storage: Storage = current_app.extensions["hark.storage"]
+    writers: list[tuple[Source, MultipartWriter]] = []
+
+    def sink(filename: str | None, content_type: str | None) -> MultipartWriter:
+        if writers:
+            writers[-1][1].finish()
+        if len(writers) >= MAX_BATCH_JOBS:
+            raise ApiError(400, "too_many_files", f"at most {MAX_BATCH_JOBS} recordings per batch")
+        job_id = uuid.uuid4()
+        name = safe_filename(filename)
+        writer = storage.writer(raw_key(job_id, name), content_type or "application/octet-stream")
+        writers.append((Source(job_id, name, raw_key(job_id, name), 0), writer))
+        return writer
+
+    request.upload_sink = sink
+    try:
+        form = request.form
+        _ = request.files
+        if writers:
+            writers[-1][1].finish()
+        raw_options: dict[str, Any] = {}
+        if form.get("options"):
+            try:
+                raw_options = json.loads(form["options"])
+            except json.JSONDecodeError:
+                raise ApiError(400, "invalid_options", "options must be a JSON object") from None
+            if not isinstance(raw_options, dict):
+                raise ApiError(400, "invalid_options", "options must be a JSON object")
+        plan = Plan(
+            name=str(form.get("name") or "")[:200], options=parse_options(raw_options),
+            priority=parse_priority(form.get("priority"), "overnight"), force=parse_flag(form.get("force")),
+        )
+    except BaseException:
+        for src, w in writers:
+            w.abort()
+            storage.delete_prefix(raw_key(src.job_id, ""))
+        raise
+    for src, w in writers:
+        if w.bytes_written == 0:
+            plan.rejected.append({"filename": src.filename, "code": "empty_upload"})
+            storage.delete_prefix(raw_key(src.job_id, ""))
+            continue
+        src.size, src.sha256 = w.bytes_written, w.sha256.hexdigest()
+        plan.sources.append(src)
+    return plan
+
+
+def _from_prefix(body: Any) -> Plan:
+    """`{"prefix": "inbox/<tenant>/…", "options"?, "priority"?, "name"?}`: one job per object."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "send a JSON object")
+    tenant_id = principal().tenant_id
+    prefix = body.get("prefix")
+    if not isinstance(prefix, str) or not (prefix == inbox_prefix(tenant_id) or in_inbox(tenant_id, prefix.rstrip("/"))):
+        raise ApiError(403, "key_not_allowed", f"prefix must lie under this tenant's prefix {inbox_prefix(tenant_id)}")
+    raw_options = body.get("options") or {}
+    if not isinstance(raw_options, dict):
+        raise ApiError(400, "invalid_options", "options must be a JSON object")
+    plan = Plan(
+        name=str(body.get("name") or prefix)[:200], options=parse_options(raw_options),
+        priority=parse_priority(body.get("priority"), "overnight"), force=parse_flag(body.get("force")),
+    )
+    storage: Storage = current_app.extensions["hark.storage"]
+    for key, size in storage.objects(prefix):
+        if key.endswith("/") or not in_inbox(tenant_id, key):
+            continue
+        if size == 0:
+            plan.rejected.append({"filename": key, "code": "empty_upload"})
+            continue
+        if len(plan.sources) >= MAX_BATCH_JOBS:
+            raise ApiError(400, "too_many_files", f"at most {MAX_BATCH_JOBS} recordings per batch")
+        plan.sources.append(Source(uuid.uuid4(), key.rsplit("/", 1)[-1][:500], key, size))
+    return plan
+
+
+def batch_status(statuses: list[str]) -> str:
+    """`running` until every job is final; then `done`, `failed` (nothing done) or `partial`."""
+    if not statuses or any(st not in FINAL for st in statuses):
+        return "running" if any(st not in ("queued", "uploading") for st in statuses) else "queued"
+    if all(st == "done" for st in statuses):
+        return "done"
+    return "partial" if any(st == "done" for st in statuses) else "failed"
+
+
+def _batch_view(batch_id: uuid.UUID) -> dict[str, Any]:
+    with session_scope(_settings().database_url) as s:
+        batch = s.scalar(select(Batch).where(Batch.id == batch_id, Batch.tenant_id == principal().tenant_id))
+        if batch is None:
+            raise ApiError(404, "batch_not_found", "no such batch")
+        jobs = s.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.created_at, Job.filename)).all()
+        progress = {job.id: job_progress(job, task_counts(s, job.id)) for job in jobs if job.status not in FINAL}
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job.status] = counts.get(job.status, 0) + 1
+    fractions = [1.0 if job.status in FINAL else progress[job.id].fraction for job in jobs]
+    audio_total = sum(job.duration_s or job.declared_duration_s or 0.0 for job in jobs)
+    audio_done = sum(
+        (job.duration_s or 0.0) if job.status in FINAL else (progress[job.id].audio_s_done or 0.0) for job in jobs
+    )
+    return {
+        "id": str(batch.id),
+        "name": batch.name,
+        "priority": priority_name(batch.priority),
+        "status": batch_status([job.status for job in jobs]),
+        "jobs_total": len(jobs),
+        "counts": counts,
+        "progress": {
+            "fraction": round(sum(fractions) / len(fractions), 4) if fractions else 0.0,
+            "audio_s_done": round(audio_done, 3),
+            "audio_s_known": round(audio_total, 3),
+        },
+        "jobs": [
+            {"id": str(job.id), "filename": job.filename, "status": job.status,
+             "error": job.error_code} for job in jobs
+        ],
+        "created_at": batch.created_at.isoformat() if batch.created_at else None,
+    }
+
+
+@bp.get("/batches/<batch_id>")
+@require_key("read")
+def get_batch(batch_id: str):  # type: ignore[no-untyped-def]
+    try:
+        bid = uuid.UUID(batch_id)
+    except ValueError:
+        raise ApiError(404, "batch_not_found", "no such batch") from None
+    return jsonify(_batch_view(bid))

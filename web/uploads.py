@@ -1,0 +1,192 @@
+"""Recordings that reach the bucket without passing through the web process.
+
+`POST /v1/uploads` starts a presigned S3 multipart upload: the client PUTs each part straight to
+the S3 server and `POST /v1/uploads/<id>/complete` (with the parts' ETags) completes it and queues
+the job, which waited in `uploading` meanwhile. A JSON `POST /v1/jobs` with `s3_key` creates a job
+for an object the tenant already put in its inbox (`inbox/<tenant>/…`), and only there.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from botocore.exceptions import ClientError
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import select
+
+from hark.db import session_scope
+from hark.jobstate import advance
+from hark.models import Job, Upload
+from hark.storage import Storage, in_inbox, inbox_prefix, raw_key
+from hark.uploads import plan_parts
+from web.auth import principal, require_key
+from web.errors import ApiError
+from web.jobs import _job_response, parse_options, safe_filename
+from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, parse_sha256
+
+bp = Blueprint("uploads", __name__, url_prefix="/v1")
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    return current_app.extensions["hark.settings"]
+
+
+def _storage() -> Storage:
+    return current_app.extensions["hark.storage"]
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "send a JSON object")
+    return body
+
+
+def _options(body: dict[str, Any]) -> dict[str, Any]:
+    raw = body.get("options") or {}
+    if not isinstance(raw, dict):
+        raise ApiError(400, "invalid_options", "options must be a JSON object")
+    return parse_options(raw)
+
+
+@bp.post("/uploads")
+@require_key("submit")
+def create_upload():  # type: ignore[no-untyped-def]
+    """`{"filename", "size", "sha256"?, "options"?, "priority"?, "force"?}` → the job (status
+    `uploading`) and a presigned multipart upload. With a `sha256` this tenant already submitted,
+    answers 200 with the existing job and no upload (unless `force`)."""
+    body = _json_body()
+    settings = _settings()
+    try:
+        size = int(body.get("size"))
+    except (TypeError, ValueError):
+        raise ApiError(400, "invalid_size", "size (bytes) is required") from None
+    if size <= 0:
+        raise ApiError(400, "empty_upload", "the file to upload is empty")
+    if size > settings.max_upload_bytes:
+        raise ApiError(413, "too_large", f"larger than the limit of {settings.max_upload_bytes} bytes")
+    name = safe_filename(body.get("filename"))
+    options = _options(body)
+    priority = parse_priority(body.get("priority"), "interactive")
+    sha256 = parse_sha256(body.get("sha256"))
+    plan = plan_parts(size, settings.upload_part_bytes)
+    tenant_id = principal().tenant_id
+    job_id, upload_id = uuid.uuid4(), uuid.uuid4()
+    key = raw_key(job_id, name)
+    storage = _storage()
+    with session_scope(settings.database_url) as s:
+        duplicate = None if parse_flag(body.get("force")) else existing_job(s, tenant_id, sha256)
+        if duplicate is None:
+            s3_upload_id = storage.create_multipart(key)
+            expires_at = datetime.now(timezone.utc) + timedelta(seconds=settings.upload_url_expiry_s)
+            s.add(Job(
+                id=job_id, tenant_id=tenant_id, status="uploading", filename=name, source_key=key,
+                sha256=sha256, bytes=size, options=options, priority=priority,
+            ))
+            s.flush()
+            s.add(Upload(
+                id=upload_id, tenant_id=tenant_id, job_id=job_id, key=key, s3_upload_id=s3_upload_id,
+                part_bytes=plan.part_bytes, parts=plan.parts, expires_at=expires_at,
+            ))
+    if duplicate is not None:
+        return _job_response(duplicate, status=200)
+    urls = [
+        {"part_number": n, "url": storage.presigned_part(key, s3_upload_id, n, settings.upload_url_expiry_s)}
+        for n in range(1, plan.parts + 1)
+    ]
+    response = jsonify({
+        "upload_id": str(upload_id), "job_id": str(job_id), "part_size": plan.part_bytes,
+        "parts": urls, "expires_at": expires_at.isoformat(),
+        "complete_url": f"/v1/uploads/{upload_id}/complete",
+    })
+    response.status_code = 201
+    return response
+
+
+def _parse_etags(body: dict[str, Any], parts: int) -> list[tuple[int, str]]:
+    raw = body.get("parts")
+    if not isinstance(raw, list) or not raw:
+        raise ApiError(400, "invalid_parts", "parts must list {part_number, etag} for every uploaded part")
+    etags: list[tuple[int, str]] = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("etag"), str):
+            raise ApiError(400, "invalid_parts", "each part needs part_number and etag")
+        try:
+            etags.append((int(item.get("part_number")), item["etag"]))
+        except (TypeError, ValueError):
+            raise ApiError(400, "invalid_parts", "part_number must be an integer") from None
+    numbers = [n for n, _ in etags]
+    if numbers != list(range(1, len(numbers) + 1)) or len(numbers) > parts:
+        raise ApiError(400, "invalid_parts", f"part numbers must run 1, 2, … without gaps (at most {parts})")
+    return etags
+
+
+@bp.post("/uploads/<upload_id>/complete")
+@require_key("submit")
+def complete_upload(upload_id: str):  # type: ignore[no-untyped-def]
+    """`{"parts": [{"part_number", "etag"}, …]}` → completes the object, queues the job (201)."""
+    settings = _settings()
+    body = _json_body()
+    try:
+        uid = uuid.UUID(upload_id)
+    except ValueError:
+        raise ApiError(404, "upload_not_found", "no such upload") from None
+    with session_scope(settings.database_url) as s:
+        upload = s.scalar(
+            select(Upload).where(Upload.id == uid, Upload.tenant_id == principal().tenant_id).with_for_update()
+        )
+        if upload is None:
+            raise ApiError(404, "upload_not_found", "no such upload")
+        if upload.status != "open":
+            raise ApiError(409, "upload_closed", f"the upload is already {upload.status}")
+        etags = _parse_etags(body, upload.parts)
+        storage = _storage()
+        try:
+            storage.complete_multipart(upload.key, upload.s3_upload_id, etags)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise ApiError(400, "invalid_parts", f"the S3 server refused to complete the upload ({code})") from None
+        size = storage.size(upload.key)
+        upload.status = "completed"
+        job = s.get(Job, upload.job_id)
+        assert job is not None
+        advance(s, upload.job_id, "queued", bytes=size)
+        job_id, priority = upload.job_id, job.priority
+    enqueue_prepare(job_id, priority)
+    return _job_response(job_id, status=201)
+
+
+def create_job_from_object(body: Any) -> Response:
+    """A job for an object already in the tenant's inbox: `{"s3_key", "sha256"?, "options"?,
+    "priority"?, "force"?}`. Dedupe applies when the client states the content's sha256 (the web
+    process does not read the object to compute it)."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "send a JSON object")
+    tenant_id = principal().tenant_id
+    key = body.get("s3_key")
+    if not isinstance(key, str) or not in_inbox(tenant_id, key):
+        raise ApiError(
+            403, "key_not_allowed", f"s3_key must name an object under this tenant's prefix {inbox_prefix(tenant_id)}"
+        )
+    storage = _storage()
+    if not storage.exists(key):
+        raise ApiError(404, "object_not_found", "no object with that key")
+    size = storage.size(key)
+    if size == 0:
+        raise ApiError(400, "empty_upload", "the object is empty")
+    options = _options(body)
+    priority = parse_priority(body.get("priority"), "interactive")
+    sha256 = parse_sha256(body.get("sha256"))
+    job_id = uuid.uuid4()
+    with session_scope(_settings().database_url) as s:
+        duplicate = None if parse_flag(body.get("force")) else existing_job(s, tenant_id, sha256)
+        if duplicate is None:
+            s.add(Job(
+                id=job_id, tenant_id=tenant_id, status="queued", filename=key.rsplit("/", 1)[-1][:500],
+                source_key=key, sha256=sha256, bytes=size, options=options, priority=priority,
+            ))
+    if duplicate is not None:
+        return _job_response(duplicate, status=200)
+    enqueue_prepare(job_id, priority)
+    return _job_response(job_id, status=201)
