@@ -168,8 +168,10 @@ def test_sigterm_lets_a_model_worker_finish_its_task_and_exit(chaos, recording) 
     assert all(rows[k].done_at is not None and rows[k].attempts == 1 for k in in_hand), "the task in hand was not finished"
     assert any(r.done_at is None for r in rows.values()), "the worker kept taking work after SIGTERM"
 
-    procs.start("chaos-model-4", celery_cmd("chaos-model-4", "asr,embed,emotion"), env)
+    replacement = procs.start("chaos-model-4", celery_cmd("chaos-model-4", "asr,embed,emotion"), env)
     assert client.wait(job_id, timeout_s=240)["status"] == "done"
+    replacement.terminate()
+    replacement.wait(timeout=60)
 
 
 def test_poison_segments_fail_alone_and_the_job_ends_partial(chaos, recording) -> None:
