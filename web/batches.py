@@ -114,8 +114,7 @@ def _from_files() -> Plan:
 
     request.upload_sink = sink
     try:
-        form = request.form
-        _ = request.files
+        form = request.form  # parsing the body streams every file through `sink`
         if writers:
             writers[-1][1].finish()
         raw_options: dict[str, Any] = {}
