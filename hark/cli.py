@@ -1,4 +1,5 @@
-"""`hark` command line: manage API keys, and transcribe a recording through a running API."""
+"""`hark` command line: submit and follow recordings through a running API (hark/remote.py), run
+the parts of a deployment (hark/processes.py), manage API keys."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from hark import processes, remote
 from hark.settings import Settings
 
 
@@ -86,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--format", default="txt", choices=["txt", "json", "srt", "vtt", "rttm"])
     tr.add_argument("--num-speakers", type=int)
     tr.set_defaults(func=_transcribe)
+    remote.add_commands(sub)
+    processes.add_commands(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 
 class ApiError(Exception):
@@ -141,6 +141,17 @@ class HarkClient:
     def create_upload(self, filename: str, size: int, **body: Any) -> dict[str, Any]:
         return self._json("POST", "/v1/uploads", headers={"Content-Type": "application/json"},
                           body=json.dumps({"filename": filename, "size": size, **body}))
+
+    def upload_status(self, upload_id: str) -> dict[str, Any]:
+        """Parts already uploaded and fresh part URLs, to resume an interrupted direct upload."""
+        return self._json("GET", f"/v1/uploads/{upload_id}")
+
+    def jobs(self, **query: str) -> dict[str, Any]:
+        """One page of the tenant's jobs, newest first (filters: status, batch_id, limit, cursor)."""
+        return self._json("GET", "/v1/jobs" + ("?" + urlencode(query) if query else ""))
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/v1/jobs/{job_id}/cancel")
 
     def complete_upload(self, upload_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
         return self._json("POST", f"/v1/uploads/{upload_id}/complete", headers={"Content-Type": "application/json"},

@@ -68,6 +68,11 @@ class Settings:
     upload_part_bytes: int = 64 * 1024**2
     upload_url_expiry_s: int = 6 * 3600
     upload_abandon_s: float = 24 * 3600.0
+    # Browser origins (comma-separated, or *) allowed to PUT upload parts straight to the bucket:
+    # the web console's large-file path. Applied to the bucket's CORS rules when the app starts.
+    browser_origins: str = ""
+    # The console sends files of at least this size through the presigned multipart path.
+    console_direct_upload_bytes: int = 64 * 1024**2
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

@@ -79,8 +79,20 @@ class Storage:
         except ClientError:
             return False
 
+    def allow_browser_uploads(self, origins: list[str]) -> None:
+        """CORS rules that let pages from `origins` PUT presigned parts (and read the ETag each
+        part answers with, which completing the upload needs) and GET presigned objects."""
+        self.client.put_bucket_cors(
+            Bucket=self.bucket,
+            CORSConfiguration={"CORSRules": [{
+                "AllowedOrigins": origins, "AllowedMethods": ["PUT", "GET", "HEAD"],
+                "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3600,
+            }]},
+        )
+
     def presigned_get(self, key: str, expires_s: int = 3600) -> str:
-        return self.client.generate_presigned_url(
+        """A URL a client (a browser's audio element) GETs the object from, at the public endpoint."""
+        return self.presign_client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
         )
 
@@ -110,6 +122,14 @@ class Storage:
             Bucket=self.bucket, Key=key, UploadId=upload_id,
             MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in etags]},
         )
+
+    def uploaded_parts(self, key: str, upload_id: str) -> list[dict[str, Any]]:
+        """Parts the S3 server already holds for an unfinished upload: part_number, etag, size."""
+        parts: list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("list_parts")
+        for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+            parts += [{"part_number": p["PartNumber"], "etag": p["ETag"], "size": p["Size"]} for p in page.get("Parts", [])]
+        return parts
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         """Discard an unfinished upload and its parts; one already gone is not an error."""

@@ -118,7 +118,10 @@ def settings(base_settings):
     """The session's settings. Tiny batches (every segment its own), so even the 30 s sample fans
     out into several tasks per kind whose completions race each other on two model processes; S3's
     smallest parts, so a direct upload of a few MB has several."""
-    with isolated_settings(base_settings, batch_speech_s=0.5, upload_part_bytes=5 * 1024**2) as cfg:
+    with isolated_settings(
+        base_settings, batch_speech_s=0.5, upload_part_bytes=5 * 1024**2,
+        browser_origins="*", console_direct_upload_bytes=256 * 1024,
+    ) as cfg:
         yield cfg
 
 

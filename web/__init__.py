@@ -20,6 +20,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.extensions["hark.settings"] = settings
     app.extensions["hark.storage"] = Storage(settings)
+    if settings.browser_origins:
+        app.extensions["hark.storage"].allow_browser_uploads([o.strip() for o in settings.browser_origins.split(",") if o.strip()])
     app.extensions["hark.celery"] = make_celery(settings, name="hark-web")
 
     from web.batches import bp as batches_bp

@@ -3,7 +3,7 @@ the package (no build step, nothing fetched from a network at run time). It talk
 as every other client, with the API key the user pastes in, so it can do nothing a key could not."""
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template
+from flask import Blueprint, current_app, redirect, render_template
 
 bp = Blueprint("console", __name__)
 
@@ -15,4 +15,5 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.get("/console")
 def console():  # type: ignore[no-untyped-def]
-    return render_template("console.html")
+    settings = current_app.extensions["hark.settings"]
+    return render_template("console.html", direct_upload_bytes=settings.console_direct_upload_bytes)

@@ -104,6 +104,37 @@ def create_upload():  # type: ignore[no-untyped-def]
     return response
 
 
+@bp.get("/uploads/<upload_id>")
+@require_key("submit")
+def upload_status(upload_id: str):  # type: ignore[no-untyped-def]
+    """Where an upload stands, for a client resuming it: the parts the S3 server already holds
+    (with their ETags) and fresh presigned URLs for every part, so an interrupted multi-gigabyte
+    upload continues instead of starting over."""
+    settings = _settings()
+    try:
+        uid = uuid.UUID(upload_id)
+    except ValueError:
+        raise ApiError(404, "upload_not_found", "no such upload") from None
+    with session_scope(settings.database_url) as s:
+        upload = s.scalar(select(Upload).where(Upload.id == uid, Upload.tenant_id == principal().tenant_id))
+        if upload is None:
+            raise ApiError(404, "upload_not_found", "no such upload")
+        key, s3_id, status, job_id = upload.key, upload.s3_upload_id, upload.status, upload.job_id
+        part_bytes, parts_total, expires_at = upload.part_bytes, upload.parts, upload.expires_at
+    body: dict[str, Any] = {
+        "upload_id": upload_id, "job_id": str(job_id), "status": status, "part_size": part_bytes,
+        "parts_total": parts_total, "expires_at": expires_at.isoformat(),
+    }
+    if status == "open":
+        storage = _storage()
+        body["uploaded"] = storage.uploaded_parts(key, s3_id)
+        body["parts"] = [
+            {"part_number": n, "url": storage.presigned_part(key, s3_id, n, settings.upload_url_expiry_s)}
+            for n in range(1, parts_total + 1)
+        ]
+    return jsonify(body)
+
+
 def _parse_etags(body: dict[str, Any], parts: int) -> list[tuple[int, str]]:
     raw = body.get("parts")
     if not isinstance(raw, list) or not raw:

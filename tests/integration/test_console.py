@@ -44,8 +44,21 @@ def _shot(driver: WebDriver, name: str) -> None:
     driver.save_screenshot(str(ARTIFACTS / f"console-{name}.png"))
 
 
-def test_upload_follow_and_read_a_transcript(stack, api_key, browser) -> None:
+@pytest.fixture(scope="module")
+def console_key(settings) -> str:
+    """A tenant of its own, so nothing another test submitted is deduplicated into this one."""
+    from hark.apikeys import create_key
+    from hark.db import session_scope
+
+    with session_scope(settings.database_url) as s:
+        return create_key(s, "console")
+
+
+def test_upload_follow_and_read_a_transcript(stack, console_key, browser) -> None:
+    """The sample is over the test deployment's direct-upload threshold, so the page sends it
+    straight to S3 through presigned part URLs (the bucket's CORS rules allow the page's origin)."""
     driver, downloads = browser
+    api_key = console_key
     wait = WebDriverWait(driver, 150, poll_frequency=0.3)
     driver.get(f"{stack['url']}/")
     assert driver.current_url.endswith("/console")
@@ -55,6 +68,8 @@ def test_upload_follow_and_read_a_transcript(stack, api_key, browser) -> None:
 
     driver.find_element(By.ID, "file-input").send_keys(str(SAMPLE))
     row = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs tbody tr[data-job]"))[0]
+    assert driver.find_element(By.CSS_SELECTOR, "#uploads li").get_attribute("data-path") == "direct"
+    assert "uploaded (direct)" in driver.find_element(By.CSS_SELECTOR, "#uploads li").text
     job_id = row.get_attribute("data-job")
     _shot(driver, "1-uploaded")
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]').get_attribute("data-status") in ("done", "failed"))

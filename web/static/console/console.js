@@ -68,10 +68,11 @@ function useKey(key) {
 function uploadFile(file) {
   const item = el("li", {}, el("span", {}, `${file.name} `), el("progress", { max: "1", value: "0" }));
   $("#uploads").prepend(item);
+  const threshold = Number(document.body.dataset.directUploadBytes || Infinity);
+  if (file.size >= threshold) { uploadDirect(file, item); return; }
   const form = new FormData();
   form.append("file", file, file.name);
-  const speakers = $("#num-speakers").value;
-  if (speakers) form.append("num_speakers", speakers);
+  form.append("options", JSON.stringify(speakerOptions()));
   // XMLHttpRequest rather than fetch: it reports upload progress.
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/v1/jobs");
@@ -90,6 +91,55 @@ function uploadFile(file) {
   };
   xhr.onerror = () => item.append(el("span", { class: "status-failed" }, " network error"));
   xhr.send(form);
+}
+
+function speakerOptions() {
+  const speakers = $("#num-speakers").value;
+  return speakers ? { num_speakers: Number(speakers) } : {};
+}
+
+// PUT one part to its presigned S3 URL with XMLHttpRequest (for progress); resolves to its ETag.
+function putPart(url, blob, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", url);
+    xhr.upload.onprogress = (e) => onProgress(e.loaded);
+    xhr.onload = () => (xhr.status < 300 && xhr.getResponseHeader("ETag")
+      ? resolve(xhr.getResponseHeader("ETag")) : reject(new Error(`part upload answered ${xhr.status}`)));
+    xhr.onerror = () => reject(new Error("network error (is the bucket's CORS set for this page?)"));
+    xhr.send(blob);
+  });
+}
+
+// Large files go straight to S3 through a presigned multipart upload: the API only signs the part
+// URLs and completes the upload, so the bytes never pass through the web process.
+async function uploadDirect(file, item) {
+  const bar = item.querySelector("progress");
+  item.dataset.path = "direct";
+  try {
+    const plan = await apiJson("/v1/uploads", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ filename: file.name, size: file.size, options: speakerOptions() }),
+    });
+    if (!plan.upload_id) { upsertJob(plan); item.append(el("span", { class: "muted" }, " already submitted")); return; }
+    const parts = [];
+    let done = 0;
+    for (const part of plan.parts) {
+      const start = (part.part_number - 1) * plan.part_size;
+      const blob = file.slice(start, Math.min(file.size, start + plan.part_size));
+      const etag = await putPart(part.url, blob, (loaded) => { bar.value = (done + loaded) / file.size; });
+      done += blob.size;
+      parts.push({ part_number: part.part_number, etag });
+    }
+    const job = await apiJson(`/v1/uploads/${plan.upload_id}/complete`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ parts }),
+    });
+    bar.value = 1;
+    item.append(el("span", { class: "muted" }, " uploaded (direct)"));
+    upsertJob(job);
+  } catch (err) {
+    item.append(el("span", { class: "status-failed" }, ` ${err.message}`));
+  }
 }
 
 function setUpDropzone() {
