@@ -23,9 +23,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["hark.celery"] = make_celery(settings, name="hark-web")
 
     from web.health import bp as health_bp
+    from web.job_actions import bp as job_actions_bp
     from web.jobs import bp as jobs_bp
+    from web.openapi import bp as openapi_bp
+    from web.stats import bp as stats_bp
+    from web.webhooks import bp as webhooks_bp
 
-    app.register_blueprint(health_bp)
-    app.register_blueprint(jobs_bp)
+    for blueprint in (health_bp, jobs_bp, job_actions_bp, stats_bp, webhooks_bp, openapi_bp):
+        app.register_blueprint(blueprint)
     register_error_handlers(app)
     return app

@@ -6,8 +6,11 @@ import re
 import uuid
 from typing import Any
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from hark.db import session_scope
 from hark.exports import FORMATS
@@ -16,11 +19,34 @@ from hark.models import Job, JobTask
 from hark.queues import PREPARE
 from hark.storage import MultipartWriter, out_key, raw_key
 from web.auth import principal, require_key
-from web.errors import ApiError
+from web.errors import ApiError, drain_body
+from web.openapi import header, operation, query
+from web.ratelimit import check_job_creation
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 
 OPTION_INTS = ("num_speakers", "min_speakers", "max_speakers")
+
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "options": {"type": "string", "description": "JSON object of job options"},
+                    "callback_url": {"type": "string", "description": "http(s) URL for the signed job.done / job.failed webhook"},
+                    "num_speakers": {"type": "integer"},
+                    "min_speakers": {"type": "integer"},
+                    "max_speakers": {"type": "integer"},
+                    "language": {"type": "string"},
+                },
+            }
+        }
+    },
+}
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -65,6 +91,31 @@ def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def parse_callback_url(raw: str | None) -> str | None:
+    """A webhook target must be an absolute http(s) URL; anything else is a 400 now, not a
+    failed delivery later."""
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if len(raw) > 2000 or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ApiError(400, "invalid_callback_url", "callback_url must be an absolute http(s) URL up to 2000 characters")
+    return raw
+
+
+def idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not re.fullmatch(r"[\x21-\x7e]{1,200}", key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-200 visible ASCII characters")
+    return key
+
+
+def _job_for_key(key: str) -> uuid.UUID | None:
+    with session_scope(_settings().database_url) as s:
+        return s.scalar(select(Job.id).where(Job.tenant_id == principal().tenant_id, Job.idempotency_key == key))
+
+
 def job_view(job: Job, tasks_done: int) -> dict[str, Any]:
     total = job.tasks_total or 0
     if job.status == "done":
@@ -82,6 +133,7 @@ def job_view(job: Job, tasks_done: int) -> dict[str, Any]:
         "sha256": job.sha256,
         "duration_s": job.duration_s,
         "options": {k: v for k, v in (job.options or {}).items() if not k.startswith("source_")},
+        "callback_url": job.callback_url,
         "progress": {
             "fraction": fraction,
             "segments_total": job.segments_total,
@@ -100,12 +152,25 @@ def job_view(job: Job, tasks_done: int) -> dict[str, Any]:
 
 
 @bp.post("/jobs")
+@operation(
+    "Upload a recording and start a job",
+    responses={201: "Job", 200: "Job", 413: "Error", 415: "Error", 503: "Error"},
+    body=UPLOAD_BODY,
+    headers=(header("Idempotency-Key", "same key and tenant: the same job is returned, no new upload"),),
+)
 @require_key("submit")
 def create_job():  # type: ignore[no-untyped-def]
     """Stream a multipart upload (field `file`, optional `options` JSON or plain option fields) to
-    S3, record the job and enqueue its preparation."""
+    S3, record the job and enqueue its preparation. A repeated Idempotency-Key answers with the
+    job it made first (200) and does not count against the rate limit."""
+    idem = idempotency_key()
+    existing = _job_for_key(idem) if idem else None
+    if existing is not None:
+        drain_body()
+        return _job_response(existing)
     if not (request.mimetype or "").startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send the recording as multipart/form-data with a 'file' field")
+    check_job_creation(principal())
     settings = _settings()
     storage = current_app.extensions["hark.storage"]
     job_id = uuid.uuid4()
@@ -135,27 +200,38 @@ def create_job():  # type: ignore[no-untyped-def]
                 raise ApiError(400, "invalid_options", "options must be a JSON object") from None
             if not isinstance(raw_options, dict):
                 raise ApiError(400, "invalid_options", "options must be a JSON object")
-        raw_options.update({k: form[k] for k in form if k != "options"})
+        raw_options.update({k: form[k] for k in form if k not in ("options", "callback_url")})
         options = parse_options(raw_options)
+        callback_url = parse_callback_url(form.get("callback_url"))
         writer.finish()
     except BaseException:
         for _, w in sinks:
             w.abort()
         raise
 
-    with session_scope(settings.database_url) as s:
-        s.add(
-            Job(
-                id=job_id,
-                tenant_id=principal().tenant_id,
-                status="queued",
-                filename=name,
-                source_key=raw_key(job_id, name),
-                sha256=writer.sha256.hexdigest(),
-                bytes=writer.bytes_written,
-                options=options,
+    try:
+        with session_scope(settings.database_url) as s:
+            s.add(
+                Job(
+                    id=job_id,
+                    tenant_id=principal().tenant_id,
+                    status="queued",
+                    filename=name,
+                    source_key=raw_key(job_id, name),
+                    sha256=writer.sha256.hexdigest(),
+                    bytes=writer.bytes_written,
+                    options=options,
+                    callback_url=callback_url,
+                    idempotency_key=idem,
+                )
             )
-        )
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the race: answer with its job.
+        storage.delete_prefix(f"raw/{job_id}/")
+        winner = _job_for_key(idem) if idem else None
+        if winner is None:
+            raise
+        return _job_response(winner)
     try:
         current_app.extensions["hark.celery"].send_task(PREPARE, args=[str(job_id)])
     except Exception as exc:  # broker down: the job must not sit queued forever without a reason
@@ -190,12 +266,26 @@ def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
 
 
 @bp.get("/jobs/<job_id>")
+@operation(
+    "A job's status and progress",
+    responses={200: "Job", 304: None},
+    headers=(header("If-None-Match", "the ETag of an earlier answer: 304 while nothing changed"),),
+)
 @require_key("read")
 def get_job(job_id: str):  # type: ignore[no-untyped-def]
-    return _job_response(job_id)
+    """The body's hash is its ETag, so a poller sending If-None-Match gets a bodiless 304 until
+    the status or progress moves."""
+    response = _job_response(job_id)
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 @bp.get("/jobs/<job_id>/transcript")
+@operation(
+    "The finished job's transcript in one export format",
+    responses={200: None, 409: "Error"},
+    params=(query("format", {"enum": list(FORMATS)}, "export format (default json)"),),
+)
 @require_key("read")
 def get_transcript(job_id: str):  # type: ignore[no-untyped-def]
     fmt = request.args.get("format", "json")

@@ -11,4 +11,4 @@ from hark.settings import Settings
 
 configure_logging()
 app = make_celery(Settings.from_env(), name="hark-worker")
-app.conf.imports = ("worker.tasks.prepare", "worker.tasks.infer", "worker.tasks.reduce")
+app.conf.imports = ("worker.tasks.prepare", "worker.tasks.infer", "worker.tasks.reduce", "worker.tasks.webhooks")
