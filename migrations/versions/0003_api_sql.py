@@ -98,7 +98,6 @@ def upgrade() -> None:
         "jobs_tenant_idempotency", "jobs", ["tenant_id", "idempotency_key"], unique=True,
         postgresql_where=sa.text("idempotency_key IS NOT NULL"),
     )
-    op.create_index("jobs_tenant_created", "jobs", ["tenant_id", "created_at", "id"])
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
@@ -131,7 +130,6 @@ def downgrade() -> None:
     op.execute("DROP SCHEMA analytics CASCADE")
     op.drop_table("webhook_attempts")
     op.drop_table("webhook_deliveries")
-    op.drop_index("jobs_tenant_created", table_name="jobs")
     op.drop_index("jobs_tenant_idempotency", table_name="jobs")
     op.drop_column("jobs", "callback_url")
     op.drop_column("tenants", "webhook_secret")
