@@ -39,6 +39,10 @@ def check_job_creation(principal: Principal) -> None:
     pipe = client.pipeline()
     pipe.incr(key)
     pipe.expire(key, window + 1)
-    count = int(pipe.execute()[0])
+    try:
+        count = int(pipe.execute()[0])
+    except redis.RedisError as exc:
+        # Redis is also the task broker: without it no job could be enqueued anyway.
+        raise ApiError(503, "broker_unavailable", "the rate limiter's Redis is not reachable; retry later") from exc
     if count > limit:
         raise RateLimited(max(1, int((slot + 1) * window - now + 0.999)), limit, window)

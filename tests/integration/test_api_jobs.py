@@ -184,3 +184,9 @@ def test_request_size_limit_is_a_json_413(settings, api_key):
         content_type="multipart/form-data",
     )
     assert resp.status_code == 413 and resp.json["error"]["code"] == "request_entity_too_large"
+
+
+def test_unknown_routes_and_methods_answer_json(stack, api_key):
+    for method, path, status in (("PUT", "/v1/jobs", 405), ("GET", "/v1/nothing-here", 404), ("PATCH", "/v1/stats/speakers", 405)):
+        resp = requests.request(method, stack["url"] + path, headers=auth(api_key), timeout=30)
+        assert resp.status_code == status and resp.json()["error"]["code"] and resp.json()["error"]["message"]

@@ -38,6 +38,13 @@ def test_other_tenant_reaches_nothing(stack, settings, finished_job, other_key, 
     secret_a = requests.get(f"{url}/v1/webhooks/secret", headers={"Authorization": f"Bearer {api_key}"}, timeout=30).json()
     secret_b = requests.get(f"{url}/v1/webhooks/secret", headers=b, timeout=30).json()
     assert secret_a["secret"] != secret_b["secret"]
+    # The same Idempotency-Key in another tenant is another job.
+    key = f"shared-{uuid.uuid4()}"
+    jobs = [
+        requests.post(f"{url}/v1/jobs", headers={**h, "Idempotency-Key": key}, files={"file": ("n.wav", b"no" * 100)}, timeout=30)
+        for h in ({"Authorization": f"Bearer {api_key}"}, b)
+    ]
+    assert [r.status_code for r in jobs] == [201, 201] and jobs[0].json()["id"] != jobs[1].json()["id"]
     # Nothing was touched, and the objects are not reachable without presigning by the service.
     with session_scope(settings.database_url) as s:
         assert s.get(Job, uuid.UUID(jid)).status == "done"
