@@ -62,10 +62,24 @@ SCHEMAS: dict[str, Any] = {
             "links": {"type": "object", "additionalProperties": {"type": "string"}},
         },
     },
+    "JobSummary": {
+        "type": "object",
+        "required": ["id", "status", "filename", "created_at", "url"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "status": {"type": "string"},
+            "filename": {"type": "string"},
+            "duration_s": NULLABLE_NUM,
+            "error": {"type": ["object", "null"]},
+            "created_at": {"type": "string"},
+            "finished_at": NULLABLE_STR,
+            "url": {"type": "string"},
+        },
+    },
     "JobList": {
         "type": "object",
         "required": ["jobs", "next_cursor"],
-        "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}, "next_cursor": NULLABLE_STR},
+        "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/JobSummary"}}, "next_cursor": NULLABLE_STR},
     },
     "EmotionStats": {
         "type": "object",
@@ -185,8 +199,17 @@ def header(name: str, description: str) -> dict[str, Any]:
     return {"name": name, "in": "header", "required": False, "schema": {"type": "string"}, "description": description}
 
 
+def _external(summary: str, responses: dict[int, str | None], auth: bool = False) -> dict[str, Any]:
+    return {"summary": summary, "responses": responses, "params": (), "body": None, "headers": (), "auth": auth}
+
+
+# Routes of other modules, by endpoint; an entry whose route is not registered is left out.
 EXTERNAL: dict[str, dict[str, Any]] = {
-    "health.healthz": {"summary": "Liveness and readiness", "responses": {200: "Health", 503: "Health"}, "params": (), "body": None, "headers": (), "auth": False},
+    "health.healthz": _external("Liveness and readiness", {200: "Health", 503: "Health"}),
+    "metrics.metrics": _external("Prometheus metrics (text format)", {200: None}),
+    "console.index": _external("Redirect to the web console", {302: None, 200: None}),
+    "console.console": _external("The web console (HTML)", {200: None}),
+    "media.job_media": _external("A short-lived presigned URL of the job's original recording", {200: None}, auth=True),
 }
 
 

@@ -8,7 +8,7 @@ from hark.db import session_scope
 from hark.models import WebhookAttempt, WebhookDelivery
 from hark.webhooks import tenant_secret
 from web.auth import principal, require_key
-from web.jobs import _load
+from web.job_actions import find_job
 from web.openapi import operation
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1")
@@ -18,7 +18,7 @@ bp = Blueprint("webhooks", __name__, url_prefix="/v1")
 @operation("Webhook deliveries of a job, each with its attempts", responses={200: "WebhookDeliveries"})
 @require_key("read")
 def job_webhooks(job_id: str):  # type: ignore[no-untyped-def]
-    job, _ = _load(job_id)
+    job = find_job(job_id)
     with session_scope(current_app.extensions["hark.settings"].database_url) as s:
         deliveries = s.scalars(
             select(WebhookDelivery).where(WebhookDelivery.job_id == job.id).order_by(WebhookDelivery.id)

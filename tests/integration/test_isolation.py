@@ -26,6 +26,9 @@ def test_other_tenant_reaches_nothing(stack, settings, finished_job, other_key, 
     ):
         resp = requests.request(method, url + path, headers=b, timeout=30)
         assert resp.status_code == 404 and resp.json()["error"]["code"] == "job_not_found", (method, path)
+    # The presigned playback URL of the original (web/media.py, where present) is issued only to
+    # the job's own tenant.
+    assert requests.get(f"{url}/v1/jobs/{jid}/media", headers=b, timeout=30).status_code == 404
     listed = requests.get(f"{url}/v1/jobs", headers=b, params={"limit": 100}, timeout=30).json()
     assert jid not in {j["id"] for j in listed["jobs"]}
     for path in ("/v1/stats/speakers", f"/v1/stats/speakers?job_id={jid}", f"/v1/stats/emotions?job_id={jid}",

@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Ignore
 
 from hark.settings import Settings
 
@@ -16,6 +17,21 @@ log = logging.getLogger("hark.tasks")
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     return Settings.from_env()
+
+
+def task_job_id(args: tuple, kwargs: dict) -> str | None:
+    job_id = kwargs.get("job_id") or (args[0] if args else None)
+    return str(job_id) if job_id else None
+
+
+def job_cancelled(job_id: str) -> bool:
+    """True when the job was cancelled (or deleted): its remaining tasks must do nothing."""
+    from hark.db import session_scope
+    from hark.models import Job
+
+    with session_scope(settings().database_url) as s:
+        job = s.get(Job, uuid.UUID(job_id))
+        return job is None or job.status == "cancelled"
 
 
 def engine_name(kind: str, options: dict) -> str:
@@ -32,28 +48,10 @@ class PermanentError(Exception):
     """An error that retrying cannot fix (bad configuration, missing model files)."""
 
 
-def _job_id(args: tuple, kwargs: dict) -> str | None:
-    job_id = kwargs.get("job_id") or (args[0] if args else None)
-    return str(job_id) if job_id else None
-
-
-def job_cancelled(job_id: str) -> bool:
-    """True when the job was cancelled (or deleted): its remaining tasks must do nothing."""
-    from hark.db import session_scope
-    from hark.models import Job
-
-    with session_scope(settings().database_url) as s:
-        job = s.get(Job, uuid.UUID(job_id))
-        return job is None or job.status == "cancelled"
-
-
 class JobStageTask(Task):
     """Base of every job task: transient errors (S3, database, broker hiccups) are retried with
     exponential backoff and jitter; once retries are exhausted, or for a permanent error, the job
-    is marked failed with the task's `failure_code`, so no job hangs in a stage.
-
-    A cancelled job's queued tasks still arrive; they are dropped here before doing any work.
-    After every task, a job that just finished with a callback URL gets its webhook enqueued."""
+    is marked failed with the task's `failure_code`, so no job hangs in a stage."""
 
     autoretry_for = (Exception,)
     dont_autoretry_for = (PermanentError, FileNotFoundError, KeyError)
@@ -63,15 +61,29 @@ class JobStageTask(Task):
     retry_jitter = True
     failure_code = "internal_error"
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        job_id = _job_id(args, kwargs)
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+        job_id = kwargs.get("job_id") or (args[0] if args else None)
+        if not job_id:
+            return
+        from hark.db import session_scope
+        from hark.jobstate import fail
+
+        log.error("task failed for good", extra={"job_id": job_id, "code": self.failure_code})
+        with session_scope(settings().database_url) as s:
+            fail(s, uuid.UUID(str(job_id)), self.failure_code, f"{type(exc).__name__}: {exc}")
+
+    def before_start(self, task_id: str, args: tuple, kwargs: dict) -> None:
+        """A cancelled job's queued tasks still arrive: drop each before it does any work.
+        Ignore acknowledges the message and sends no chained follower."""
+        job_id = task_job_id(args, kwargs)
         if job_id and job_cancelled(job_id):
             log.info("job cancelled, task skipped", extra={"job_id": job_id, "task": self.name})
-            return None
-        return super().__call__(*args, **kwargs)
+            raise Ignore()
 
     def after_return(self, status: str, retval: Any, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
-        job_id = _job_id(args, kwargs)
+        """A job that just finished (done or failed) with a callback URL gets its webhook enqueued;
+        the delivery row's unique (job, event) makes this once per job whichever task sees it."""
+        job_id = task_job_id(args, kwargs)
         if not job_id:
             return
         from hark.db import session_scope
@@ -81,14 +93,3 @@ class JobStageTask(Task):
             delivery_id = claim_delivery(s, uuid.UUID(job_id))
         if delivery_id is not None:
             self.app.send_task(WEBHOOK, args=[delivery_id])
-
-    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
-        job_id = _job_id(args, kwargs)
-        if not job_id:
-            return
-        from hark.db import session_scope
-        from hark.jobstate import fail
-
-        log.error("task failed for good", extra={"job_id": job_id, "code": self.failure_code})
-        with session_scope(settings().database_url) as s:
-            fail(s, uuid.UUID(str(job_id)), self.failure_code, f"{type(exc).__name__}: {exc}")
