@@ -7,6 +7,7 @@ from hark.logs import configure_logging
 from hark.queues import make_celery
 from hark.settings import Settings
 from hark.storage import Storage
+from web.api_routes import register_api_routes
 from web.errors import register_error_handlers
 from web.streaming import StreamingRequest
 
@@ -23,13 +24,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["hark.celery"] = make_celery(settings, name="hark-web")
 
     from web.health import bp as health_bp
-    from web.job_actions import bp as job_actions_bp
     from web.jobs import bp as jobs_bp
-    from web.openapi import bp as openapi_bp
-    from web.stats import bp as stats_bp
-    from web.webhooks import bp as webhooks_bp
 
-    for blueprint in (health_bp, jobs_bp, job_actions_bp, stats_bp, webhooks_bp, openapi_bp):
-        app.register_blueprint(blueprint)
+    app.register_blueprint(health_bp)
+    app.register_blueprint(jobs_bp)
     register_error_handlers(app)
+    register_api_routes(app)
     return app
