@@ -37,6 +37,8 @@ def create_role(session: Session, tenant_name: str, role_name: str | None = None
         f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"',
         f'GRANT USAGE ON SCHEMA analytics TO "{role}"',
         f'GRANT SELECT ON ALL TABLES IN SCHEMA analytics TO "{role}"',
+        # Views a later migration adds (made by the same owner) are readable too.
+        f'ALTER DEFAULT PRIVILEGES IN SCHEMA analytics GRANT SELECT ON TABLES TO "{role}"',
         f'ALTER ROLE "{role}" SET search_path = analytics',
         f'ALTER ROLE "{role}" SET default_transaction_read_only = on',
     ):

@@ -154,7 +154,7 @@ def job_view(job: Job, tasks_done: int) -> dict[str, Any]:
 @bp.post("/jobs")
 @operation(
     "Upload a recording and start a job",
-    responses={201: "Job", 200: "Job", 413: "Error", 415: "Error", 503: "Error"},
+    responses={201: "Job", 200: "Job", 413: "Error", 415: "Error", 429: "Error", 503: "Error"},
     body=UPLOAD_BODY,
     headers=(header("Idempotency-Key", "same key and tenant: the same job is returned, no new upload"),),
 )

@@ -247,7 +247,6 @@ def build_spec(app: Flask) -> dict[str, Any]:
         for status, text in ERRORS.items():
             if info["auth"] or status in (400, 404):
                 responses.setdefault(str(status), {**_response(status, "Error"), "description": text})
-        responses.setdefault("429", _response(429, "Error"))
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             op: dict[str, Any] = {
                 "operationId": f"{rule.endpoint}.{method.lower()}",
