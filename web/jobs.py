@@ -6,8 +6,6 @@ import re
 import uuid
 from typing import Any
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -20,33 +18,13 @@ from hark.queues import PREPARE
 from hark.storage import MultipartWriter, out_key, raw_key
 from web.auth import principal, require_key
 from web.errors import ApiError, drain_body
+from web.job_requests import UPLOAD_BODY, idempotency_key, job_for_key, parse_callback_url
 from web.openapi import header, operation, query
 from web.ratelimit import check_job_creation
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 
 OPTION_INTS = ("num_speakers", "min_speakers", "max_speakers")
-
-UPLOAD_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {
-                    "file": {"type": "string", "format": "binary"},
-                    "options": {"type": "string", "description": "JSON object of job options"},
-                    "callback_url": {"type": "string", "description": "http(s) URL for the signed job.done / job.failed webhook"},
-                    "num_speakers": {"type": "integer"},
-                    "min_speakers": {"type": "integer"},
-                    "max_speakers": {"type": "integer"},
-                    "language": {"type": "string"},
-                },
-            }
-        }
-    },
-}
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -89,31 +67,6 @@ def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
             raise ApiError(400, "invalid_options", "engines must map asr/embed/emotion to engine names")
         options["engines"] = {k: str(v) for k, v in engines.items()}
     return options
-
-
-def parse_callback_url(raw: str | None) -> str | None:
-    """A webhook target must be an absolute http(s) URL; anything else is a 400 now, not a
-    failed delivery later."""
-    if not raw:
-        return None
-    parts = urlsplit(raw)
-    if len(raw) > 2000 or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ApiError(400, "invalid_callback_url", "callback_url must be an absolute http(s) URL up to 2000 characters")
-    return raw
-
-
-def idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not re.fullmatch(r"[\x21-\x7e]{1,200}", key):
-        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-200 visible ASCII characters")
-    return key
-
-
-def _job_for_key(key: str) -> uuid.UUID | None:
-    with session_scope(_settings().database_url) as s:
-        return s.scalar(select(Job.id).where(Job.tenant_id == principal().tenant_id, Job.idempotency_key == key))
 
 
 def job_view(job: Job, tasks_done: int) -> dict[str, Any]:
@@ -164,7 +117,7 @@ def create_job():  # type: ignore[no-untyped-def]
     S3, record the job and enqueue its preparation. A repeated Idempotency-Key answers with the
     job it made first (200) and does not count against the rate limit."""
     idem = idempotency_key()
-    existing = _job_for_key(idem) if idem else None
+    existing = job_for_key(idem) if idem else None
     if existing is not None:
         drain_body()
         return _job_response(existing)
@@ -228,7 +181,7 @@ def create_job():  # type: ignore[no-untyped-def]
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race: answer with its job.
         storage.delete_prefix(f"raw/{job_id}/")
-        winner = _job_for_key(idem) if idem else None
+        winner = job_for_key(idem) if idem else None
         if winner is None:
             raise
         return _job_response(winner)

@@ -31,7 +31,7 @@ def test_cursor_round_trip_and_rejects_garbage():
 @pytest.mark.parametrize("url,ok", [("https://example.org/hook", True), ("http://10.0.0.1:8080/x", True),
                                     ("ftp://example.org/", False), ("/relative", False), ("https://", False)])
 def test_callback_url_validation(url, ok):
-    from web.jobs import parse_callback_url
+    from web.job_requests import parse_callback_url
 
     if ok:
         assert parse_callback_url(url) == url
