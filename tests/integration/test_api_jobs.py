@@ -96,8 +96,12 @@ def test_cancel_stops_the_work(stack, api_key, settings):
     while requests.get(f"{url}/v1/jobs/{job['id']}", headers=auth(api_key), timeout=30).json()["status"] != "inferring":
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    etag = requests.get(f"{url}/v1/jobs/{job['id']}", headers=auth(api_key), timeout=30).headers["ETag"]
     resp = requests.post(f"{url}/v1/jobs/{job['id']}/cancel", headers=auth(api_key), timeout=30)
     assert resp.status_code == 200 and resp.json()["status"] == "cancelled" and resp.json()["finished_at"]
+    # The job changed, so the poller's old ETag no longer matches: a full 200 answer.
+    changed = requests.get(f"{url}/v1/jobs/{job['id']}", headers={**auth(api_key), "If-None-Match": etag}, timeout=30)
+    assert changed.status_code == 200 and changed.json()["status"] == "cancelled" and changed.headers["ETag"] != etag
     again = requests.post(f"{url}/v1/jobs/{job['id']}/cancel", headers=auth(api_key), timeout=30)
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_finished"
 
