@@ -6,7 +6,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hark.models import ApiKey, Tenant
@@ -43,3 +43,38 @@ def create_key(session: Session, tenant_name: str, name: str = "", scope: str = 
 def authenticate(session: Session, secret: str) -> Principal | None:
     key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None)))
     return Principal(key.tenant_id, key.id, key.scope) if key else None
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: uuid.UUID
+    tenant: str
+    name: str
+    prefix: str
+    scope: str
+    created_at: str
+    revoked_at: str | None
+
+
+def list_keys(session: Session, tenant_name: str | None = None) -> list[KeyInfo]:
+    """Keys with their tenant, newest first; secrets cannot be listed (only hashes are stored)."""
+    stmt = select(ApiKey, Tenant.name).join(Tenant, Tenant.id == ApiKey.tenant_id).order_by(ApiKey.created_at.desc())
+    if tenant_name:
+        stmt = stmt.where(Tenant.name == tenant_name)
+    return [
+        KeyInfo(k.id, t, k.name, k.prefix, k.scope, k.created_at.isoformat(), k.revoked_at.isoformat() if k.revoked_at else None)
+        for k, t in session.execute(stmt).all()
+    ]
+
+
+def revoke_key(session: Session, key: str) -> bool:
+    """Revoke by key id or by the secret's shown prefix (must match one live key); True if revoked."""
+    try:
+        cond = ApiKey.id == uuid.UUID(key)
+    except ValueError:
+        cond = ApiKey.prefix == key
+    found = session.scalars(select(ApiKey).where(cond, ApiKey.revoked_at.is_(None))).all()
+    if len(found) != 1:
+        return False
+    found[0].revoked_at = func.now()
+    return True

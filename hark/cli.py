@@ -1,5 +1,5 @@
 """`hark` command line: submit and follow recordings through a running API (hark/remote.py), run
-the parts of a deployment (hark/processes.py), manage API keys."""
+the parts of a deployment (hark/processes.py), manage API keys and analysts' SQL roles."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +19,56 @@ def _keys_create(args: argparse.Namespace) -> int:
     with session_scope(Settings.from_env().database_url) as s:
         secret = create_key(s, args.tenant, name=args.name, scope=args.scope)
     print(secret)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from hark.apikeys import list_keys
+    from hark.db import session_scope
+
+    with session_scope(Settings.from_env().database_url) as s:
+        keys = list_keys(s, args.tenant)
+    for k in keys:
+        state = f"revoked {k.revoked_at}" if k.revoked_at else "live"
+        print(f"{k.id}  {k.prefix}…  {k.tenant:<20} {k.scope:<7} {k.name or '-':<20} {k.created_at}  {state}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from hark.apikeys import revoke_key
+    from hark.db import session_scope
+
+    with session_scope(Settings.from_env().database_url) as s:
+        revoked = revoke_key(s, args.key)
+    if not revoked:
+        print(f"no single live key matches {args.key!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key}")
+    return 0
+
+
+def _sql_role_create(args: argparse.Namespace) -> int:
+    from hark.db import session_scope
+    from hark.sqlroles import connection_url, create_role
+
+    url = Settings.from_env().database_url
+    try:
+        with session_scope(url) as s:
+            role, password = create_role(s, args.tenant, args.name)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(connection_url(url, role, password))
+    return 0
+
+
+def _sql_role_drop(args: argparse.Namespace) -> int:
+    from hark.db import session_scope
+    from hark.sqlroles import drop_role
+
+    with session_scope(Settings.from_env().database_url) as s:
+        drop_role(s, args.name)
+    print(f"dropped {args.name}")
     return 0
 
 
@@ -81,6 +131,20 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--name", default="")
     create.add_argument("--scope", default="admin", choices=["admin", "submit", "read"])
     create.set_defaults(func=_keys_create)
+    listing = keys.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--tenant")
+    listing.set_defaults(func=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by id or shown prefix")
+    revoke.add_argument("key")
+    revoke.set_defaults(func=_keys_revoke)
+    roles = sub.add_parser("sql-role", help="read-only SQL logins for analysts").add_subparsers(dest="role_command", required=True)
+    role_create = roles.add_parser("create", help="create a login that reads only the tenant's analytics views; prints its URL")
+    role_create.add_argument("--tenant", required=True)
+    role_create.add_argument("--name", help="role name (default hark_ro_<tenant>)")
+    role_create.set_defaults(func=_sql_role_create)
+    role_drop = roles.add_parser("drop", help="drop an analyst login")
+    role_drop.add_argument("name")
+    role_drop.set_defaults(func=_sql_role_drop)
     tr = sub.add_parser("transcribe", help="upload a recording, wait, print the transcript")
     tr.add_argument("file")
     tr.add_argument("--url", default=os.environ.get("HARK_URL", "http://127.0.0.1:8000"))

@@ -56,3 +56,8 @@ def fail(session: Session, job_id: uuid.UUID, code: str, message: str) -> bool:
     return advance(
         session, job_id, "failed", error_code=code, error_message=message[:2000], finished_at=func.now()
     )
+
+
+def cancel(session: Session, job_id: uuid.UUID) -> bool:
+    """Stop a job: workers see `cancelled` before each task and skip its remaining work."""
+    return advance(session, job_id, "cancelled", finished_at=func.now())

@@ -28,6 +28,12 @@ class Settings:
     s3_public_endpoint: str = ""
     # Largest accepted upload through the web process, in bytes.
     max_upload_bytes: int = 20 * 1024**3
+    # Job creations allowed per API key per window (0 switches the limit off).
+    rate_limit_jobs: int = 60
+    rate_limit_window_s: int = 60
+    # Webhook delivery: tries in all, and the first retry's delay (doubling after each failure).
+    webhook_max_attempts: int = 5
+    webhook_backoff_s: float = 2.0
     # Segmentation and batching.
     max_segment_s: float = 30.0
     # Neighbouring segments are merged while the result stays within this length (FunASR's

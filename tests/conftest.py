@@ -119,7 +119,7 @@ def settings(base_settings):
     out into several tasks per kind whose completions race each other on two model processes; S3's
     smallest parts, so a direct upload of a few MB has several."""
     with isolated_settings(
-        base_settings, batch_speech_s=0.5, upload_part_bytes=5 * 1024**2,
+        base_settings, batch_speech_s=0.5, upload_part_bytes=5 * 1024**2, webhook_backoff_s=0.5,
         browser_origins="*", console_direct_upload_bytes=256 * 1024,
     ) as cfg:
         yield cfg
@@ -233,3 +233,79 @@ def client(stack, api_key):
     from hark.client import HarkClient
 
     return HarkClient(stack["url"], api_key, timeout=120)
+
+
+class Receiver:
+    """A real local HTTP server standing in for a customer's webhook endpoint. It answers 500 to
+    the first `failures[path]` POSTs on a path, then 200, and keeps every request it saw."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict[str, object]] = []
+        self.failures: dict[str, int] = {}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                left = receiver.failures.get(self.path, 0)
+                receiver.failures[self.path] = max(0, left - 1)
+                self.send_response(500 if left else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def on(self, path: str) -> list[dict[str, object]]:
+        return [r for r in self.requests if r["path"] == path]
+
+    def wait_for(self, path: str, count: int, timeout: float = 60) -> list[dict[str, object]]:
+        deadline = time.monotonic() + timeout
+        while len(self.on(path)) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.on(path))} of {count} webhook requests on {path}")
+            time.sleep(0.2)
+        return self.on(path)
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def finished_job(stack, api_key, receiver) -> dict[str, object]:
+    """The sample recording run once through the real pipeline for tenant-a, with a webhook."""
+    import requests
+
+    with (ROOT / "examples" / "sample.wav").open("rb") as f:
+        resp = requests.post(
+            f"{stack['url']}/v1/jobs", headers={"Authorization": f"Bearer {api_key}"},
+            files={"file": ("sample.wav", f, "audio/wav")}, data={"callback_url": f"{receiver.url}/done"}, timeout=120,
+        )
+    assert resp.status_code == 201, resp.text
+    from hark.client import HarkClient
+
+    job = HarkClient(stack["url"], api_key, timeout=120).wait(resp.json()["id"], timeout_s=300)
+    assert job["status"] == "done", job
+    return job
+
+
+@pytest.fixture(scope="session")
+def other_key(settings) -> str:
+    """An admin key of a second tenant, for isolation checks."""
+    from hark.apikeys import create_key
+    from hark.db import session_scope
+
+    with session_scope(settings.database_url) as s:
+        return create_key(s, "tenant-b")

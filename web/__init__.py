@@ -7,6 +7,7 @@ from hark.logs import configure_logging
 from hark.queues import make_celery
 from hark.settings import Settings
 from hark.storage import Storage
+from web.api_routes import register_api_routes
 from web.errors import register_error_handlers
 from web.streaming import StreamingRequest
 
@@ -40,4 +41,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(console_bp)
     app.register_blueprint(metrics_bp)
     register_error_handlers(app)
+    register_api_routes(app)
     return app

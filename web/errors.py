@@ -21,7 +21,7 @@ class ApiError(Exception):
 DRAIN_LIMIT = 64 * 1024 * 1024
 
 
-def _drain_body() -> None:
+def drain_body() -> None:
     try:
         if request.content_length and request.content_length <= DRAIN_LIMIT:
             while request.stream.read(1 << 16):
@@ -32,7 +32,7 @@ def _drain_body() -> None:
 
 def error_response(status: int, code: str, message: str):  # type: ignore[no-untyped-def]
     if has_request_context():
-        _drain_body()
+        drain_body()
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     return response
@@ -41,7 +41,11 @@ def error_response(status: int, code: str, message: str):  # type: ignore[no-unt
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

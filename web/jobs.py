@@ -9,14 +9,18 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from hark.db import session_scope
 from hark.exports import FORMATS
 from hark.models import Job, Segment
 from hark.storage import MultipartWriter, out_key, raw_key
 from web.auth import principal, require_key
-from web.errors import ApiError
+from web.errors import ApiError, drain_body
+from web.job_requests import UPLOAD_BODY, idempotency_key, job_for_key, parse_callback_url
+from web.openapi import header, operation, query
 from web.progress import TaskCounts, job_progress, task_counts
+from web.ratelimit import check_job_creation
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
@@ -89,6 +93,7 @@ def job_view(job: Job, counts: TaskCounts, failed_segments: list[dict[str, Any]]
         "options": {k: v for k, v in (job.options or {}).items() if not k.startswith("source_")},
         "priority": priority_name(job.priority),
         "batch_id": str(job.batch_id) if job.batch_id else None,
+        "callback_url": job.callback_url,
         "progress": job_progress(job, counts).as_dict(),
         "timings": job.timings or {},
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
@@ -105,18 +110,32 @@ def job_view(job: Job, counts: TaskCounts, failed_segments: list[dict[str, Any]]
 
 
 @bp.post("/jobs")
+@operation(
+    "Upload a recording and start a job",
+    responses={201: "Job", 200: "Job", 413: "Error", 415: "Error", 429: "Error", 503: "Error"},
+    body=UPLOAD_BODY,
+    headers=(header("Idempotency-Key", "same key and tenant: the same job is returned, no new upload"),),
+)
 @require_key("submit")
 def create_job():  # type: ignore[no-untyped-def]
     """Stream a multipart upload (field `file`, optional `options` JSON or plain option fields,
-    `priority`, `force`) to S3, record the job and enqueue its preparation. A JSON body naming an
-    object in the tenant's inbox (`{"s3_key": ...}`) creates the job without an upload. The same
-    content already submitted by this tenant returns that job (200) unless `force` is set."""
+    `priority`, `force`, `callback_url`) to S3, record the job and enqueue its preparation. A JSON
+    body naming an object in the tenant's inbox (`{"s3_key": ...}`) creates the job without an
+    upload. The same content already submitted by this tenant returns that job (200) unless `force`
+    is set; so does a repeated Idempotency-Key, which does not count against the rate limit."""
+    idem = idempotency_key()
+    existing = job_for_key(idem) if idem else None
+    if existing is not None:
+        drain_body()
+        return _job_response(existing)
+    check_job_creation(principal())
     if request.is_json:
         from web.uploads import create_job_from_object
 
         return create_job_from_object(request.get_json(silent=True))
     if not (request.mimetype or "").startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send the recording as multipart/form-data with a 'file' field")
+    check_job_creation(principal())
     settings = _settings()
     storage = current_app.extensions["hark.storage"]
     job_id = uuid.uuid4()
@@ -146,9 +165,10 @@ def create_job():  # type: ignore[no-untyped-def]
                 raise ApiError(400, "invalid_options", "options must be a JSON object") from None
             if not isinstance(raw_options, dict):
                 raise ApiError(400, "invalid_options", "options must be a JSON object")
-        raw_options.update({k: form[k] for k in form if k not in ("options", *SUBMIT_FIELDS)})
+        raw_options.update({k: form[k] for k in form if k not in ("options", "callback_url", *SUBMIT_FIELDS)})
         options = parse_options(raw_options)
         priority = parse_priority(form.get("priority"), "interactive")
+        callback_url = parse_callback_url(form.get("callback_url"))
         writer.finish()
     except BaseException:
         for _, w in sinks:
@@ -157,22 +177,32 @@ def create_job():  # type: ignore[no-untyped-def]
 
     sha256 = writer.sha256.hexdigest()
     force = parse_flag(form.get("force") or request.args.get("force"))
-    with session_scope(settings.database_url) as s:
-        duplicate = None if force else existing_job(s, principal().tenant_id, sha256)
-        if duplicate is None:
-            s.add(
-                Job(
-                    id=job_id,
-                    tenant_id=principal().tenant_id,
-                    status="queued",
-                    filename=name,
-                    source_key=raw_key(job_id, name),
-                    sha256=sha256,
-                    bytes=writer.bytes_written,
-                    options=options,
-                    priority=priority,
+    try:
+        with session_scope(settings.database_url) as s:
+            duplicate = None if force else existing_job(s, principal().tenant_id, sha256)
+            if duplicate is None:
+                s.add(
+                    Job(
+                        id=job_id,
+                        tenant_id=principal().tenant_id,
+                        status="queued",
+                        filename=name,
+                        source_key=raw_key(job_id, name),
+                        sha256=sha256,
+                        bytes=writer.bytes_written,
+                        options=options,
+                        priority=priority,
+                        callback_url=callback_url,
+                        idempotency_key=idem,
+                    )
                 )
-            )
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the race: answer with its job.
+        storage.delete_prefix(raw_key(job_id, ""))
+        winner = job_for_key(idem) if idem else None
+        if winner is None:
+            raise
+        return _job_response(winner)
     if duplicate is not None:
         storage.delete_prefix(raw_key(job_id, ""))
         return _job_response(duplicate, status=200)
@@ -214,12 +244,26 @@ def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
 
 
 @bp.get("/jobs/<job_id>")
+@operation(
+    "A job's status and progress",
+    responses={200: "Job", 304: None},
+    headers=(header("If-None-Match", "the ETag of an earlier answer: 304 while nothing changed"),),
+)
 @require_key("read")
 def get_job(job_id: str):  # type: ignore[no-untyped-def]
-    return _job_response(job_id)
+    """The body's hash is its ETag, so a poller sending If-None-Match gets a bodiless 304 until
+    the status or progress moves."""
+    response = _job_response(job_id)
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 @bp.get("/jobs/<job_id>/transcript")
+@operation(
+    "The finished job's transcript in one export format",
+    responses={200: None, 409: "Error"},
+    params=(query("format", {"enum": list(FORMATS)}, "export format (default json)"),),
+)
 @require_key("read")
 def get_transcript(job_id: str):  # type: ignore[no-untyped-def]
     fmt = request.args.get("format", "json")

@@ -12,4 +12,6 @@ from hark.settings import Settings
 
 configure_logging()
 app = make_celery(Settings.from_env(), name="hark-worker")
-app.conf.imports = ("worker.tasks.prepare", "worker.tasks.infer", "worker.tasks.reduce", "worker.tasks.janitor")
+app.conf.imports = (
+    "worker.tasks.prepare", "worker.tasks.infer", "worker.tasks.reduce", "worker.tasks.janitor", "worker.tasks.webhooks",
+)

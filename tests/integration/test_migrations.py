@@ -10,7 +10,10 @@ from tests.conftest import alembic, create_database, drop_database
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"tenants", "api_keys", "jobs", "segments", "embeddings", "speakers", "job_tasks", "batches", "uploads"}
+TABLES = {
+    "tenants", "api_keys", "jobs", "segments", "embeddings", "speakers", "job_tasks", "batches", "uploads",
+    "sql_roles", "webhook_deliveries", "webhook_attempts",
+}
 
 
 def tables(url: str) -> set[str]:

@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Ignore
 
 from hark.settings import Settings
 
@@ -17,6 +18,26 @@ log = logging.getLogger("hark.tasks")
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     return Settings.from_env()
+
+
+def task_job_id(args: tuple, kwargs: dict) -> str | None:
+    job_id = kwargs.get("job_id") or (args[0] if args else None)
+    return str(job_id) if job_id else None
+
+
+def job_cancelled(job_id: str) -> bool:
+    """True when the job was cancelled (or deleted): its remaining tasks must do nothing."""
+    from hark.db import session_scope
+    from hark.models import Job
+
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        with session_scope(settings().database_url) as s:
+            job = s.get(Job, uuid.UUID(job_id))
+            return job is None or job.status == "cancelled"
+    except OperationalError:
+        return False  # database away: let the task start; its own database work retries
 
 
 def engine_name(kind: str, options: dict) -> str:
@@ -86,3 +107,30 @@ class JobStageTask(Task):
         log.error("task failed for good", extra={"job_id": job_id, "code": self.failure_code})
         with session_scope(settings().database_url) as s:
             fail(s, uuid.UUID(str(job_id)), self.failure_code, f"{type(exc).__name__}: {exc}")
+
+    def before_start(self, task_id: str, args: tuple, kwargs: dict) -> None:
+        """A cancelled job's queued tasks still arrive: drop each before it does any work.
+        Ignore acknowledges the message and sends no chained follower."""
+        job_id = task_job_id(args, kwargs)
+        if job_id and job_cancelled(job_id):
+            log.info("job cancelled, task skipped", extra={"job_id": job_id, "task": self.name})
+            raise Ignore()
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+        """A job that just finished (done or failed) with a callback URL gets its webhook enqueued;
+        the delivery row's unique (job, event) makes this once per job whichever task sees it."""
+        job_id = task_job_id(args, kwargs)
+        if not job_id:
+            return
+        from sqlalchemy.exc import OperationalError
+
+        from hark.db import session_scope
+        from hark.webhooks import WEBHOOK, claim_delivery
+
+        try:
+            with session_scope(settings().database_url) as s:
+                delivery_id = claim_delivery(s, uuid.UUID(job_id))
+        except OperationalError:
+            return  # database away; the next task of the job, or the janitor's, claims it later
+        if delivery_id is not None:
+            self.app.send_task(WEBHOOK, args=[delivery_id])

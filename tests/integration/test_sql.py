@@ -1,0 +1,161 @@
+"""Analysts' SQL: the README's queries run as a tenant's read-only role against real pipeline
+output; the role sees only its tenant and no table; the stats API gives the views' numbers."""
+from __future__ import annotations
+
+import re
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from sqlalchemy import select, text
+
+from hark.db import session_scope
+from hark.models import Job, Segment, Speaker, Tenant
+from hark.sqlroles import connection_url, create_role, drop_role
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+def readme_queries() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Querying with SQL", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sql\n(.*?)```", section, re.S)
+
+
+@pytest.fixture(scope="module")
+def other_tenant_rows(settings, other_key):
+    """A finished job of tenant-b, written as rows, so the views have another tenant to hide."""
+    with session_scope(settings.database_url) as s:
+        tenant = s.scalar(select(Tenant).where(Tenant.name == "tenant-b"))
+        jid = uuid.uuid4()
+        s.add(Job(id=jid, tenant_id=tenant.id, status="done", filename="b.wav", duration_s=10.0, options={}, timings={}))
+        s.flush()
+        s.add(Segment(job_id=jid, tenant_id=tenant.id, idx=0, start_s=0.0, end_s=4.0, speaker="SPEAKER_00",
+                      text="secret chicago plans of tenant b", emotion="angry", emotion_source="text-lexicon"))
+        s.add(Speaker(job_id=jid, tenant_id=tenant.id, label="SPEAKER_00", speech_s=4.0, turns=1))
+    return jid
+
+
+@pytest.fixture(scope="module")
+def roles(settings, finished_job, other_tenant_rows):
+    tag = uuid.uuid4().hex[:6]
+    made = {}
+    with session_scope(settings.database_url) as s:
+        for tenant in ("tenant-a", "tenant-b"):
+            role, password = create_role(s, tenant, f"hark_ro_test_{tag}_{tenant[-1]}")
+            made[tenant] = connection_url(settings.database_url, role, password)
+    yield made
+    with session_scope(settings.database_url) as s:
+        for url in made.values():
+            drop_role(s, url.split("//")[1].split(":")[0])
+
+
+def as_role(url: str, sql: str) -> list[dict]:
+    with psycopg.connect(url, row_factory=psycopg.rows.dict_row) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_readme_has_enough_queries():
+    assert len(readme_queries()) >= 5
+
+
+def test_role_sees_only_its_tenant_and_no_tables(roles, finished_job, other_tenant_rows):
+    a, b = roles["tenant-a"], roles["tenant-b"]
+    for view in ("meetings", "speaker_talk_time", "speaker_emotions", "segments"):
+        a_jobs = {str(r["job_id"]) for r in as_role(a, f"SELECT job_id FROM analytics.{view}")}
+        b_jobs = {str(r["job_id"]) for r in as_role(b, f"SELECT job_id FROM analytics.{view}")}
+        assert finished_job["id"] in a_jobs and str(other_tenant_rows) not in a_jobs, view
+        assert b_jobs == {str(other_tenant_rows)}, view
+    for table in ("public.segments", "public.jobs", "public.api_keys", "public.sql_roles", "public.tenants"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            as_role(a, f"SELECT * FROM {table}")
+    with pytest.raises(psycopg.Error):
+        as_role(a, "DELETE FROM analytics.segments")
+
+
+def test_readme_queries_match_the_pipeline(roles, finished_job, client, settings):
+    """Run every README query as tenant-a's role and check it against the API and the rows."""
+    url, jid = roles["tenant-a"], finished_job["id"]
+    meetings, talk, emotions, weekly, chicago, sources = (as_role(url, q) for q in readme_queries()[:6])
+    doc = client.document(jid)
+    with session_scope(settings.database_url) as s:
+        tenant_id = s.get(Job, uuid.UUID(jid)).tenant_id
+        segs = s.scalars(select(Segment).join(Job).where(Job.tenant_id == tenant_id, Job.status == "done")).all()
+        mine = [g for g in segs if str(g.job_id) == jid]
+
+    meeting = next(m for m in meetings if str(m["job_id"]) == jid)
+    assert meeting["speakers"] == len(doc["speakers"]) == 2
+    assert float(meeting["duration_s"]) == pytest.approx(finished_job["duration_s"], abs=0.05)
+    assert set(meeting["talk_share"]) == {sp["label"] for sp in doc["speakers"]}
+    assert sum(meeting["talk_share"].values()) == pytest.approx(1.0, abs=1e-3)
+    by_emotion: dict[str, float] = defaultdict(float)
+    for g in mine:
+        by_emotion[g.emotion] += g.end_s - g.start_s
+    assert meeting["dominant_emotion"] == max(sorted(by_emotion), key=by_emotion.__getitem__)
+    assert meeting["emotion_source"] == "text-lexicon"
+
+    api_speakers = {sp["label"]: sp for sp in doc["speakers"]}
+    rows = [r for r in talk if str(r["job_id"]) == jid]
+    assert {r["speaker"] for r in rows} == set(api_speakers)
+    for r in rows:
+        assert float(r["speech_s"]) == pytest.approx(api_speakers[r["speaker"]]["speech_s"], abs=0.06)
+    assert sum(float(r["percent"]) for r in rows) == pytest.approx(100.0, abs=0.2)
+
+    per_speaker: dict[tuple[str, str], float] = defaultdict(float)
+    for g in mine:
+        per_speaker[(g.speaker, g.emotion)] += g.end_s - g.start_s
+    rows = [r for r in emotions if str(r["job_id"]) == jid]
+    assert {(r["speaker"], r["emotion"]) for r in rows} == set(per_speaker)
+    for r in rows:
+        assert float(r["seconds"]) == pytest.approx(per_speaker[(r["speaker"], r["emotion"])], abs=0.01)
+    for speaker in {r["speaker"] for r in rows}:
+        assert sum(float(r["share"]) for r in rows if r["speaker"] == speaker) == pytest.approx(1.0, abs=0.01)
+
+    assert sum(float(r["seconds"]) for r in weekly) == pytest.approx(sum(g.end_s - g.start_s for g in segs), abs=0.5)
+    assert sum(r["jobs"] for r in weekly if r["emotion"] == meeting["dominant_emotion"]) >= 1
+
+    said = [g for g in segs if "chicago" in (g.text or "").lower()]
+    assert said and len(chicago) == len(said)
+    assert all("chicago" in r["text"].lower() and r["emotion_source"] == "text-lexicon" for r in chicago)
+    assert "tenant b" not in " ".join(r["text"] for r in chicago)
+
+    assert [r["emotion_source"] for r in sources] == ["text-lexicon"]
+    assert sources[0]["segments"] == len(segs)
+
+
+def test_stats_api_returns_the_views_numbers(stack, api_key, finished_job, settings, other_tenant_rows):
+    url, jid = stack["url"], finished_job["id"]
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with session_scope(settings.database_url) as s:
+        tenant_id = s.get(Job, uuid.UUID(jid)).tenant_id
+        view_emotions = s.execute(
+            text("SELECT speaker, emotion, emotion_source, seconds, segments, share FROM analytics.speaker_emotions"
+                 " WHERE job_id = :j"), {"j": jid}
+        ).mappings().all()
+        view_speakers = s.execute(
+            text("SELECT job_id, speaker, speech_s, turns, share FROM analytics.speaker_talk_time WHERE tenant_id = :t"),
+            {"t": tenant_id},
+        ).mappings().all()
+        view_weekly = s.execute(
+            text("SELECT emotion, seconds FROM analytics.emotions_by_period WHERE tenant_id = :t AND grain = 'week'"),
+            {"t": tenant_id},
+        ).mappings().all()
+    api = requests.get(f"{url}/v1/stats/emotions", headers=headers, params={"job_id": jid}, timeout=30).json()["rows"]
+    key = lambda r: (r["speaker"], r["emotion"])  # noqa: E731
+    assert sorted((key(r), r["seconds"], r["segments"], r["share"], r["emotion_source"]) for r in api) == sorted(
+        (key(r), r["seconds"], r["segments"], r["share"], r["emotion_source"]) for r in view_emotions
+    )
+    api = requests.get(f"{url}/v1/stats/speakers", headers=headers, timeout=30).json()["rows"]
+    assert sorted((r["job_id"], r["speaker"], r["speech_s"], r["turns"], r["share"]) for r in api) == sorted(
+        (str(r["job_id"]), r["speaker"], r["speech_s"], r["turns"], r["share"]) for r in view_speakers
+    )
+    assert str(other_tenant_rows) not in {r["job_id"] for r in api}
+    api = requests.get(f"{url}/v1/stats/emotions", headers=headers, params={"grain": "week"}, timeout=30).json()["rows"]
+    assert sorted((r["emotion"], r["seconds"]) for r in api) == sorted((r["emotion"], r["seconds"]) for r in view_weekly)
+    bad = requests.get(f"{url}/v1/stats/emotions", headers=headers, params={"grain": "year"}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_filter"

@@ -1,0 +1,48 @@
+"""Per-API-key rate limit on job creation: a fixed window counted in Redis.
+
+One INCR per request on `<prefix>ratelimit:<key id>:<window number>` (expiring with the window)
+is shared by every web process, so the limit holds however many gunicorn workers run.
+"""
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+import redis
+from flask import current_app
+
+from hark.apikeys import Principal
+from web.errors import ApiError
+
+
+@lru_cache(maxsize=4)
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+class RateLimited(ApiError):
+    def __init__(self, retry_after: int, limit: int, window_s: int) -> None:
+        super().__init__(429, "rate_limited", f"at most {limit} jobs per {window_s} s per API key; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+def check_job_creation(principal: Principal) -> None:
+    """Count one job creation for the key; raise 429 (with Retry-After) past the limit."""
+    settings = current_app.extensions["hark.settings"]
+    limit, window = settings.rate_limit_jobs, settings.rate_limit_window_s
+    if limit <= 0:
+        return
+    now = time.time()
+    slot = int(now // window)
+    key = f"{settings.broker_key_prefix}ratelimit:{principal.key_id}:{slot}"
+    client = _redis(settings.broker_url)
+    pipe = client.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, window + 1)
+    try:
+        count = int(pipe.execute()[0])
+    except redis.RedisError as exc:
+        # Redis is also the task broker: without it no job could be enqueued anyway.
+        raise ApiError(503, "broker_unavailable", "the rate limiter's Redis is not reachable; retry later") from exc
+    if count > limit:
+        raise RateLimited(max(1, int((slot + 1) * window - now + 0.999)), limit, window)

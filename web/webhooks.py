@@ -1,0 +1,62 @@
+"""Webhook routes: a job's delivery history, and the tenant's signing secret."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import select
+
+from hark.db import session_scope
+from hark.models import WebhookAttempt, WebhookDelivery
+from hark.webhooks import tenant_secret
+from web.auth import principal, require_key
+from web.job_actions import find_job
+from web.openapi import operation
+
+bp = Blueprint("webhooks", __name__, url_prefix="/v1")
+
+
+@bp.get("/jobs/<job_id>/webhooks")
+@operation("Webhook deliveries of a job, each with its attempts", responses={200: "WebhookDeliveries"})
+@require_key("read")
+def job_webhooks(job_id: str):  # type: ignore[no-untyped-def]
+    job = find_job(job_id)
+    with session_scope(current_app.extensions["hark.settings"].database_url) as s:
+        deliveries = s.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.job_id == job.id).order_by(WebhookDelivery.id)
+        ).all()
+        attempts = s.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id.in_([d.id for d in deliveries]))
+            .order_by(WebhookAttempt.delivery_id, WebhookAttempt.attempt)
+        ).all()
+    return jsonify(
+        {
+            "deliveries": [
+                {
+                    "id": d.id,
+                    "event": d.event,
+                    "url": d.url,
+                    "state": d.state,
+                    "attempts": [
+                        {
+                            "attempt": a.attempt,
+                            "status_code": a.status_code,
+                            "error": a.error,
+                            "duration_ms": a.duration_ms,
+                            "at": a.created_at.isoformat(),
+                        }
+                        for a in attempts
+                        if a.delivery_id == d.id
+                    ],
+                }
+                for d in deliveries
+            ]
+        }
+    )
+
+
+@bp.get("/webhooks/secret")
+@operation("The tenant's webhook signing secret (HMAC-SHA256 key)", responses={200: "WebhookSecret"})
+@require_key("admin")
+def webhook_secret():  # type: ignore[no-untyped-def]
+    with session_scope(current_app.extensions["hark.settings"].database_url) as s:
+        return jsonify({"secret": tenant_secret(s, principal().tenant_id)})
