@@ -1,0 +1,147 @@
+"""Who speaks when: speaker windows → clustered speakers → smoothed turns inside the VAD segments.
+
+Clustering labels whole windows (1.5 s), which blurs speaker changes and flips on single noisy
+windows. Resegmentation re-decides on a fine time grid instead: every 0.1 s frame of speech is
+scored against each speaker's centroid by the windows covering it, and a Viterbi pass through
+each VAD segment picks the best speaker path with a fixed cost per change, so a turn changes only
+where the evidence for another voice outweighs that cost. Turns cover the VAD segments exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from worker.clustering import ClusterOptions, centred, centroids, cluster, normalize
+
+FRAME_S = 0.1
+# Cost of a speaker change, in units of per-frame cosine-score advantage: a change needs about
+# this much summed evidence (e.g. 0.1 better over 1.5 s of frames) to happen.
+SWITCH_COST = 1.5
+# Rounds of re-assigning windows to the nearest centroid after clustering.
+REFINE_ROUNDS = 0
+
+
+@dataclass
+class Turn:
+    start_s: float
+    end_s: float
+    speaker: str
+
+
+def speaker_name(label: int) -> str:
+    return f"SPEAKER_{label:02d}"
+
+
+@dataclass
+class Diarization:
+    """The outcome: turns in time order, window labels, and each speaker's centroid by name."""
+
+    turns: list[Turn]
+    labels: np.ndarray
+    centroids: dict[str, np.ndarray]
+
+
+def diarize(
+    segments: list[tuple[float, float]],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    vectors: np.ndarray,
+    options: ClusterOptions = ClusterOptions(),
+) -> Diarization:
+    """Cluster the windows, then resegment every VAD segment against the speakers' centroids.
+    `segments` are in time order; windows (`starts`, `ends`, `vectors`) in any order."""
+    if vectors.shape[0] == 0:  # every segment too short to embed: one speaker
+        return Diarization([Turn(s, e, speaker_name(0)) for s, e in segments], np.zeros(0, dtype=int), {})
+    order = np.argsort(starts, kind="stable")
+    starts, ends, vectors = starts[order], ends[order], vectors[order]
+    x = centred(vectors)
+    seg_of = np.searchsorted(np.array([s for s, _ in segments]), starts + 1e-6, side="right")
+    labels = cluster(smooth_within_segments(x, seg_of), options)
+    for _ in range(REFINE_ROUNDS):
+        labels = _reassign(x, labels)
+    scores = x @ centroids(x, labels).T  # windows × speakers
+    turns: list[Turn] = []
+    for seg_start, seg_end in segments:
+        path = _viterbi(_frame_scores(seg_start, seg_end, starts, ends, scores))
+        begin = 0
+        for i in range(1, path.size + 1):
+            if i == path.size or path[i] != path[begin]:
+                a = seg_start + begin * FRAME_S
+                b = seg_end if i == path.size else seg_start + i * FRAME_S
+                turns.append(Turn(round(a, 3), round(b, 3), speaker_name(int(path[begin]))))
+                begin = i
+    # Speakers are named SPEAKER_00, 01, … in order of first appearance; one that lost every
+    # frame to the resegmentation disappears. Centroids are plain means of the speaker's GE2E
+    # vectors (not centred), so they compare across recordings.
+    names: dict[str, str] = {}
+    for t in turns:
+        names.setdefault(t.speaker, speaker_name(len(names)))
+    found = {
+        names[speaker_name(k)]: vectors[labels == k].mean(axis=0)
+        for k in range(int(labels.max()) + 1)
+        if speaker_name(k) in names and np.any(labels == k)
+    }
+    window_labels = np.empty_like(labels)
+    window_labels[order] = labels
+    return Diarization([Turn(t.start_s, t.end_s, names[t.speaker]) for t in turns], window_labels, found)
+
+
+def smooth_within_segments(x: np.ndarray, seg_of: np.ndarray, radius: int = 1) -> np.ndarray:
+    """Each (time-ordered) window averaged with its `radius` neighbours on either side that lie in
+    the same VAD segment: a speaker rarely changes within a second, and the average is a far less
+    noisy vector for clustering than one 1.5 s window."""
+    total, count = x.copy(), np.ones(x.shape[0], dtype=np.float32)
+    for shift in range(1, radius + 1):
+        same = seg_of[shift:] == seg_of[:-shift]
+        total[shift:][same] += x[:-shift][same]
+        total[:-shift][same] += x[shift:][same]
+        count[shift:][same] += 1
+        count[:-shift][same] += 1
+    return normalize(total / count[:, None])
+
+
+def _reassign(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """One round of spherical k-means from the clustering's labels (speakers never multiply)."""
+    cents = centroids(x, labels)
+    new = np.argmax(x @ cents.T, axis=1)
+    present = np.unique(new)
+    return np.searchsorted(present, new)
+
+
+def _frame_scores(seg_start: float, seg_end: float, starts: np.ndarray, ends: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per 0.1 s frame of one segment, the mean score of the windows covering it; frames no
+    window covers take the nearest window's scores."""
+    frames = max(1, int(np.ceil((seg_end - seg_start) / FRAME_S - 1e-6)))
+    centres = seg_start + (np.arange(frames) + 0.5) * FRAME_S
+    lo = int(np.searchsorted(ends, seg_start - 30.0))  # windows are short: only nearby ones matter
+    hi = int(np.searchsorted(starts, seg_end, side="right"))
+    s, e, sc = starts[lo:hi], ends[lo:hi], scores[lo:hi]
+    inside = (s[None, :] <= centres[:, None]) & (e[None, :] > centres[:, None])
+    counts = inside.sum(axis=1)
+    out = (inside.astype(np.float32) @ sc) / np.maximum(counts, 1)[:, None]
+    missing = np.nonzero(counts == 0)[0]
+    if missing.size:
+        mids = (starts + ends) / 2
+        nearest = np.abs(mids[None, :] - centres[missing, None]).argmin(axis=1)
+        out[missing] = scores[nearest]
+    return out
+
+
+def _viterbi(frame_scores: np.ndarray) -> np.ndarray:
+    """Best speaker per frame maximising summed scores minus SWITCH_COST per change."""
+    t, k = frame_scores.shape
+    total = frame_scores[0].astype(np.float64).copy()
+    back = np.zeros((t, k), dtype=np.int64)
+    for i in range(1, t):
+        best_prev = int(np.argmax(total))
+        switch = total[best_prev] - SWITCH_COST
+        stay = total >= switch
+        back[i] = np.where(stay, np.arange(k), best_prev)
+        total = np.where(stay, total, switch) + frame_scores[i]
+    path = np.empty(t, dtype=np.int64)
+    path[-1] = int(np.argmax(total))
+    for i in range(t - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
