@@ -40,8 +40,8 @@ class Settings:
     max_duration_s: float = 12 * 3600.0
     # Diarization. Speaker vectors are taken over windows this long, this far apart, inside each
     # VAD segment: short hops give the resegmentation fine time resolution at speaker changes.
-    speaker_window_s: float = 1.5
-    speaker_hop_s: float = 0.5
+    speaker_window_s: float = 1.0
+    speaker_hop_s: float = 0.25
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

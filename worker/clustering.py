@@ -28,8 +28,10 @@ class ClusterOptions:
     num_speakers: int | None = None
     min_speakers: int = 1
     max_speakers: int = 20
-    # Fraction of neighbours each window keeps in the affinity graph.
+    # Neighbours each window keeps in the affinity graph: this fraction of the windows, but no
+    # more than max_keep, so a speaker with only a few dozen windows still forms its own cluster.
     keep_fraction: float = 0.25
+    max_keep: int = 70
     # Largest number of windows clustered directly; beyond it, sample then assign.
     max_dense: int = 3000
 
@@ -56,7 +58,7 @@ def cluster(vectors: np.ndarray, options: ClusterOptions = ClusterOptions()) -> 
     if n > options.max_dense:
         return _sample_then_assign(x, options)
     sim = x @ x.T
-    keep = max(2, int(np.ceil(options.keep_fraction * n)))
+    keep = max(2, min(options.max_keep, int(np.ceil(options.keep_fraction * n))))
     affinity = np.zeros((n, n), dtype=np.float64)
     top = np.argpartition(-sim, kth=min(keep, n - 1), axis=1)[:, :keep]
     rows = np.repeat(np.arange(n), top.shape[1])

@@ -15,11 +15,13 @@ import numpy as np
 from worker.clustering import ClusterOptions, centred, centroids, cluster, normalize
 
 FRAME_S = 0.1
-# Cost of a speaker change, in units of per-frame cosine-score advantage: a change needs about
-# this much summed evidence (e.g. 0.1 better over 1.5 s of frames) to happen.
-SWITCH_COST = 1.5
+# Cost of a speaker change, in units of per-frame score advantage: a change needs about this much
+# summed evidence (e.g. a centred cosine 0.1 better over 0.3 s of frames) to happen.
+SWITCH_COST = 0.3
+# Clustering sees each window averaged with its neighbours this far (seconds) either side.
+SMOOTH_S = 0.75
 # Rounds of re-assigning windows to the nearest centroid after clustering.
-REFINE_ROUNDS = 0
+REFINE_ROUNDS = 3
 
 
 @dataclass
@@ -57,7 +59,9 @@ def diarize(
     starts, ends, vectors = starts[order], ends[order], vectors[order]
     x = centred(vectors)
     seg_of = np.searchsorted(np.array([s for s, _ in segments]), starts + 1e-6, side="right")
-    labels = cluster(smooth_within_segments(x, seg_of), options)
+    hop = float(np.median(np.diff(starts))) if starts.size > 1 else 1.0
+    radius = max(1, int(round(SMOOTH_S / max(hop, 1e-3))))
+    labels = cluster(smooth_within_segments(x, seg_of, radius), options)
     for _ in range(REFINE_ROUNDS):
         labels = _reassign(x, labels)
     scores = x @ centroids(x, labels).T  # windows × speakers
