@@ -13,6 +13,8 @@ log() { echo "[bootstrap] $*" >&2; }
 apt_missing=()
 command -v "$PY" >/dev/null || apt_missing+=(python3)
 "$PY" -c "import venv, ensurepip" 2>/dev/null || apt_missing+=(python3-venv)
+# Voices for the generated meetings that the diarization tests and benchmarks score.
+command -v espeak-ng >/dev/null || apt_missing+=(espeak-ng)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
