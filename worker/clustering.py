@@ -31,7 +31,10 @@ class ClusterOptions:
     # Neighbours each window keeps in the affinity graph: this fraction of the windows, but no
     # more than max_keep, so a speaker with only a few dozen windows still forms its own cluster.
     keep_fraction: float = 0.25
-    max_keep: int = 70
+    max_keep: int = 40
+    # Two clusters whose centred centroids are at least this similar are one voice (when the
+    # count is not fixed).
+    merge_similarity: float = 0.6
     # Largest number of windows clustered directly; beyond it, sample then assign.
     max_dense: int = 3000
 
@@ -78,6 +81,8 @@ def cluster(vectors: np.ndarray, options: ClusterOptions = ClusterOptions()) -> 
         lo, hi = max(1, options.min_speakers), min(options.max_speakers, len(gaps))
         k = lo + int(np.argmax(gaps[lo - 1 : hi])) if hi >= lo else lo
     labels = _kmeans_rows(vecs[:, :k], k) if k > 1 else np.zeros(n, dtype=int)
+    if not options.num_speakers:
+        labels = _merge_close(x, labels, options.merge_similarity, options.min_speakers)
     return _renumber(labels)
 
 
@@ -102,6 +107,21 @@ def _kmeans_rows(embedding: np.ndarray, k: int) -> np.ndarray:
             best, best_inertia = labels, inertia
     assert best is not None
     return best
+
+
+def _merge_close(x: np.ndarray, labels: np.ndarray, threshold: float, min_k: int) -> np.ndarray:
+    """Join clusters whose centroids are near-identical voices, most similar pair first."""
+    labels = labels.copy()
+    while len(np.unique(labels)) > max(1, min_k):
+        ids = np.unique(labels)
+        cents = normalize(np.stack([x[labels == i].mean(axis=0) for i in ids]))
+        sim = cents @ cents.T
+        np.fill_diagonal(sim, -1)
+        a, b = np.unravel_index(int(np.argmax(sim)), sim.shape)
+        if sim[a, b] < threshold:
+            break
+        labels[labels == ids[b]] = ids[a]
+    return labels
 
 
 def centroids(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
