@@ -4,9 +4,11 @@
 
 The same worker code as a job's reduce step (worker.clustering, worker.resegment), without the web
 app, broker and database around it, so the diarization itself can be measured quickly on the
-shared sample and on generated meetings (bench/synth.py, seed = speaker count). Prints DER with
-collar 0 and 0.25 s (pyannote.metrics, overlap scored), with the speaker count estimated and
-given. `bench/synth_der.py` measures the same through the whole pipeline.
+shared sample and on generated meetings (bench/synth.py, seed = speaker count). Prints DER
+(pyannote.metrics, overlap scored) with no collar and with the usual forgiveness collar of 0.25 s
+either side of each reference boundary (NIST md-eval's `-c 0.25`; pyannote's `collar` argument
+is the whole width, 0.5), with the speaker count estimated and given. `bench/synth_der.py`
+measures the same through the whole pipeline.
 """
 from __future__ import annotations
 
@@ -75,6 +77,7 @@ def diarize(rec: Embedded, num_speakers: int | None = None) -> list[tuple[float,
 
 
 def score(reference: list[tuple[float, float, str]], hypothesis: list[tuple[float, float, str]], collar: float) -> float:
+    """DER with `collar` seconds forgiven on either side of every reference boundary."""
     from pyannote.core import Annotation, Segment
     from pyannote.metrics.diarization import DiarizationErrorRate
 
@@ -83,7 +86,7 @@ def score(reference: list[tuple[float, float, str]], hypothesis: list[tuple[floa
         ref[Segment(s, e), i] = name
     for i, (s, e, name) in enumerate(hypothesis):
         hyp[Segment(s, e), i] = name
-    return abs(DiarizationErrorRate(collar=collar, skip_overlap=False)(ref, hyp))
+    return abs(DiarizationErrorRate(collar=2 * collar, skip_overlap=False)(ref, hyp))
 
 
 def read_rttm(path: Path) -> list[tuple[float, float, str]]:
@@ -122,7 +125,7 @@ def main() -> int:
 
     cfg = Settings()
     rows = [
-        "| recording | speakers | found | DER est. c0 | DER est. c0.25 | DER given c0 | DER given c0.25 | windows | reduce |",
+        "| recording | speakers | found | DER est. | DER est. ±0.25 s | DER given | DER given ±0.25 s | windows | reduce |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(rows), flush=True)
@@ -138,7 +141,7 @@ def main() -> int:
             print(rows[-1], flush=True)
     lines = [
         f"In-process diarization (bench/diarize_offline.py), windows {cfg.speaker_window_s} s / hop "
-        f"{cfg.speaker_hop_s} s; DER overlap scored, collar 0 and 0.25 s, count estimated and given; "
+        f"{cfg.speaker_hop_s} s; DER overlap scored, no collar and a ±0.25 s collar, count estimated and given; "
         "generated meetings from bench/synth.py with seed = speaker count:",
         "",
         *rows,
