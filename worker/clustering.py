@@ -5,8 +5,11 @@ because every vector carries a large component common to all voices. Subtracting
 mean vector first removes it, and the cosine between windows then reflects the voice.
 
 Spectral clustering on a pruned cosine affinity follows: each row keeps only its strongest
-neighbours (`keep_fraction`), which removes the weak cross-speaker similarities, and the number of
-speakers is read from the largest gap in the Laplacian's eigenvalues. `num_speakers`,
+neighbours (`keep_fraction`, capped at `max_keep` so that a speaker with few windows still has
+neighbours only among their own), which removes the weak cross-speaker similarities, and the
+number of speakers is read from the largest gap in the Laplacian's eigenvalues. The small
+neighbourhood tends to split a voice rather than join two, so clusters whose centred centroids
+are still alike (`merge_similarity`) are then joined, most similar pair first. `num_speakers`,
 `min_speakers` and `max_speakers` fix or bound the count.
 
 The affinity matrix is dense, so it is built over at most `max_dense` windows (36 MB in float32 at

@@ -1,7 +1,7 @@
 """Who speaks when: speaker windows → clustered speakers → smoothed turns inside the VAD segments.
 
-Clustering labels whole windows (1.5 s), which blurs speaker changes and flips on single noisy
-windows. Resegmentation re-decides on a fine time grid instead: every 0.1 s frame of speech is
+Clustering sees windows (1 s by default) averaged with their neighbours, which finds the voices
+but blurs speaker changes. Resegmentation re-decides on a fine time grid instead: every 0.1 s frame of speech is
 scored against each speaker's centroid by the windows covering it, and a Viterbi pass through
 each VAD segment picks the best speaker path with a fixed cost per change, so a turn changes only
 where the evidence for another voice outweighs that cost. Turns cover the VAD segments exactly.
@@ -94,7 +94,7 @@ def diarize(
 def smooth_within_segments(x: np.ndarray, seg_of: np.ndarray, radius: int = 1) -> np.ndarray:
     """Each (time-ordered) window averaged with its `radius` neighbours on either side that lie in
     the same VAD segment: a speaker rarely changes within a second, and the average is a far less
-    noisy vector for clustering than one 1.5 s window."""
+    noisy vector for clustering than one short window."""
     total, count = x.copy(), np.ones(x.shape[0], dtype=np.float32)
     for shift in range(1, radius + 1):
         same = seg_of[shift:] == seg_of[:-shift]

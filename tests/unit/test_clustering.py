@@ -60,3 +60,13 @@ def test_long_recordings_cluster_through_a_sample():
     pred = cluster(x[order], ClusterOptions(max_dense=2000))
     assert len(np.unique(pred)) == 7
     assert purity(pred, truth[order]) > 0.95
+
+
+def test_common_component_does_not_hide_speakers():
+    """GE2E-like vectors: a large component shared by every voice makes all cosines high; the
+    speakers are still told apart because the recording's mean is removed first."""
+    x, truth = blobs(4, 60, seed=5)
+    shared = 6 * np.linalg.norm(x, axis=1).mean() * np.ones(x.shape[1]) / np.sqrt(x.shape[1])
+    pred = cluster(x + shared)
+    assert len(np.unique(pred)) == 4
+    assert purity(pred, truth) > 0.95
