@@ -5,11 +5,11 @@ because every vector carries a large component common to all voices. Subtracting
 mean vector first removes it, and the cosine between windows then reflects the voice.
 
 Spectral clustering on a pruned cosine affinity follows: each row keeps only its strongest
-neighbours (`keep_fraction`, capped at `max_keep` so that a speaker with few windows still has
-neighbours only among their own), which removes the weak cross-speaker similarities, and the
-number of speakers is read from the largest gap in the Laplacian's eigenvalues. The small
-neighbourhood tends to split a voice rather than join two, so clusters whose centred centroids
-are still alike (`merge_similarity`) are then joined, most similar pair first. `num_speakers`,
+neighbours (5 % of the windows, at least 20), which removes the weak cross-speaker similarities,
+and the number of speakers is read from the largest gap in the Laplacian's eigenvalues. So small
+a neighbourhood keeps a speaker with few windows apart, but tends to split a voice rather than
+join two, so clusters whose centred centroids are still alike (`merge_similarity`) are then
+joined, most similar pair first. `num_speakers`,
 `min_speakers` and `max_speakers` fix or bound the count.
 
 The affinity matrix is dense, so it is built over at most `max_dense` windows (36 MB in float32 at
@@ -31,10 +31,10 @@ class ClusterOptions:
     num_speakers: int | None = None
     min_speakers: int = 1
     max_speakers: int = 20
-    # Neighbours each window keeps in the affinity graph: this fraction of the windows, but no
-    # more than max_keep, so a speaker with only a few dozen windows still forms its own cluster.
-    keep_fraction: float = 0.25
-    max_keep: int = 40
+    # Neighbours each window keeps in the affinity graph: this fraction of the windows, at least
+    # min_keep.
+    keep_fraction: float = 0.05
+    min_keep: int = 20
     # Two clusters whose centred centroids are at least this similar are one voice (when the
     # count is not fixed).
     merge_similarity: float = 0.6
@@ -64,7 +64,7 @@ def cluster(vectors: np.ndarray, options: ClusterOptions = ClusterOptions()) -> 
     if n > options.max_dense:
         return _sample_then_assign(x, options)
     sim = x @ x.T
-    keep = max(2, min(options.max_keep, int(np.ceil(options.keep_fraction * n))))
+    keep = min(n - 1, max(options.min_keep, int(np.ceil(options.keep_fraction * n))))
     affinity = np.zeros((n, n), dtype=np.float64)
     top = np.argpartition(-sim, kth=min(keep, n - 1), axis=1)[:, :keep]
     rows = np.repeat(np.arange(n), top.shape[1])
