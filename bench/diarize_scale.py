@@ -58,7 +58,8 @@ def main() -> int:
     started = time.perf_counter()
     found = diarize(segments, starts, ends, vectors)
     took = time.perf_counter() - started
-    peak_growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_growth = peak - before / 1024
     from scipy.optimize import linear_sum_assignment
 
     labels = found.labels
@@ -69,7 +70,8 @@ def main() -> int:
     lines = [
         f"- {args.windows} windows ({args.windows * hop / 3600:.1f} h of speech at a {hop} s hop), "
         f"{args.speakers} synthetic speakers, {len(segments)} VAD segments",
-        f"- diarize (cluster + resegment): {took:.1f} s, peak memory growth {peak_growth:.0f} MiB",
+        f"- diarize (cluster + resegment): {took:.1f} s, peak memory growth {peak_growth:.0f} MiB "
+        f"(process peak {peak:.0f} MiB, inputs included)",
         f"- speakers found {len(found.centroids)}, windows with the right speaker {accuracy * 100:.1f} %",
     ]
     from record import report
