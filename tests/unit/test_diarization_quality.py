@@ -42,3 +42,17 @@ def test_generated_four_speaker_meeting(tmp_path):
     ref = read_rttm(wav.with_suffix(".rttm"))
     assert len({t[2] for t in hyp}) == 4
     assert der(ref, hyp) <= 0.12  # measured 6.9 %
+
+
+def test_one_voice_stays_one_speaker(tmp_path):
+    """Centring removes what one voice has in common, so without the one-voice check a monologue
+    came out as a dozen speakers."""
+    from hark.settings import Settings
+    from synth import synth_meeting
+
+    cfg = Settings()
+    wav = tmp_path / "monologue.wav"
+    synth_meeting(wav, 1, 1.5, seed=1)
+    hyp = diarize(embed(wav, cfg.speaker_window_s, cfg.speaker_hop_s))
+    assert len({t[2] for t in hyp}) == 1
+    assert der(read_rttm(wav.with_suffix(".rttm")), hyp) <= 0.1

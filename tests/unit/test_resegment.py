@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from worker.clustering import ClusterOptions
-from worker.resegment import _viterbi, diarize, smooth_within_segments
+from worker.resegment import _viterbi, diarize, separation, smooth_within_segments
 
 
 def test_viterbi_ignores_a_blip_but_follows_a_real_change():
@@ -48,3 +48,12 @@ def test_smoothing_stays_inside_segments():
     smoothed = smooth_within_segments(x, np.array([0, 0, 1, 1]), radius=1)
     assert smoothed[1, 2] == 0 and smoothed[2, 1] == 0  # never across a segment boundary
     assert smoothed[0, 1] > 0 and smoothed[3, 2] > 0
+
+
+def test_separation_of_two_groups():
+    rng = np.random.default_rng(2)
+    apart = np.concatenate([rng.normal(size=(200, 8)), rng.normal(size=(200, 8)) + np.eye(8)[0] * 5])
+    halves = np.arange(400) < 200
+    assert separation(apart, halves, ~halves) > 4
+    same = rng.normal(size=(400, 8))
+    assert separation(same, halves, ~halves) < 0.5
