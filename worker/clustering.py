@@ -12,8 +12,8 @@ join two, so clusters whose centred centroids are still alike (`merge_similarity
 joined, most similar pair first. `num_speakers`,
 `min_speakers` and `max_speakers` fix or bound the count.
 
-The affinity matrix is dense, so it is built over at most `max_dense` windows (36 MB in float32 at
-3000). A longer recording is clustered on an evenly spaced sample of its windows, and every window
+The affinity matrix is dense, so it is built over at most `max_dense` windows (2000: two 32 MB
+float64 matrices, and a few seconds of eigendecomposition on two cores). A longer recording is clustered on an evenly spaced sample of its windows, and every window
 then joins the speaker whose centroid it is closest to: memory and time stay bounded however many
 hours the recording has, and a speaker present for minutes still has dozens of sampled windows.
 """
@@ -39,7 +39,7 @@ class ClusterOptions:
     # count is not fixed).
     merge_similarity: float = 0.6
     # Largest number of windows clustered directly; beyond it, sample then assign.
-    max_dense: int = 3000
+    max_dense: int = 2000
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
