@@ -1,6 +1,6 @@
 """Diarization in one process: VAD, speaker windows, clustering and resegmentation, scored by DER.
 
-    python bench/diarize_offline.py [--minutes 4] [--speakers 2 4 8 12] [--record]
+    python bench/diarize_offline.py [--minutes 4] [--speakers 2 4 8 12] [--long 20] [--record]
 
 The same worker code as a job's reduce step (worker.clustering, worker.resegment), without the web
 app, broker and database around it, so the diarization itself can be measured quickly on the
@@ -8,7 +8,8 @@ shared sample and on generated meetings (bench/synth.py, seed = speaker count). 
 (pyannote.metrics, overlap scored) with no collar and with the usual forgiveness collar of 0.25 s
 either side of each reference boundary (NIST md-eval's `-c 0.25`; pyannote's `collar` argument
 is the whole width, 0.5), with the speaker count estimated and given. `bench/synth_der.py`
-measures the same through the whole pipeline.
+measures the same through the whole pipeline. `--long M` adds meetings of 4 and 8 speakers lasting
+M minutes (seed 7), long enough that clustering goes through its sampled two-stage path.
 """
 from __future__ import annotations
 
@@ -118,6 +119,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=4)
     parser.add_argument("--speakers", type=int, nargs="*", default=[2, 4, 8, 12])
+    parser.add_argument("--long", type=float, default=0, help="also 4- and 8-speaker meetings this many minutes long")
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
     from hark.settings import Settings
@@ -133,16 +135,17 @@ def main() -> int:
                          embed(SAMPLE, cfg.speaker_window_s, cfg.speaker_hop_s)))
     print(rows[-1], flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for n in args.speakers:
-            wav = Path(tmp) / f"meeting{n}.wav"
-            synth_meeting(wav, n, args.minutes, seed=n)
+        runs = [(n, args.minutes, n) for n in args.speakers] + ([(4, args.long, 7), (8, args.long, 7)] if args.long else [])
+        for n, minutes, seed in runs:
+            wav = Path(tmp) / f"meeting{n}-{minutes:g}.wav"
+            synth_meeting(wav, n, minutes, seed=seed)
             rec = embed(wav, cfg.speaker_window_s, cfg.speaker_hop_s)
-            rows.append(evaluate(f"generated {args.minutes:g} min", wav, wav.with_suffix(".rttm"), n, rec))
+            rows.append(evaluate(f"generated {minutes:g} min, seed {seed}", wav, wav.with_suffix(".rttm"), n, rec))
             print(rows[-1], flush=True)
     lines = [
         f"In-process diarization (bench/diarize_offline.py), windows {cfg.speaker_window_s} s / hop "
         f"{cfg.speaker_hop_s} s; DER overlap scored, no collar and a ±0.25 s collar, count estimated and given; "
-        "generated meetings from bench/synth.py with seed = speaker count:",
+        "generated meetings from bench/synth.py:",
         "",
         *rows,
     ]
