@@ -31,19 +31,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reference")
     parser.add_argument("hypothesis")
-    parser.add_argument("--collar", type=float, default=0.0)
+    parser.add_argument("--collar", type=float, default=0.0,
+                        help="seconds forgiven on either side of each reference boundary (NIST -c)")
     parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
     args = parser.parse_args()
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     ref, hyp = load_rttm(args.reference), load_rttm(args.hypothesis)
-    metric = DiarizationErrorRate(collar=args.collar, skip_overlap=False)
+    # pyannote's collar is the whole width around a boundary: twice the NIST figure.
+    metric = DiarizationErrorRate(collar=2 * args.collar, skip_overlap=False)
     detail = metric(ref, hyp, detailed=True)
     total = detail["total"]
     lines = [
         f"- reference `{args.reference}`: {len(ref.labels())} speakers, {total:.2f} s of speech",
         f"- hypothesis: {len(hyp.labels())} speakers",
-        f"- DER {detail['diarization error rate'] * 100:.1f} % (collar {args.collar} s, overlap scored): "
+        f"- DER {detail['diarization error rate'] * 100:.1f} % (collar ±{args.collar} s, overlap scored): "
         f"missed {detail['missed detection'] / total * 100:.1f} %, false alarm "
         f"{detail['false alarm'] / total * 100:.1f} %, confusion {detail['confusion'] / total * 100:.1f} %",
     ]

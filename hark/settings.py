@@ -79,6 +79,10 @@ class Settings:
     browser_origins: str = ""
     # The console sends files of at least this size through the presigned multipart path.
     console_direct_upload_bytes: int = 64 * 1024**2
+    # Diarization. Speaker vectors are taken over windows this long, this far apart, inside each
+    # VAD segment: short hops give the resegmentation fine time resolution at speaker changes.
+    speaker_window_s: float = 1.0
+    speaker_hop_s: float = 0.25
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

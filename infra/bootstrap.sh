@@ -13,7 +13,7 @@ log() { echo "[bootstrap] $*" >&2; }
 apt_missing=()
 command -v "$PY" >/dev/null || apt_missing+=(python3)
 "$PY" -c "import venv, ensurepip" 2>/dev/null || apt_missing+=(python3-venv)
-# Generated speech for the long-recording tests and benchmarks (bench/synth.py, bench/islands.py).
+# Voices for generated speech: the long-recording and diarization tests and benchmarks.
 command -v espeak-ng >/dev/null || apt_missing+=(espeak-ng)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_missing[*]}"

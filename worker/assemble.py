@@ -1,9 +1,9 @@
-"""Turning clustered speaker windows and ASR words into speaker turns and utterances.
+"""Turning speaker turns and ASR words into utterances and per-speaker statistics.
 
-Turns (who speaks when) come from the window labels and cover the VAD segments exactly; they make
-the RTTM and the speaker statistics. Utterances (the transcript's lines) come from the words, each
-word taking the speaker of the turn at its middle. Segments without word timings (an engine that
-gives none, or no speech recognised) take the speaker covering most of them.
+Turns (who speaks when, from worker.resegment) cover the VAD segments exactly; they make the RTTM
+and the speaker statistics. Utterances (the transcript's lines) come from the words, each word
+taking the speaker of the turn at its middle. Segments without word timings (an engine that gives
+none, or no speech recognised) take the speaker covering most of them.
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from worker.resegment import Turn
 
 
 @dataclass
@@ -35,55 +37,6 @@ class Utterance:
     emotion: str | None = None
     emotion_source: str | None = None
     words: list[dict[str, Any]] = field(default_factory=list)
-
-
-def speaker_name(label: int) -> str:
-    return f"SPEAKER_{label:02d}"
-
-
-class WindowLabels:
-    """Window centres sorted in time, with their cluster labels, for nearest-window lookups."""
-
-    def __init__(self, starts: np.ndarray, ends: np.ndarray, labels: np.ndarray) -> None:
-        order = np.argsort((starts + ends) / 2)
-        self.centres = ((starts + ends) / 2)[order]
-        self.starts, self.ends, self.labels = starts[order], ends[order], labels[order]
-
-    def at(self, t: float) -> int | None:
-        if self.centres.size == 0:
-            return None
-        i = int(np.searchsorted(self.centres, t))
-        candidates = [j for j in (i - 1, i) if 0 <= j < self.centres.size]
-        best = min(candidates, key=lambda j: abs(self.centres[j] - t))
-        return int(self.labels[best])
-
-
-@dataclass
-class Turn:
-    start_s: float
-    end_s: float
-    speaker: str
-
-
-def speaker_turns(segments: list[SegmentView], windows: WindowLabels) -> list[Turn]:
-    """Who speaks when. Each VAD segment is covered completely by the labels of the windows whose
-    centres fall inside it, the speaker changing halfway between two differently labelled centres;
-    a segment without windows (too short to embed) takes the nearest window's speaker."""
-    turns: list[Turn] = []
-    for seg in segments:
-        idx = np.nonzero((windows.centres >= seg.start_s) & (windows.centres <= seg.end_s))[0]
-        if idx.size == 0:
-            label = windows.at((seg.start_s + seg.end_s) / 2)
-            turns.append(Turn(seg.start_s, seg.end_s, speaker_name(label) if label is not None else "SPEAKER_00"))
-            continue
-        begin, current = seg.start_s, int(windows.labels[idx[0]])
-        for a, b in zip(idx[:-1], idx[1:]):
-            if int(windows.labels[b]) != current:
-                cut = float(windows.centres[a] + windows.centres[b]) / 2
-                turns.append(Turn(begin, cut, speaker_name(current)))
-                begin, current = cut, int(windows.labels[b])
-        turns.append(Turn(begin, seg.end_s, speaker_name(current)))
-    return [Turn(round(t.start_s, 3), round(t.end_s, 3), t.speaker) for t in turns if t.end_s > t.start_s]
 
 
 class TurnIndex:

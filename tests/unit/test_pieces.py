@@ -8,7 +8,7 @@ import pytest
 
 from hark.exports import render
 from hark.jobstate import FINAL, PREDECESSORS
-from worker.assemble import SegmentView, Turn, WindowLabels, build_utterances, speaker_stats, speaker_turns
+from worker.assemble import SegmentView, Turn, build_utterances, speaker_stats
 from worker.engines.emotion_lexicon import LexiconEmotion
 from worker.tasks.prepare import plan_batches
 from hark.settings import Settings
@@ -54,16 +54,8 @@ def test_exports():
         render(doc(), "docx")
 
 
-def test_turns_cover_segments_and_change_between_window_centres():
-    windows = WindowLabels(
-        np.array([0.0, 0.8, 1.6, 2.4, 10.0]), np.array([1.6, 2.4, 3.2, 4.0, 11.6]), np.array([0, 0, 1, 1, 0])
-    )
-    turns = speaker_turns([SegmentView(0, 0.2, 4.1, "", []), SegmentView(1, 10.0, 11.0, "", [])], windows)
-    assert [(t.start_s, t.end_s, t.speaker) for t in turns] == [
-        (0.2, 2.0, "SPEAKER_00"),  # halfway between the centres 1.6 and 2.4
-        (2.0, 4.1, "SPEAKER_01"),
-        (10.0, 11.0, "SPEAKER_00"),
-    ]
+def test_speaker_stats_join_consecutive_turns():
+    turns = [Turn(0.2, 2.0, "SPEAKER_00"), Turn(2.0, 4.1, "SPEAKER_01"), Turn(10.0, 11.0, "SPEAKER_00")]
     stats = speaker_stats(turns)
     assert stats["SPEAKER_00"] == {"speech_s": 2.8, "turns": 2}
     assert stats["SPEAKER_01"] == {"speech_s": 2.1, "turns": 1}

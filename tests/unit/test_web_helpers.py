@@ -1,12 +1,10 @@
 """Request validation that needs no services: option parsing and object-key names."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from web.errors import ApiError
 from web.jobs import parse_options, safe_filename
-from worker.assemble import SegmentView, WindowLabels, speaker_turns
 
 
 def test_options_are_validated():
@@ -29,8 +27,3 @@ def test_filenames_are_made_safe_for_keys():
     assert safe_filename("...") == "upload"
     assert len(safe_filename("x" * 500 + ".wav")) == 200
 
-
-def test_turns_without_any_speaker_windows():
-    empty = WindowLabels(np.zeros(0), np.zeros(0), np.zeros(0, dtype=int))
-    turns = speaker_turns([SegmentView(0, 1.0, 1.2, "", []), SegmentView(1, 2.0, 2.3, "", [])], empty)
-    assert [(t.start_s, t.end_s, t.speaker) for t in turns] == [(1.0, 1.2, "SPEAKER_00"), (2.0, 2.3, "SPEAKER_00")]

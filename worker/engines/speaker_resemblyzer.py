@@ -1,8 +1,9 @@
 """Speaker embeddings with Resemblyzer's GE2E encoder (weights ship in the `resemblyzer` package).
 
-Segments are cut into fixed windows (1.6 s, the length the encoder was trained on, with a hop of
-0.8 s) so a change of speaker inside a VAD segment is visible to clustering. All windows of a
-batch go through the encoder together, sorted and grouped by length.
+Segments are cut into fixed windows (settings `speaker_window_s` / `speaker_hop_s`; GE2E was
+trained on 1.6 s) so a change of speaker inside a VAD segment is visible to clustering and to the
+resegmentation after it. All windows of a batch go through the encoder together, sorted and
+grouped by length.
 """
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
 from worker.engines.base import SegmentAudio, SegmentResult, Window, pick_device
 
-WINDOW_FRAMES = 160  # 10 ms mel frames: 1.6 s
-HOP_FRAMES = 80
+FRAMES_PER_S = 100  # 10 ms mel frames
 MIN_FRAMES = 40  # shorter segments carry too little voice to embed
 TARGET_DBFS = -30.0
 N_FFT, HOP = 400, 160  # 25 ms / 10 ms at 16 kHz
@@ -32,12 +32,19 @@ class ResemblyzerSpeaker:
         self.encoder = None
         self._filters = np.zeros((40, N_FFT // 2 + 1), dtype=np.float32)
         self._window = np.ones(N_FFT, dtype=np.float32)
+        self.window_frames, self.hop_frames = 150, 50
+
+    def configure(self, window_s: float, hop_s: float) -> None:
+        """Window length and hop in seconds (the settings' `speaker_window_s` / `speaker_hop_s`)."""
+        self.window_frames = max(MIN_FRAMES, int(round(window_s * FRAMES_PER_S)))
+        self.hop_frames = max(1, int(round(hop_s * FRAMES_PER_S)))
 
     def load(self, settings: Settings) -> None:
         from resemblyzer import VoiceEncoder
 
         from librosa.filters import mel
 
+        self.configure(settings.speaker_window_s, settings.speaker_hop_s)
         self.encoder = VoiceEncoder(device=pick_device(), verbose=False)
         self.encoder.eval()
         self._filters = mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=40).astype(np.float32)
@@ -63,15 +70,16 @@ class ResemblyzerSpeaker:
             n = mel.shape[0]
             if n < MIN_FRAMES:
                 continue
-            if n <= WINDOW_FRAMES:
+            size, hop = self.window_frames, self.hop_frames
+            if n <= size:
                 starts = [0]
             else:
-                starts = list(range(0, n - WINDOW_FRAMES + 1, HOP_FRAMES))
-                if starts[-1] + WINDOW_FRAMES < n:  # cover the tail too
-                    starts.append(n - WINDOW_FRAMES)
+                starts = list(range(0, n - size + 1, hop))
+                if starts[-1] + size < n:  # cover the tail too
+                    starts.append(n - size)
             for a in starts:
-                b = min(n, a + WINDOW_FRAMES)
-                pieces.append((i, seg.start_s + a / 100, seg.start_s + b / 100, mel[a:b]))
+                b = min(n, a + size)
+                pieces.append((i, seg.start_s + a / FRAMES_PER_S, seg.start_s + b / FRAMES_PER_S, mel[a:b]))
         by_length: dict[int, list[int]] = {}
         for k, piece in enumerate(pieces):
             by_length.setdefault(piece[3].shape[0], []).append(k)

@@ -1,4 +1,4 @@
-"""reduce(job): cluster speaker windows, label segments, assemble and export the transcript, finish.
+"""reduce(job): diarize the speaker windows, label segments, assemble and export the transcript, finish.
 
 Everything it writes is replaced on a re-run (speaker rows, segment labels, export objects), so a
 duplicate reduce is harmless; only the first one to finish moves the job to done.
@@ -19,9 +19,10 @@ from hark.jobstate import advance
 from hark.models import Embedding, Job, Segment, Speaker
 from hark.queues import REDUCE
 from hark.storage import Storage, out_key
-from worker.assemble import SegmentView, WindowLabels, build_utterances, speaker_name, speaker_stats, speaker_turns
+from worker.assemble import SegmentView, build_utterances, speaker_stats
 from worker.celery_app import app
-from worker.clustering import ClusterOptions, cluster
+from worker.clustering import ClusterOptions
+from worker.resegment import diarize
 from worker.tasks.common import JobStageTask, settings
 
 log = logging.getLogger("hark.reduce")
@@ -33,6 +34,27 @@ def cluster_options(options: dict) -> ClusterOptions:
         min_speakers=options.get("min_speakers") or 1,
         max_speakers=options.get("max_speakers") or 20,
     )
+
+
+def _load_windows(s, jid: uuid.UUID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The job's speaker windows as arrays, read in chunks straight into float32: a 10-hour job
+    has some 100 000 windows, far too many to hold as Python lists of floats."""
+    count = s.scalar(select(func.count()).select_from(Embedding).where(Embedding.job_id == jid)) or 0
+    starts, ends = np.zeros(count), np.zeros(count)
+    vectors: np.ndarray | None = None
+    rows = s.execute(
+        select(Embedding.start_s, Embedding.end_s, Embedding.vector)
+        .where(Embedding.job_id == jid)
+        .order_by(Embedding.start_s)
+        .execution_options(yield_per=2000)
+    )
+    for i, row in zip(range(count), rows):
+        if vectors is None:
+            vectors = np.zeros((count, len(row.vector)), dtype=np.float32)
+        starts[i], ends[i], vectors[i] = row.start_s, row.end_s, row.vector
+    if vectors is None:  # every segment too short to embed: one speaker then
+        return np.zeros(0), np.zeros(0), np.zeros((0, 1), dtype=np.float32)
+    return starts, ends, vectors
 
 
 @app.task(name=REDUCE, bind=True, base=JobStageTask, failure_code="reduce_error")
@@ -47,30 +69,16 @@ def reduce(self, job_id: str) -> None:
         options, filename, duration = dict(job.options or {}), job.filename, job.duration_s
         tenant_id = job.tenant_id
         segs = s.execute(select(Segment).where(Segment.job_id == jid).order_by(Segment.idx)).scalars().all()
-        emb = s.execute(
-            select(Embedding.start_s, Embedding.end_s, Embedding.vector)
-            .where(Embedding.job_id == jid)
-            .order_by(Embedding.start_s)
-        ).all()
+        starts, ends, vectors = _load_windows(s, jid)
         views = [
             SegmentView(g.idx, g.start_s, g.end_s, g.text or "", g.words or [], g.emotion, g.emotion_source)
             for g in segs
         ]
 
-    # No windows at all happens when every segment is too short to embed: one speaker then.
-    vectors = np.array([e.vector for e in emb], dtype=np.float32) if emb else np.zeros((0, 1), dtype=np.float32)
-    labels = cluster(vectors, cluster_options(options))
-    windows = WindowLabels(
-        np.array([e.start_s for e in emb], dtype=np.float64),
-        np.array([e.end_s for e in emb], dtype=np.float64),
-        labels,
-    )
-    turns = speaker_turns(views, windows)
+    found = diarize([(v.start_s, v.end_s) for v in views], starts, ends, vectors, cluster_options(options))
+    turns, centroids = found.turns, found.centroids
     utterances = build_utterances(views, turns)
     stats = speaker_stats(turns)
-    centroids = {
-        speaker_name(k): vectors[labels == k].mean(axis=0) for k in np.unique(labels)
-    } if len(labels) else {}
 
     # A segment's speaker is the one holding most of its time, summed over its utterances.
     talk: dict[int, dict[str, float]] = {}
