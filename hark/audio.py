@@ -60,6 +60,10 @@ def seconds_to_byte(seconds: float) -> int:
     return int(round(seconds * SAMPLE_RATE)) * BYTES_PER_SAMPLE
 
 
+# Sample formats that can hold NaN or infinity, which no resampler turns into meaningful audio.
+FLOAT_FORMATS = frozenset({"flt", "fltp", "dbl", "dblp"})
+
+
 def decode_stream(
     source: str | BinaryIO,
     report: DecodeReport | None = None,
@@ -71,7 +75,8 @@ def decode_stream(
     Raises AudioError with codes: `undecodable_audio` (not a media file), `no_audio_stream`,
     `corrupt_audio` (decoder error mid-stream), `too_long`, `no_audio` (no samples at all),
     `truncated_audio` (the header promises more than the file holds), `too_many_channels`,
-    `sample_rate_too_high`, `decode_timeout` (decoding took longer than `limits.timeout_s`).
+    `sample_rate_too_high`, `decode_timeout` (decoding took longer than `limits.timeout_s`),
+    `invalid_samples` (NaN or infinite floating-point samples).
     """
     report = report if report is not None else DecodeReport()
     started = time.monotonic()
@@ -109,6 +114,8 @@ def decode_stream(
         def frames() -> Iterator[av.AudioFrame]:
             try:
                 for frame in container.decode(stream):
+                    if frame.format.name in FLOAT_FORMATS and not np.isfinite(frame.to_ndarray()).all():
+                        raise AudioError("invalid_samples", f"NaN or infinite samples after {report.duration_s:.1f} s")
                     yield from resampler.resample(frame)
                 yield from resampler.resample(None)
             except av.FFmpegError as exc:

@@ -22,6 +22,7 @@ from hark.storage import MultipartWriter, Storage, in_inbox, inbox_prefix, raw_k
 from web.auth import principal, require_key
 from web.errors import ApiError
 from web.jobs import parse_options, safe_filename
+from web.openapi import operation
 from web.progress import job_progress, task_counts
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
 
@@ -56,6 +57,19 @@ class Plan:
 
 
 @bp.post("/batches")
+@operation(
+    "An archive batch: many recordings (multipart `file` fields) or an inbox prefix (JSON), one job each",
+    responses={201: "Batch", 413: "Error"},
+    body={"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+            "options": {"type": "string"}, "priority": {"enum": ["interactive", "overnight"]}, "name": {"type": "string"},
+            "force": {"type": "string"}}}},
+        "application/json": {"schema": {"type": "object", "required": ["prefix"], "properties": {
+            "prefix": {"type": "string"}, "options": {"type": "object"}, "priority": {"enum": ["interactive", "overnight"]},
+            "name": {"type": "string"}, "force": {"type": "boolean"}}}},
+    }},
+)
 @require_key("submit")
 def create_batch():  # type: ignore[no-untyped-def]
     plan = _from_prefix(request.get_json(silent=True)) if request.is_json else _from_files()
@@ -217,6 +231,7 @@ def _batch_view(batch_id: uuid.UUID) -> dict[str, Any]:
 
 
 @bp.get("/batches/<batch_id>")
+@operation("A batch's aggregate status, progress and jobs", responses={200: "Batch"})
 @require_key("read")
 def get_batch(batch_id: str):  # type: ignore[no-untyped-def]
     try:

@@ -160,6 +160,40 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "WebhookSecret": {"type": "object", "required": ["secret"], "properties": {"secret": {"type": "string"}}},
+    "Upload": {
+        "type": "object",
+        "required": ["upload_id", "job_id", "part_size", "parts", "expires_at"],
+        "properties": {
+            "upload_id": {"type": "string", "format": "uuid"},
+            "job_id": {"type": "string", "format": "uuid"},
+            "part_size": {"type": "integer"},
+            "parts": {"type": "array", "items": {"type": "object", "required": ["part_number", "url"]}},
+            "expires_at": {"type": "string"},
+            "complete_url": {"type": "string"},
+        },
+    },
+    "UploadStatus": {
+        "type": "object",
+        "required": ["upload_id", "job_id", "status", "part_size", "parts_total"],
+        "properties": {
+            "status": {"enum": ["open", "completed", "aborted"]},
+            "uploaded": {"type": "array", "items": {"type": "object", "required": ["part_number", "etag", "size"]}},
+            "parts": {"type": "array", "items": {"type": "object", "required": ["part_number", "url"]}},
+        },
+    },
+    "Batch": {
+        "type": "object",
+        "required": ["id", "status", "jobs_total", "counts", "progress", "jobs"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "name": NULLABLE_STR,
+            "status": {"enum": ["queued", "running", "done", "partial", "failed"]},
+            "jobs_total": {"type": "integer"},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "progress": {"type": "object", "required": ["fraction"]},
+            "jobs": {"type": "array", "items": {"type": "object", "required": ["id", "status"]}},
+        },
+    },
     "Health": {
         "type": "object",
         "required": ["status", "checks"],
@@ -189,6 +223,12 @@ def operation(
         return view
 
     return attach
+
+
+def json_body(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON request body with these properties."""
+    schema = {"type": "object", "properties": properties, "required": list(required)}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
 def query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:

@@ -5,6 +5,7 @@ is shared by every web process, so the limit holds however many gunicorn workers
 """
 from __future__ import annotations
 
+import logging
 import time
 from functools import lru_cache
 
@@ -13,6 +14,9 @@ from flask import current_app
 
 from hark.apikeys import Principal
 from web.errors import ApiError
+
+
+log = logging.getLogger("hark.web")
 
 
 @lru_cache(maxsize=4)
@@ -41,8 +45,10 @@ def check_job_creation(principal: Principal) -> None:
     pipe.expire(key, window + 1)
     try:
         count = int(pipe.execute()[0])
-    except redis.RedisError as exc:
-        # Redis is also the task broker: without it no job could be enqueued anyway.
-        raise ApiError(503, "broker_unavailable", "the rate limiter's Redis is not reachable; retry later") from exc
+    except redis.RedisError:
+        # Redis is also the broker; while it is away uploads are still accepted (the janitor
+        # enqueues them later), so the limit opens rather than turning intake away.
+        log.warning("rate limiter unreachable; not limiting", extra={"code": "rate_limit_unavailable"})
+        return
     if count > limit:
         raise RateLimited(max(1, int((slot + 1) * window - now + 0.999)), limit, window)

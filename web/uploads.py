@@ -23,6 +23,7 @@ from hark.uploads import plan_parts
 from web.auth import principal, require_key
 from web.errors import ApiError
 from web.jobs import _job_response, parse_options, safe_filename
+from web.openapi import json_body, operation
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, parse_sha256
 
 bp = Blueprint("uploads", __name__, url_prefix="/v1")
@@ -51,6 +52,15 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.post("/uploads")
+@operation(
+    "Start a direct upload: presigned S3 part URLs for a large recording",
+    responses={201: "Upload", 200: "Job", 413: "Error"},
+    body=json_body(
+        {"filename": {"type": "string"}, "size": {"type": "integer", "minimum": 1}, "sha256": {"type": "string"},
+         "options": {"type": "object"}, "priority": {"enum": ["interactive", "overnight"]}, "force": {"type": "boolean"}},
+        required=("filename", "size"),
+    ),
+)
 @require_key("submit")
 def create_upload():  # type: ignore[no-untyped-def]
     """`{"filename", "size", "sha256"?, "options"?, "priority"?, "force"?}` → the job (status
@@ -105,6 +115,7 @@ def create_upload():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/uploads/<upload_id>")
+@operation("Where a direct upload stands, with fresh part URLs to resume it", responses={200: "UploadStatus"})
 @require_key("submit")
 def upload_status(upload_id: str):  # type: ignore[no-untyped-def]
     """Where an upload stands, for a client resuming it: the parts the S3 server already holds
@@ -154,6 +165,11 @@ def _parse_etags(body: dict[str, Any], parts: int) -> list[tuple[int, str]]:
 
 
 @bp.post("/uploads/<upload_id>/complete")
+@operation(
+    "Complete a direct upload with its part ETags; queues the job",
+    responses={201: "Job", 409: "Error"},
+    body=json_body({"parts": {"type": "array", "items": {"type": "object", "required": ["part_number", "etag"]}}}, ("parts",)),
+)
 @require_key("submit")
 def complete_upload(upload_id: str):  # type: ignore[no-untyped-def]
     """`{"parts": [{"part_number", "etag"}, …]}` → completes the object, queues the job (201)."""

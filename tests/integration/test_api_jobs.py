@@ -25,7 +25,8 @@ def auth(key: str) -> dict[str, str]:
 
 def upload(url: str, key: str, content: bytes = b"not audio at all\n" * 20, name: str = "notes.wav", **headers: str) -> requests.Response:
     return requests.post(
-        f"{url}/v1/jobs", headers={**auth(key), **headers}, files={"file": (name, content)}, timeout=60
+        f"{url}/v1/jobs", headers={**auth(key), **headers}, files={"file": (name, content)},
+        data={"force": "true"}, timeout=60,  # a job of its own even when another test sent the same bytes
     )
 
 

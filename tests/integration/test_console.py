@@ -118,3 +118,15 @@ def test_upload_follow_and_read_a_transcript(stack, console_key, browser) -> Non
     srt = (downloads / "sample.srt").read_text()
     assert srt.startswith("1\n") and "-->" in srt
 
+
+def test_console_without_a_valid_key_shows_the_reason(stack, browser) -> None:
+    driver, _ = browser
+    driver.get(f"{stack['url']}/console")
+    driver.execute_script("localStorage.clear()")
+    driver.refresh()
+    field = driver.find_element(By.ID, "api-key")
+    field.clear()
+    field.send_keys("hark_not-a-real-key")
+    driver.find_element(By.CSS_SELECTOR, "#key-form button").click()
+    toast = WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "toast").is_displayed() and d.find_element(By.ID, "toast"))
+    assert "unknown or revoked" in toast.text

@@ -44,7 +44,7 @@ def test_other_tenant_reaches_nothing(stack, settings, finished_job, other_key, 
     # The same Idempotency-Key in another tenant is another job.
     key = f"shared-{uuid.uuid4()}"
     jobs = [
-        requests.post(f"{url}/v1/jobs", headers={**h, "Idempotency-Key": key}, files={"file": ("n.wav", b"no" * 100)}, timeout=30)
+        requests.post(f"{url}/v1/jobs", headers={**h, "Idempotency-Key": key}, files={"file": ("n.wav", b"no" * 100)}, data={"force": "true"}, timeout=30)
         for h in ({"Authorization": f"Bearer {api_key}"}, b)
     ]
     assert [r.status_code for r in jobs] == [201, 201] and jobs[0].json()["id"] != jobs[1].json()["id"]

@@ -62,7 +62,7 @@ def test_real_responses_match_the_document(stack, api_key, finished_job, other_k
         resp = requests.request(method, full, headers=headers, timeout=30)
         assert str(resp.status_code) in spec["paths"][path][method]["responses"], (full, resp.status_code)
         validate(spec, path, method, resp)
-    created = requests.post(f"{url}/v1/jobs", headers=h, files={"file": ("x.wav", b"junk" * 50)}, timeout=30)
+    created = requests.post(f"{url}/v1/jobs", headers=h, files={"file": ("x.wav", b"junk" * 50)}, data={"force": "true"}, timeout=30)
     validate(spec, "/v1/jobs", "post", created)
     cancelled = requests.post(f"{url}/v1/jobs/{created.json()['id']}/cancel", headers=h, timeout=30)
     assert cancelled.status_code in (200, 409)

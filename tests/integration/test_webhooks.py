@@ -35,7 +35,7 @@ def test_failed_job_webhook_retries_until_delivered(stack, api_key, receiver):
     receiver.failures["/flaky"] = 2
     resp = requests.post(
         f"{stack['url']}/v1/jobs", headers=auth(api_key), files={"file": ("notes.wav", b"meeting notes\n" * 40)},
-        data={"callback_url": f"{receiver.url}/flaky"}, timeout=30,
+        data={"callback_url": f"{receiver.url}/flaky", "force": "true"}, timeout=30,
     )
     job_id = resp.json()["id"]
     hits = receiver.wait_for("/flaky", 3, timeout=90)
@@ -57,7 +57,7 @@ def test_unreachable_receiver_gives_up_after_max_attempts(stack, api_key, settin
     url = "http://127.0.0.1:9/unreachable"  # discard port: connection refused
     resp = requests.post(
         f"{stack['url']}/v1/jobs", headers=auth(api_key), files={"file": ("notes.wav", b"not audio\n" * 40)},
-        data={"callback_url": url}, timeout=30,
+        data={"callback_url": url, "force": "true"}, timeout=30,
     )
     job_id = resp.json()["id"]
     for _ in range(200):
