@@ -108,6 +108,7 @@ def prepare(self, job_id: str) -> None:
     decode_s = time.monotonic() - started
     spans = stream.segments(vad_options(cfg, options))
     if not spans:
+        storage.delete_prefix(pcm_key(jid))  # nothing will ever read it
         with session_scope(cfg.database_url) as s:
             fail(s, jid, "no_speech", f"no speech found in {report.duration_s:.1f} s of audio")
         return
