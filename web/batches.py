@@ -7,7 +7,6 @@ the `overnight` priority, so the night's archive waits behind interactive work i
 """
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ from hark.models import Batch, Job
 from hark.storage import MultipartWriter, Storage, in_inbox, inbox_prefix, raw_key
 from web.auth import principal, require_key
 from web.errors import ApiError
-from web.jobs import parse_options, safe_filename
+from web.jobs import form_options, parse_options, safe_filename
 from web.openapi import operation
 from web.progress import job_progress, task_counts
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
@@ -131,16 +130,8 @@ def _from_files() -> Plan:
         form = request.form  # parsing the body streams every file through `sink`
         if writers:
             writers[-1][1].finish()
-        raw_options: dict[str, Any] = {}
-        if form.get("options"):
-            try:
-                raw_options = json.loads(form["options"])
-            except json.JSONDecodeError:
-                raise ApiError(400, "invalid_options", "options must be a JSON object") from None
-            if not isinstance(raw_options, dict):
-                raise ApiError(400, "invalid_options", "options must be a JSON object")
         plan = Plan(
-            name=str(form.get("name") or "")[:200], options=parse_options(raw_options),
+            name=str(form.get("name") or "")[:200], options=parse_options(form_options(form)),
             priority=parse_priority(form.get("priority"), "overnight"), force=parse_flag(form.get("force")),
         )
     except BaseException:

@@ -20,7 +20,7 @@ from hark.jobstate import FINAL, JOB_STATUSES, cancel
 from hark.models import Job
 from web.auth import principal, require_key
 from web.errors import ApiError
-from web.jobs import _job_response
+from web.jobs import _job_response, find_job
 from web.openapi import operation, query
 
 bp = Blueprint("job_actions", __name__, url_prefix="/v1")
@@ -30,19 +30,6 @@ MAX_LIMIT = 100
 
 def _settings():  # type: ignore[no-untyped-def]
     return current_app.extensions["hark.settings"]
-
-
-def find_job(job_id: str) -> Job:
-    """The caller's tenant's job, or 404 (the same answer for another tenant's job)."""
-    try:
-        jid = uuid.UUID(job_id)
-    except ValueError:
-        raise ApiError(404, "job_not_found", "no such job") from None
-    with session_scope(_settings().database_url) as s:
-        job = s.scalar(select(Job).where(Job.id == jid, Job.tenant_id == principal().tenant_id))
-    if job is None:
-        raise ApiError(404, "job_not_found", "no such job")
-    return job
 
 
 def job_summary(job: Job) -> dict[str, Any]:

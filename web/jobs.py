@@ -81,6 +81,19 @@ def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def form_options(form: Any) -> dict[str, Any]:
+    """The `options` field of a multipart form: a JSON object, or nothing."""
+    if not form.get("options"):
+        return {}
+    try:
+        raw = json.loads(form["options"])
+    except json.JSONDecodeError:
+        raise ApiError(400, "invalid_options", "options must be a JSON object") from None
+    if not isinstance(raw, dict):
+        raise ApiError(400, "invalid_options", "options must be a JSON object")
+    return raw
+
+
 def job_view(job: Job, counts: TaskCounts, failed_segments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": str(job.id),
@@ -156,14 +169,7 @@ def create_job():  # type: ignore[no-untyped-def]
         name, writer = sinks[0]
         if writer.bytes_written == 0:
             raise ApiError(400, "empty_upload", "the uploaded file is empty")
-        raw_options: dict[str, Any] = {}
-        if form.get("options"):
-            try:
-                raw_options = json.loads(form["options"])
-            except json.JSONDecodeError:
-                raise ApiError(400, "invalid_options", "options must be a JSON object") from None
-            if not isinstance(raw_options, dict):
-                raise ApiError(400, "invalid_options", "options must be a JSON object")
+        raw_options = form_options(form)
         raw_options.update({k: form[k] for k in form if k not in ("options", "callback_url", *SUBMIT_FIELDS)})
         options = parse_options(raw_options)
         priority = parse_priority(form.get("priority"), "interactive")
@@ -209,17 +215,23 @@ def create_job():  # type: ignore[no-untyped-def]
     return _job_response(job_id, status=201)
 
 
-def _load(job_id: str) -> tuple[Job, TaskCounts]:
+def find_job(job_id: str) -> Job:
+    """The caller's tenant's job, or 404 (the same answer for another tenant's job)."""
     try:
         jid = uuid.UUID(job_id)
     except ValueError:
         raise ApiError(404, "job_not_found", "no such job") from None
     with session_scope(_settings().database_url) as s:
         job = s.scalar(select(Job).where(Job.id == jid, Job.tenant_id == principal().tenant_id))
-        if job is None:
-            raise ApiError(404, "job_not_found", "no such job")
-        counts = task_counts(s, jid)
-    return job, counts
+    if job is None:
+        raise ApiError(404, "job_not_found", "no such job")
+    return job
+
+
+def _load(job_id: str) -> tuple[Job, TaskCounts]:
+    job = find_job(job_id)
+    with session_scope(_settings().database_url) as s:
+        return job, task_counts(s, job.id)
 
 
 def failed_segments(job_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -76,7 +76,9 @@ def create_upload():  # type: ignore[no-untyped-def]
         raise ApiError(400, "empty_upload", "the file to upload is empty")
     if size > settings.max_upload_bytes:
         raise ApiError(413, "too_large", f"larger than the limit of {settings.max_upload_bytes} bytes")
-    name = safe_filename(body.get("filename"))
+    if not isinstance(body.get("filename"), str) or not body["filename"].strip():
+        raise ApiError(400, "invalid_filename", "filename (a string) is required")
+    name = safe_filename(body["filename"])
     options = _options(body)
     priority = parse_priority(body.get("priority"), "interactive")
     sha256 = parse_sha256(body.get("sha256"))

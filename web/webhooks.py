@@ -8,7 +8,7 @@ from hark.db import session_scope
 from hark.models import WebhookAttempt, WebhookDelivery
 from hark.webhooks import tenant_secret
 from web.auth import principal, require_key
-from web.job_actions import find_job
+from web.jobs import find_job
 from web.openapi import operation
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1")

@@ -149,13 +149,18 @@ def _finishes_like_the_reference(stack: dict, job_id: str) -> None:
     assert client.transcript(job_id, "txt") == stack["reference"]
 
 
+def _outage_mid_job(stack: dict, service: str, seconds: float) -> str:
+    """Submit the sample, stop `service` once the job is under way, start it again `seconds` later."""
+    job_id = stack["client"].submit(str(SAMPLE), force="true")["id"]
+    _wait_until_under_way(stack["settings"], job_id)
+    stack["services"].run("stop", service)
+    time.sleep(seconds)
+    stack["services"].run("start")
+    return job_id
+
+
 def test_redis_restart_loses_queued_work_and_the_janitor_recovers_it(outage_stack) -> None:
-    job_id = outage_stack["client"].submit(str(SAMPLE), force="true")["id"]
-    _wait_until_under_way(outage_stack["settings"], job_id)
-    outage_stack["services"].run("stop", "redis")
-    time.sleep(3)
-    outage_stack["services"].run("start")
-    _finishes_like_the_reference(outage_stack, job_id)
+    _finishes_like_the_reference(outage_stack, _outage_mid_job(outage_stack, "redis", 3))
 
 
 def test_postgres_down_gives_503_json_then_the_job_completes(outage_stack) -> None:
@@ -177,9 +182,4 @@ def test_postgres_down_gives_503_json_then_the_job_completes(outage_stack) -> No
 
 
 def test_s3_unavailable_for_seconds_then_the_job_completes(outage_stack) -> None:
-    job_id = outage_stack["client"].submit(str(SAMPLE), force="true")["id"]
-    _wait_until_under_way(outage_stack["settings"], job_id)
-    outage_stack["services"].run("stop", "s3")
-    time.sleep(4)
-    outage_stack["services"].run("start")
-    _finishes_like_the_reference(outage_stack, job_id)
+    _finishes_like_the_reference(outage_stack, _outage_mid_job(outage_stack, "s3", 4))

@@ -67,27 +67,34 @@ def _task_counts(cfg, job_id: str) -> tuple[int, int, int]:
     return int(done), int(running), int(total)
 
 
+def _client(chaos: dict, tenant: str) -> HarkClient:
+    from hark.apikeys import create_key
+
+    with session_scope(chaos["settings"].database_url) as s:
+        return HarkClient(chaos["url"], create_key(s, tenant), timeout=120)
+
+
+def _wait_mid_task(cfg, client: HarkClient, job_id: str, min_done: int) -> None:  # type: ignore[no-untyped-def]
+    """Until the job is well under way (at least `min_done` batch tasks done, several to go) and a
+    worker is in the middle of one."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done, running, total = _task_counts(cfg, job_id)
+        if total and min_done <= done < total - 4 and running:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"the job never got going: {client.job(job_id)}")
+
+
 def test_killed_model_worker_loses_and_duplicates_nothing(chaos, recording) -> None:
     cfg, procs, env = chaos["settings"], chaos["procs"], chaos["env"]
-    with session_scope(cfg.database_url) as s:
-        from hark.apikeys import create_key
-
-        key = create_key(s, "chaos")
-    client = HarkClient(chaos["url"], key, timeout=120)
-
+    client = _client(chaos, "chaos")
     victim = procs.start("chaos-model-1", celery_cmd("chaos-model-1", "asr,embed,emotion"), env)
     procs.wait_for_log("chaos-model-1", "ready.")
     job_id = client.submit(str(recording))["id"]
 
     # Kill it outright once it is well into the job, in the middle of running a task.
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        done, running, total = _task_counts(cfg, job_id)
-        if total and 4 <= done < total - 4 and running:
-            break
-        time.sleep(0.02)
-    else:
-        pytest.fail(f"the job never got going: {client.job(job_id)}")
+    _wait_mid_task(cfg, client, job_id, min_done=4)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(timeout=10)
     done, running, total = _task_counts(cfg, job_id)
@@ -140,20 +147,11 @@ def test_sigterm_lets_a_model_worker_finish_its_task_and_exit(chaos, recording) 
     """Graceful shutdown: on SIGTERM (what Kubernetes and compose send) the worker finishes the
     task in hand, takes no new one, and exits; a new worker finishes the job."""
     cfg, procs, env = chaos["settings"], chaos["procs"], chaos["env"]
-    with session_scope(cfg.database_url) as s:
-        from hark.apikeys import create_key
-
-        key = create_key(s, "chaos-term")
-    client = HarkClient(chaos["url"], key, timeout=120)
+    client = _client(chaos, "chaos-term")
     worker = procs.start("chaos-model-3", celery_cmd("chaos-model-3", "asr,embed,emotion"), env)
     procs.wait_for_log("chaos-model-3", "ready.")
     job_id = client.submit(str(recording))["id"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        done, running, total = _task_counts(cfg, job_id)
-        if total and 2 <= done < total - 4 and running:
-            break
-        time.sleep(0.02)
+    _wait_mid_task(cfg, client, job_id, min_done=2)
     with session_scope(cfg.database_url) as s:
         in_hand = s.execute(
             select(JobTask.batch_idx, JobTask.kind).where(
@@ -179,11 +177,7 @@ def test_poison_segments_fail_alone_and_the_job_ends_partial(chaos, recording) -
     whole batch failed a few times it runs segment by segment, those two segments are marked failed
     with their reasons, every other segment gets its results, and the job ends done, partial."""
     cfg, procs, env = chaos["settings"], chaos["procs"], chaos["env"]
-    with session_scope(cfg.database_url) as s:
-        from hark.apikeys import create_key
-
-        key = create_key(s, "chaos-poison")
-    client = HarkClient(chaos["url"], key, timeout=120)
+    client = _client(chaos, "chaos-poison")
     worker = procs.start(
         "chaos-model-5", celery_cmd("chaos-model-5", "asr,embed,emotion"),
         {**env, "HARK_FAULT_INJECTION": "asr:raise@2,embed:crash@4"},
