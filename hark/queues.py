@@ -55,6 +55,9 @@ def make_celery(settings: Settings, name: str = "hark") -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # A pool process that grew past this (KiB) is replaced after its task, so a pathological
+        # file cannot leave a worker holding gigabytes for the rest of the night.
+        worker_max_memory_per_child=settings.worker_max_memory_mb * 1024,
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

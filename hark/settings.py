@@ -49,6 +49,8 @@ class Settings:
     torch_threads: int = 0
     # Decoding limits enforced in the worker.
     max_duration_s: float = 12 * 3600.0
+    # A worker pool process whose resident memory passed this is replaced after its task.
+    worker_max_memory_mb: int = 2048
     # Port a worker's main process serves Prometheus metrics on; 0 turns it off.
     metrics_port: int = 0
     # The janitor (celery beat) runs every janitor_interval_s. A task a worker began but did not
