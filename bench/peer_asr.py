@@ -1,0 +1,61 @@
+"""Hark beside a peer on the same recording and the same Whisper model: faster-whisper's own batched
+pipeline (`BatchedInferencePipeline`, its built-in VAD) doing speech recognition only, against Hark
+doing recognition, speaker diarization and emotion end to end through the API (upload to done).
+
+    python bench/peer_asr.py meeting.wav --hark-seconds 61.2 [--record]
+
+`bench/peer_asr.sh` generates a meeting, runs it through `infra/demo.sh` to get Hark's time, then
+calls this script. The goal in issue 8 is a ratio (Hark / peer) of at most 1.0.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from record import report  # noqa: E402
+
+from worker.engines.asr_whisper import embedded_model_dir  # noqa: E402
+
+
+def peer_seconds(path: Path, batch_size: int, threads: int) -> tuple[float, float, int]:
+    """Wall seconds of the peer's batched ASR (model loading excluded, decoding included), the
+    audio duration it reports, and the number of segments it returned."""
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    model = WhisperModel(str(embedded_model_dir()), device="cpu", compute_type="int8", cpu_threads=threads)
+    pipeline = BatchedInferencePipeline(model=model)
+    started = time.monotonic()
+    segments, info = pipeline.transcribe(str(path), batch_size=batch_size, language="en", beam_size=1)
+    count = sum(1 for _ in segments)  # the generator does the work
+    return time.monotonic() - started, float(info.duration), count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recording", type=Path)
+    parser.add_argument("--hark-seconds", type=float, required=True, help="Hark's upload-to-done time on the same file")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
+    args = parser.parse_args()
+    seconds, duration, count = peer_seconds(args.recording, args.batch_size, args.threads)
+    ratio = args.hark_seconds / seconds
+    lines = [
+        f"- recording `{args.recording.name}`: {duration / 60:.1f} min",
+        f"- faster-whisper `BatchedInferencePipeline` (tiny.en int8, batch {args.batch_size}, its VAD), ASR only: "
+        f"{seconds:.1f} s (RTF {seconds / duration:.3f}), {count} segments",
+        f"- Hark end to end (upload → ASR + speakers + emotion → done): {args.hark_seconds:.1f} s "
+        f"(RTF {args.hark_seconds / duration:.3f})",
+        f"- ratio Hark / peer: {ratio:.2f} (goal ≤ 1.0)",
+    ]
+    report("Side by side with faster-whisper's batched pipeline", lines, args.record)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
