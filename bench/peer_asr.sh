@@ -7,7 +7,7 @@ MINUTES="${1:-10}"
 OUT="$(mktemp -d)"
 "$ROOT/.venv/bin/python" "$ROOT/bench/synth.py" "$OUT/meeting.wav" --speakers 4 --minutes "$MINUTES" >/dev/null
 # demo.sh prints "done in N s: …" (upload to done) on stderr.
-bash "${HARK_DEMO:-$ROOT/infra/demo.sh}" "$OUT/meeting.wav" --format txt >/dev/null 2>"$OUT/hark.log" \
+bash "${HARK_DEMO:-$ROOT/infra/demo.sh}" "$OUT/meeting.wav" --format txt --force >/dev/null 2>"$OUT/hark.log" \
   || { tail -20 "$OUT/hark.log" >&2; exit 1; }
 HARK_S="$(sed -n 's/^done in \([0-9.]*\) s:.*/\1/p' "$OUT/hark.log" | tail -1)"
 "$ROOT/.venv/bin/python" "$ROOT/bench/peer_asr.py" "$OUT/meeting.wav" --hark-seconds "$HARK_S" "${@:2}"

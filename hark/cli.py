@@ -104,7 +104,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     options = {k: v for k, v in {"num_speakers": args.num_speakers}.items() if v}
     started = time.monotonic()
     print(f"uploading {args.file} ({os.path.getsize(args.file) / 1e6:.1f} MB)", file=sys.stderr)
-    job = client.submit(args.file, options)
+    job = client.submit(args.file, options, **({"force": "true"} if args.force else {}))
     print(f"job {job['id']} {job['status']}", file=sys.stderr)
     job = client.wait(job["id"], on_progress=_progress_printer(started))
     print(file=sys.stderr)
@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--key")
     tr.add_argument("--format", default="txt", choices=["txt", "json", "srt", "vtt", "rttm"])
     tr.add_argument("--num-speakers", type=int)
+    tr.add_argument("--force", action="store_true", help="process again what this tenant already submitted")
     tr.set_defaults(func=_transcribe)
     remote.add_commands(sub)
     processes.add_commands(sub)

@@ -74,14 +74,21 @@ def _client(chaos: dict, tenant: str) -> HarkClient:
         return HarkClient(chaos["url"], create_key(s, tenant), timeout=120)
 
 
-def _wait_mid_task(cfg, client: HarkClient, job_id: str, min_done: int) -> None:  # type: ignore[no-untyped-def]
+def _wait_mid_task(cfg, client: HarkClient, job_id: str, min_done: int) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
     """Until the job is well under way (at least `min_done` batch tasks done, several to go) and a
-    worker is in the middle of one."""
+    worker is in the middle of one; returns the (batch, kind) of the tasks running at that moment."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         done, running, total = _task_counts(cfg, job_id)
         if total and min_done <= done < total - 4 and running:
-            return
+            with session_scope(cfg.database_url) as s:
+                rows = s.execute(
+                    select(JobTask.batch_idx, JobTask.kind).where(
+                        JobTask.job_id == uuid.UUID(job_id), JobTask.started_at.is_not(None), JobTask.done_at.is_(None)
+                    )
+                ).all()
+            if rows:
+                return [tuple(r) for r in rows]
         time.sleep(0.02)
     pytest.fail(f"the job never got going: {client.job(job_id)}")
 
@@ -151,14 +158,7 @@ def test_sigterm_lets_a_model_worker_finish_its_task_and_exit(chaos, recording) 
     worker = procs.start("chaos-model-3", celery_cmd("chaos-model-3", "asr,embed,emotion"), env)
     procs.wait_for_log("chaos-model-3", "ready.")
     job_id = client.submit(str(recording))["id"]
-    _wait_mid_task(cfg, client, job_id, min_done=2)
-    with session_scope(cfg.database_url) as s:
-        in_hand = s.execute(
-            select(JobTask.batch_idx, JobTask.kind).where(
-                JobTask.job_id == uuid.UUID(job_id), JobTask.started_at.is_not(None), JobTask.done_at.is_(None)
-            )
-        ).all()
-    assert in_hand
+    in_hand = _wait_mid_task(cfg, client, job_id, min_done=2)
     worker.send_signal(signal.SIGTERM)
     worker.wait(timeout=60)
     with session_scope(cfg.database_url) as s:
