@@ -116,6 +116,19 @@ def create_upload():  # type: ignore[no-untyped-def]
     return response
 
 
+def _tenant_upload(s, upload_id: str, lock: bool = False) -> Upload:  # type: ignore[no-untyped-def]
+    """The caller's tenant's upload (row-locked when `lock`), or 404 — also for another tenant's."""
+    try:
+        uid = uuid.UUID(upload_id)
+    except ValueError:
+        raise ApiError(404, "upload_not_found", "no such upload") from None
+    stmt = select(Upload).where(Upload.id == uid, Upload.tenant_id == principal().tenant_id)
+    upload = s.scalar(stmt.with_for_update() if lock else stmt)
+    if upload is None:
+        raise ApiError(404, "upload_not_found", "no such upload")
+    return upload
+
+
 @bp.get("/uploads/<upload_id>")
 @operation("Where a direct upload stands, with fresh part URLs to resume it", responses={200: "UploadStatus"})
 @require_key("submit")
@@ -124,14 +137,8 @@ def upload_status(upload_id: str):  # type: ignore[no-untyped-def]
     (with their ETags) and fresh presigned URLs for every part, so an interrupted multi-gigabyte
     upload continues instead of starting over."""
     settings = _settings()
-    try:
-        uid = uuid.UUID(upload_id)
-    except ValueError:
-        raise ApiError(404, "upload_not_found", "no such upload") from None
     with session_scope(settings.database_url) as s:
-        upload = s.scalar(select(Upload).where(Upload.id == uid, Upload.tenant_id == principal().tenant_id))
-        if upload is None:
-            raise ApiError(404, "upload_not_found", "no such upload")
+        upload = _tenant_upload(s, upload_id)
         key, s3_id, status, job_id = upload.key, upload.s3_upload_id, upload.status, upload.job_id
         part_bytes, parts_total, expires_at = upload.part_bytes, upload.parts, upload.expires_at
     body: dict[str, Any] = {
@@ -177,16 +184,8 @@ def complete_upload(upload_id: str):  # type: ignore[no-untyped-def]
     """`{"parts": [{"part_number", "etag"}, …]}` → completes the object, queues the job (201)."""
     settings = _settings()
     body = _json_body()
-    try:
-        uid = uuid.UUID(upload_id)
-    except ValueError:
-        raise ApiError(404, "upload_not_found", "no such upload") from None
     with session_scope(settings.database_url) as s:
-        upload = s.scalar(
-            select(Upload).where(Upload.id == uid, Upload.tenant_id == principal().tenant_id).with_for_update()
-        )
-        if upload is None:
-            raise ApiError(404, "upload_not_found", "no such upload")
+        upload = _tenant_upload(s, upload_id, lock=True)
         if upload.status != "open":
             raise ApiError(409, "upload_closed", f"the upload is already {upload.status}")
         etags = _parse_etags(body, upload.parts)
