@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from hark.db import session_scope
 from hark.exports import FORMATS
@@ -215,39 +216,43 @@ def create_job():  # type: ignore[no-untyped-def]
     return _job_response(job_id, status=201)
 
 
-def find_job(job_id: str) -> Job:
-    """The caller's tenant's job, or 404 (the same answer for another tenant's job)."""
+def find_job(job_id: str, s: Session | None = None) -> Job:
+    """The caller's tenant's job, or 404 (the same answer for another tenant's job). Looked up in
+    `s` when the caller already holds a session, so a status read costs one connection checkout."""
     try:
         jid = uuid.UUID(job_id)
     except ValueError:
         raise ApiError(404, "job_not_found", "no such job") from None
-    with session_scope(_settings().database_url) as s:
-        job = s.scalar(select(Job).where(Job.id == jid, Job.tenant_id == principal().tenant_id))
+    if s is None:
+        with session_scope(_settings().database_url) as own:
+            return find_job(job_id, own)
+    job = s.scalar(select(Job).where(Job.id == jid, Job.tenant_id == principal().tenant_id))
     if job is None:
         raise ApiError(404, "job_not_found", "no such job")
     return job
 
 
 def _load(job_id: str) -> tuple[Job, TaskCounts]:
-    job = find_job(job_id)
     with session_scope(_settings().database_url) as s:
+        job = find_job(job_id, s)
         return job, task_counts(s, job.id)
 
 
-def failed_segments(job_id: uuid.UUID) -> list[dict[str, Any]]:
+def failed_segments(s: Session, job_id: uuid.UUID) -> list[dict[str, Any]]:
     """Segments an engine could not process (poison segments), with the reason per kind."""
-    with session_scope(_settings().database_url) as s:
-        rows = s.execute(
-            select(Segment.idx, Segment.start_s, Segment.end_s, Segment.errors)
-            .where(Segment.job_id == job_id, Segment.errors.is_not(None))
-            .order_by(Segment.idx)
-        ).all()
+    rows = s.execute(
+        select(Segment.idx, Segment.start_s, Segment.end_s, Segment.errors)
+        .where(Segment.job_id == job_id, Segment.errors.is_not(None))
+        .order_by(Segment.idx)
+    ).all()
     return [{"idx": idx, "start": start, "end": end, "errors": errors} for idx, start, end, errors in rows]
 
 
 def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
-    job, counts = _load(str(job_id))
-    response = jsonify(job_view(job, counts, failed_segments(job.id) if job.status == "done" else None))
+    with session_scope(_settings().database_url) as s:
+        job = find_job(str(job_id), s)
+        view = job_view(job, task_counts(s, job.id), failed_segments(s, job.id) if job.status == "done" else None)
+    response = jsonify(view)
     response.status_code = status
     if status == 201:
         response.headers["Location"] = f"/v1/jobs/{job.id}"
