@@ -37,14 +37,15 @@ def special_tokens() -> list[str]:
 
 
 def build_tokenizer():  # type: ignore[no-untyped-def]
-    """Byte-level BPE: the 256 byte symbols, then made-up words ("Ġka", "Ġlo", …) up to 50257,
-    then the specials (ids 50257…51865, as in large-v3)."""
+    """Byte-level BPE: the 256 byte symbols, made-up words ("Ġaa", "Ġab", …) and the empty token
+    up to 50257, then the specials (ids 50257…51865, as in large-v3)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
     vocab = {ch: i for i, ch in enumerate(_byte_alphabet())}
     syllables = ("".join(p) for n in itertools.count(2) for p in itertools.product(string.ascii_lowercase, repeat=n))
-    while len(vocab) < BASE_VOCAB:
+    while len(vocab) < BASE_VOCAB - 1:
         vocab.setdefault("Ġ" + next(syllables), len(vocab))
+    vocab[""] = BASE_VOCAB - 1  # the multilingual vocabulary has an empty token; CTranslate2 detects it by that
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
