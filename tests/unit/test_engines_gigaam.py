@@ -3,6 +3,7 @@ engines' own production path: loading, padded length-sorted batches, device, out
 agreement with the gigaam library's own decoding of each segment alone."""
 from __future__ import annotations
 
+import datetime
 import socket
 import sys
 import urllib.request
@@ -205,6 +206,14 @@ def test_checkpoints_of_the_wrong_kind_or_incomplete_are_refused(model_dirs, tmp
     torch.save({"cfg": model.cfg, "state_dict": state}, tmp_path / "cut" / "v2_ctc.ckpt")
     with pytest.raises(ValueError, match="lacks weights.*head.decoder_layers.0.weight"):
         _loaded("gigaam-ctc", Settings(gigaam_ctc_dir=str(tmp_path / "cut")))
+    # Only tensors and OmegaConf's config classes are unpickled: anything else is refused unrun.
+    (tmp_path / "odd").mkdir()
+    torch.save({"cfg": model.cfg, "state_dict": state, "extra": datetime.date(2024, 12, 13)}, tmp_path / "odd" / "x.ckpt")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'odd' / 'x.ckpt'} is not a loadable GigaAM checkpoint"):
+        _loaded("gigaam-ctc", Settings(gigaam_ctc_dir=str(tmp_path / "odd")))
+    (tmp_path / "odd" / "y.ckpt").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="exactly one checkpoint.*2 \\*.ckpt files"):
+        _loaded("gigaam-ctc", Settings(gigaam_ctc_dir=str(tmp_path / "odd")))
 
 
 def test_sentencepiece_checkpoint_uses_the_tokenizer_file_in_its_directory(tmp_path, batch) -> None:

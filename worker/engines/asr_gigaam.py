@@ -10,6 +10,7 @@ probabilities, like Whisper's exp(avg_logprob)). Each decoder is checked against
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -156,7 +157,7 @@ class GigaAmRnntAsr(_GigaAmAsr):
         return hyps
 
 
-def _plain_lstm():  # type: ignore[no-untyped-def]
+def _plain_lstm() -> AbstractContextManager[None]:
     """oneDNN's LSTM costs about 2 ms per call at these one-step shapes on CPU, ATen's about 0.3 ms
     (torch 2.13, measured); the decoder calls it once per emitted token."""
     return torch.backends.mkldnn.flags(enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None)

@@ -44,10 +44,10 @@ class GigaAmEmotion:
         assert self.model is not None, "load() first"
         results: list[SegmentResult | None] = [None] * len(batch)
         for enc in encode_batches(self.model, [seg.samples for seg in batch]):
-            frames = torch.arange(enc.encoded.shape[-1], device=enc.encoded.device)
-            keep = (frames[None, :] < enc.lengths[:, None].to(frames.device)).to(enc.encoded.dtype)
-            pooled = (enc.encoded * keep[:, None, :]).sum(-1) / keep.sum(-1, keepdim=True).clamp(min=1)
             with torch.inference_mode():
+                frames = torch.arange(enc.encoded.shape[-1], device=enc.encoded.device)
+                keep = (frames[None, :] < enc.lengths[:, None].to(frames.device)).to(enc.encoded.dtype)
+                pooled = (enc.encoded * keep[:, None, :]).sum(-1) / keep.sum(-1, keepdim=True).clamp(min=1)
                 probs = torch.softmax(self.model.head(pooled).float(), dim=-1).cpu().tolist()
             for i, row in zip(enc.index, probs):
                 scores = {label: round(float(p), 4) for label, p in zip(self.labels, row)}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,8 +84,11 @@ def load_gigaam(model_dir: str | Path, family: str, device: str | None = None) -
     (default: pick_device()). `family` is "asr" or "emo"; the checkpoint must be of that family."""
     path = checkpoint_path(model_dir)
     model_module = gigaam_model_module()
-    with torch.serialization.safe_globals(_omegaconf_globals()):
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        with torch.serialization.safe_globals(_omegaconf_globals()):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"{path} is not a loadable GigaAM checkpoint: {exc}") from exc
     if not isinstance(checkpoint, dict) or not {"cfg", "state_dict"} <= set(checkpoint):
         raise ValueError(f"{path} is not a GigaAM checkpoint (expected a dict with cfg and state_dict)")
     cfg = checkpoint["cfg"]
