@@ -45,6 +45,13 @@ class Settings:
     asr_engine: str = "whisper-tiny-en"
     speaker_engine: str = "resemblyzer"
     emotion_engine: str = "text-lexicon"
+    # GigaAM and Whisper model directories
+    # Local, provisioned by an operator (README "Provisioning GigaAM and Whisper large-v3"); a
+    # missing one fails the engine's load with an error naming the path, never a download.
+    gigaam_ctc_dir: str = "/models/gigaam-v2-ctc"
+    gigaam_rnnt_dir: str = "/models/gigaam-v2-rnnt"
+    gigaam_emo_dir: str = "/models/gigaam-emo"
+    whisper_large_v3_dir: str = "/models/faster-whisper-large-v3"
     # Threads each model process may use; 0 lets the library decide.
     torch_threads: int = 0
     # Decoding limits enforced in the worker.

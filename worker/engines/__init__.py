@@ -10,6 +10,11 @@ REGISTRY: dict[str, str] = {
     "whisper-tiny-en": "worker.engines.asr_whisper:WhisperAsr",
     "resemblyzer": "worker.engines.speaker_resemblyzer:ResemblyzerSpeaker",
     "text-lexicon": "worker.engines.emotion_lexicon:LexiconEmotion",
+    # GigaAM (Russian ASR, acoustic emotion) and Whisper large-v3, from local model directories.
+    "gigaam-ctc": "worker.engines.asr_gigaam:GigaAmCtcAsr",
+    "gigaam-rnnt": "worker.engines.asr_gigaam:GigaAmRnntAsr",
+    "gigaam-emo": "worker.engines.emotion_gigaam:GigaAmEmotion",
+    "whisper-large-v3": "worker.engines.asr_whisper_large:WhisperLargeV3Asr",
 }
 
 _loaded: dict[str, Any] = {}
