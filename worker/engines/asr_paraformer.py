@@ -86,7 +86,9 @@ class ParaformerAsr:
     def load(self, settings: Settings) -> None:
         self.check(settings)
         self.device = pick_device()
-        self.model = load_model(model_dir(settings.paraformer_dir, SETTING), self.device, settings.torch_threads)
+        self.model = load_model(
+            model_dir(settings.paraformer_dir, SETTING), self.device, settings.torch_threads, filterbank=True
+        )
         if settings.paraformer_punc_dir:
             root = model_dir(settings.paraformer_punc_dir, PUNC_SETTING)
             self.punc = load_model(root, self.device, settings.torch_threads)

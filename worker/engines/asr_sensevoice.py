@@ -110,7 +110,7 @@ class SenseVoiceAsr:
     def load(self, settings: Settings) -> None:
         root = model_dir(settings.sensevoice_dir, SETTING)
         self.device = pick_device()
-        self.model = load_model(root, self.device, settings.torch_threads)
+        self.model = load_model(root, self.device, settings.torch_threads, filterbank=True)
         self.itn = settings.sensevoice_itn
         self.batch_s = settings.funasr_batch_s
         sp = self.model.kwargs["tokenizer"].sp  # the SentencePiece model; tags are single pieces

@@ -31,14 +31,21 @@ def model_dir(path: str, setting: str, weights: str = "model.pt", extra: tuple[s
     return require_model_dir(path, setting, ["config.yaml", weights, *extra])
 
 
-def load_model(root: Path, device: str, threads: int = 0, **overrides: Any) -> Any:
-    """funasr's AutoModel for a checked local directory, on `device`, with no network use."""
+def load_model(root: Path, device: str, threads: int = 0, filterbank: bool = False, **overrides: Any) -> Any:
+    """funasr's AutoModel for a checked local directory, on `device`, with no network use.
+
+    `filterbank`: the model reads funasr's filterbank front end (SenseVoice, Paraformer), which
+    dithers (adds random noise) by default as in training; it is switched off, so a re-run of a
+    task (a redelivery) writes the same answer. It has to be set here: AutoModel restores its
+    configuration before every call."""
+    if filterbank:
+        overrides["frontend_conf"] = {**overrides.get("frontend_conf", {}), "dither": 0.0}
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
     import torch
     from funasr import AutoModel
 
-    return AutoModel(
+    model = AutoModel(
         model=str(root),
         device=device,
         ncpu=threads or torch.get_num_threads(),
@@ -51,6 +58,7 @@ def load_model(root: Path, device: str, threads: int = 0, **overrides: Any) -> A
         trust_remote_code=False,
         **overrides,
     )
+    return model
 
 
 def model_device(model: Any) -> str:
