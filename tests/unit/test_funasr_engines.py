@@ -195,6 +195,23 @@ def test_sensevoice_too_short_segment_gets_an_empty_result(cfg) -> None:
     assert results[1].text == VOICED_ANSWER[3]
 
 
+def test_sensevoice_transcribes_without_word_timings_when_alignment_fails(cfg, monkeypatch) -> None:
+    import worker.engines.asr_sensevoice as module
+
+    engine = load(module.SenseVoiceAsr, cfg)
+    real = module.generate
+
+    def alignment_trips(model, clips, **options):  # type: ignore[no-untyped-def]
+        if options.get("output_timestamp"):
+            raise IndexError("list index out of range")  # what funasr's aligner raises on odd tokens
+        return real(model, clips, **options)
+
+    monkeypatch.setattr(module, "generate", alignment_trips)
+    results = engine.run(segments([("voiced", 1.1), ("hiss", 0.8)]))
+    assert [r.text for r in results] == [VOICED_ANSWER[3], HISS_ANSWER[3]]
+    assert all(r.words is None and r.emotion_scores for r in results)
+
+
 # ---- Paraformer + punctuation ----------------------------------------------------------------
 
 def test_paraformer_with_punctuation_batches_and_keeps_order(cfg, monkeypatch) -> None:

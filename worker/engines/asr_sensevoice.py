@@ -12,6 +12,7 @@ The model loads from `HARK_SENSEVOICE_DIR` (iic/SenseVoiceSmall as published) th
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ from hark.settings import Settings
 from worker.engines.base import SegmentAudio, SegmentResult, pick_device, run_by_length
 from worker.engines.funasr_models import generate, load_model, model_dir
 
+log = logging.getLogger("hark.engines.sensevoice")
 SETTING = "HARK_SENSEVOICE_DIR"
 EMOTION_SOURCE = "acoustic:sensevoice-small"
 EMOTIONS = {
@@ -138,14 +140,23 @@ class SenseVoiceAsr:
         by_id = {seg.segment_id: r for seg, r in zip(audible, found)}
         return [by_id.get(seg.segment_id) or SegmentResult(segment_id=seg.segment_id, text="", events=[]) for seg in batch]
 
-    def _forward(self, segs: list[SegmentAudio], itn: bool, language: str) -> list[SegmentResult]:
+    def _generate(self, segs: list[SegmentAudio], itn: bool, language: str, timestamps: bool) -> list[dict[str, Any]]:
         self._logits = None
         with torch.inference_mode():
-            answers = generate(
+            return generate(
                 self.model, [seg.samples.astype(np.float32, copy=False) for seg in segs],
-                language=language, use_itn=itn, output_timestamp=True,
+                language=language, use_itn=itn, output_timestamp=timestamps,
             )
-        logits = self._logits
+
+    def _forward(self, segs: list[SegmentAudio], itn: bool, language: str) -> list[SegmentResult]:
+        try:
+            answers = self._generate(segs, itn, language, timestamps=True)
+        except (IndexError, RuntimeError) as exc:
+            # funasr's word alignment indexes tokens it re-encodes from the decoded text, and can
+            # trip over an unusual answer; the transcript itself does not need it.
+            log.warning("SenseVoice word timing failed, transcribing without it: %s", exc)
+            answers = self._generate(segs, itn, language, timestamps=False)
+        logits = self._logits if self._logits is not None and self._logits.shape[0] == len(segs) else None
         results = []
         for i, (seg, answer) in enumerate(zip(segs, answers)):
             rich = parse_rich(answer.get("text", ""))

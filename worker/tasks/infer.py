@@ -153,8 +153,9 @@ def _load_batch(storage: Storage, jid: uuid.UUID, rows: list) -> list[SegmentAud
 
 
 def _store(s, jid: uuid.UUID, kind: str, results: list[SegmentResult], asr_emotion: bool = True) -> None:
-    """Write one kind's results. An ASR engine's emotion and events (SenseVoice) are kept unless
-    the job runs a separate emotion engine (`asr_emotion` False), which then owns those columns."""
+    """Write one kind's results. An ASR engine's emotion (SenseVoice) is kept unless the job runs a
+    separate emotion engine (`asr_emotion` False), which then owns those columns; its audio events
+    are always kept."""
     if kind == "embed":
         ids = [r.segment_id for r in results]
         s.execute(delete(Embedding).where(Embedding.segment_id.in_(ids)))
