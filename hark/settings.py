@@ -92,6 +92,19 @@ class Settings:
     # VAD segment: short hops give the resegmentation fine time resolution at speaker changes.
     speaker_window_s: float = 1.0
     speaker_hop_s: float = 0.25
+    # FunASR engines (pip install hark[funasr]): each model's local directory, as downloaded from
+    # ModelScope / Hugging Face (README "Production engines"); a worker serving one of them refuses
+    # to start when its directory is missing. SenseVoice's inverse text normalisation (punctuation,
+    # digits) is on unless a job sets the option `itn` false. Paraformer's punctuation model is
+    # applied when its directory is set (empty: no punctuation). funasr_batch_s caps one padded
+    # forward pass: segments x the longest of them, in seconds.
+    sensevoice_dir: str = "/models/SenseVoiceSmall"
+    sensevoice_itn: bool = True
+    paraformer_dir: str = "/models/paraformer-large"
+    paraformer_punc_dir: str = "/models/ct-punc"
+    campplus_dir: str = "/models/campplus"
+    emotion2vec_dir: str = "/models/emotion2vec_plus_large"
+    funasr_batch_s: float = 240.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

@@ -44,7 +44,7 @@ def safe_filename(name: str | None) -> str:
 
 def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
     """Validate job options; unknown keys and bad values are a 400, not a surprise later."""
-    allowed = set(OPTION_INTS) | {"language", "engines", "merge_length_s"}
+    allowed = set(OPTION_INTS) | {"language", "engines", "merge_length_s", "itn"}
     unknown = set(raw) - allowed
     if unknown:
         raise ApiError(400, "invalid_options", f"unknown options: {', '.join(sorted(unknown))}")
@@ -70,6 +70,12 @@ def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(engines, dict) or not all(k in ("asr", "embed", "emotion") for k in engines):
             raise ApiError(400, "invalid_options", "engines must map asr/embed/emotion to engine names")
         options["engines"] = {k: str(v) for k, v in engines.items()}
+    if raw.get("itn") not in (None, ""):
+        # Inverse text normalisation for engines that offer it (SenseVoice); default from settings.
+        flag = str(raw["itn"]).lower()
+        if flag not in {"true", "false", "1", "0"}:
+            raise ApiError(400, "invalid_options", "itn must be true or false")
+        options["itn"] = flag in {"true", "1"}
     if raw.get("merge_length_s") not in (None, ""):
         try:
             merge = float(raw["merge_length_s"])

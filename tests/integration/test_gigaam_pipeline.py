@@ -74,10 +74,10 @@ def test_gigaam_job_writes_text_and_acoustic_emotion_to_postgres(gigaam_stack) -
         assert g.text == expected_text[g.id].text
         assert g.words == expected_text[g.id].words
         assert all(g.start_s <= w["start"] <= w["end"] <= g.end_s + 1e-6 for w in g.words)
-        assert g.emotion_source == "gigaam-emo"
+        assert g.emotion_source == "acoustic:gigaam-emo"
         assert set(g.emotion_scores) == set(EMOTIONS)  # JSONB keeps its own key order
         assert g.emotion_scores == pytest.approx(expected_emotion[g.id].emotion_scores, abs=2e-4)
         assert g.emotion == TO_HARK[max(g.emotion_scores, key=lambda k: g.emotion_scores[k])]
         assert g.speaker is not None
     doc = client.document(job["id"])
-    assert doc["utterances"] and all(u["emotion_source"] == "gigaam-emo" for u in doc["utterances"])
+    assert doc["utterances"] and all(u["emotion_source"] == "acoustic:gigaam-emo" for u in doc["utterances"])

@@ -167,7 +167,7 @@ def test_emotion_engine_maps_classes_keeps_raw_scores_and_pools_each_row_alone(s
         assert sum(result.emotion_scores.values()) == pytest.approx(1.0, abs=1e-3)
         top = max(result.emotion_scores, key=lambda k: result.emotion_scores[k])
         assert result.emotion == TO_HARK[top] and result.emotion in HARK_EMOTIONS
-        assert result.emotion_source == "gigaam-emo"
+        assert result.emotion_source == "acoustic:gigaam-emo"
         assert result.text is None
         # The library's get_probs computation on this segment alone: mean over all frames, head, softmax.
         encoded, _ = _library_single(model, seg.samples)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from hark.settings import Settings
 from worker.engines.base import SegmentAudio, SegmentResult
-from worker.engines.gigaam_model import Encoded, encode_batches, frame_seconds, load_gigaam
+from worker.engines.gigaam_model import Encoded, checkpoint_path, encode_batches, frame_seconds, load_gigaam
 
 
 @dataclass
@@ -38,6 +38,11 @@ class _GigaAmAsr:
 
     def __init__(self) -> None:
         self.model: Any = None
+
+    @classmethod
+    def check(cls, settings: Settings) -> None:
+        """Refuse a missing model directory or checkpoint by path, without loading it."""
+        checkpoint_path(getattr(settings, cls.setting))
 
     def load(self, settings: Settings) -> None:
         model_dir = getattr(settings, self.setting)

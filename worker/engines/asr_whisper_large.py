@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from hark.settings import Settings
 from worker.engines.asr_whisper import WhisperAsr
+from worker.engines.base import require_model_dir
 
 REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json", "preprocessor_config.json")
 
@@ -30,14 +31,14 @@ class WhisperLargeV3Asr(WhisperAsr):
         assert self.path is not None, "load() sets the model directory"
         return self.path
 
+    @classmethod
+    def check(cls, settings: Settings) -> Path:
+        """The model directory, refused by path if it or a file faster-whisper needs is missing
+        (a worker runs this at start, see `worker.engines.check_engines`)."""
+        return require_model_dir(settings.whisper_large_v3_dir, "HARK_WHISPER_LARGE_V3_DIR", REQUIRED_FILES)
+
     def load(self, settings: Settings) -> None:
-        path = Path(settings.whisper_large_v3_dir)
-        if not path.is_dir():
-            raise FileNotFoundError(f"faster-whisper model directory {path} does not exist (see README: provisioning models)")
-        missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"faster-whisper model directory {path} lacks {', '.join(missing)}")
-        self.path = path
+        self.path = self.check(settings)
         super().load(settings)
         model = self.pipeline.model
         n_mels = model.feature_extractor.mel_filters.shape[0]

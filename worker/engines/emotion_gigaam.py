@@ -4,7 +4,7 @@ model directory.
 The model classifies a whole utterance into its own four classes, angry / sad / neutral /
 positive. The segment's `emotion` is the top class in Hark's vocabulary (positive → happy, the
 others keep their names); `emotion_scores` keeps the model's own classes and probabilities
-unchanged, and `emotion_source` is "gigaam-emo": an acoustic model, unlike "text-lexicon".
+unchanged, and `emotion_source` is "acoustic:gigaam-emo", as for the other acoustic models, unlike "text-lexicon".
 Segments go through the encoder in padded batches; each row is mean-pooled over its own frames
 only (the library pools over the padded length, which is right only for a batch of one).
 """
@@ -16,7 +16,7 @@ import torch
 
 from hark.settings import Settings
 from worker.engines.base import SegmentAudio, SegmentResult
-from worker.engines.gigaam_model import encode_batches, load_gigaam
+from worker.engines.gigaam_model import checkpoint_path, encode_batches, load_gigaam
 
 # GigaAM-Emo class → Hark's emotion vocabulary (worker/engines/emotion_lexicon.py EMOTIONS).
 TO_HARK = {"angry": "angry", "sad": "sad", "neutral": "neutral", "positive": "happy"}
@@ -25,12 +25,17 @@ TO_HARK = {"angry": "angry", "sad": "sad", "neutral": "neutral", "positive": "ha
 class GigaAmEmotion:
     name: ClassVar[str] = "gigaam-emo"
     kind: ClassVar[str] = "emotion"
-    produces: ClassVar[frozenset[str]] = frozenset({"emotion"})
+    produces: ClassVar[frozenset[str]] = frozenset({"emotion", "emotion_scores"})
     consumes: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         self.model: Any = None
         self.labels: list[str] = []
+
+    @classmethod
+    def check(cls, settings: Settings) -> None:
+        """Refuse a missing model directory or checkpoint by path, without loading it."""
+        checkpoint_path(settings.gigaam_emo_dir)
 
     def load(self, settings: Settings) -> None:
         model = load_gigaam(settings.gigaam_emo_dir, "emo")
@@ -56,6 +61,6 @@ class GigaAmEmotion:
                     segment_id=batch[i].segment_id,
                     emotion=TO_HARK[top],
                     emotion_scores=scores,
-                    emotion_source=self.name,
+                    emotion_source=f"acoustic:{self.name}",
                 )
         return [r for r in results if r is not None]
