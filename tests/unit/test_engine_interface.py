@@ -119,3 +119,25 @@ def test_itn_job_option_is_a_validated_flag() -> None:
     }
     with pytest.raises(ApiError, match="itn must be true or false"):
         parse_options({"itn": "maybe"})
+
+
+PRODUCTION_DIRS = {
+    "sensevoice-small": "sensevoice_dir", "paraformer-large": "paraformer_dir", "campplus": "campplus_dir",
+    "emotion2vec-plus": "emotion2vec_dir", "gigaam-ctc": "gigaam_ctc_dir", "gigaam-rnnt": "gigaam_rnnt_dir",
+    "gigaam-emo": "gigaam_emo_dir", "whisper-large-v3": "whisper_large_v3_dir",
+}
+
+
+@pytest.mark.parametrize("name,field", sorted(PRODUCTION_DIRS.items()))
+def test_every_production_engine_is_checked_at_worker_start(tmp_path, name: str, field: str) -> None:
+    """A worker refuses to start (check_engines) when a production engine's directory is absent,
+    naming the path: no engine is left to fail on its first task or to reach for a hub."""
+    missing = tmp_path / f"absent-{name}"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        check_engines(Settings(**{field: str(missing)}), [name])
+
+
+def test_every_registered_production_engine_has_a_model_dir_check() -> None:
+    embedded = {"whisper-tiny-en", "resemblyzer", "text-lexicon"}
+    assert set(REGISTRY) - embedded == set(PRODUCTION_DIRS)
+    assert all(hasattr(engine_class(n), "check") for n in PRODUCTION_DIRS)

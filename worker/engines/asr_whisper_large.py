@@ -44,5 +44,5 @@ class WhisperLargeV3Asr(WhisperAsr):
         n_mels = model.feature_extractor.mel_filters.shape[0]
         if n_mels != model.model.n_mels:
             raise ValueError(
-                f"{path}/preprocessor_config.json gives {n_mels} mel bands; the model takes {model.model.n_mels}"
+                f"{self.path}/preprocessor_config.json gives {n_mels} mel bands; the model takes {model.model.n_mels}"
             )
