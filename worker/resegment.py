@@ -8,7 +8,7 @@ where the evidence for another voice outweighs that cost. Turns cover the VAD se
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -49,6 +49,55 @@ class Diarization:
     turns: list[Turn]
     labels: np.ndarray
     centroids: dict[str, np.ndarray]
+    overlaps: list[Turn] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SpeechProbabilities:
+    """The VAD's per-frame speech probabilities for the whole recording (frame `frame_s` long).
+    prepare stores them as one byte a frame (about 1 MB for ten hours) for reduce to read."""
+
+    probs: np.ndarray
+    frame_s: float
+
+    def to_bytes(self) -> bytes:
+        return np.clip(np.round(self.probs * 255), 0, 255).astype(np.uint8).tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, frame_s: float) -> "SpeechProbabilities":
+        return cls(np.frombuffer(data, dtype=np.uint8).astype(np.float32) / 255, frame_s)
+
+
+# Turns are trimmed to where the VAD's frame probability reaches SPEECH_THRESHOLD; quieter gaps
+# shorter than SPEECH_MIN_GAP_S stay inside a turn.
+SPEECH_THRESHOLD = 0.5
+SPEECH_MIN_GAP_S = 0.1
+SPEECH_PAD_S = 0.0
+SPEECH_PAD_ON_S = 0.05
+PAUSE_SWITCH = 0.3
+FILL_S = 0.5
+OVERLAP_BEFORE_S = 0.15
+OVERLAP_AFTER_S = 0.15
+
+
+def speech_spans(speech: SpeechProbabilities, start: float, end: float) -> list[tuple[float, float]]:
+    """The parts of [start, end) where the VAD heard speech, at its own frame resolution."""
+    f = speech.frame_s
+    lo, hi = max(0, int(np.floor(start / f))), min(speech.probs.size, int(np.ceil(end / f)))
+    if hi <= lo:
+        return [(start, end)]
+    on = speech.probs[lo:hi] >= SPEECH_THRESHOLD
+    if not on.any():
+        return [(start, end)]
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
+    spans: list[list[float]] = []
+    for a, b in zip(edges[::2], edges[1::2]):
+        s, e = max(start, (lo + a) * f - SPEECH_PAD_ON_S), min(end, (lo + b) * f + SPEECH_PAD_S)
+        if spans and s - spans[-1][1] < SPEECH_MIN_GAP_S:
+            spans[-1][1] = e
+        else:
+            spans.append([s, e])
+    return [(s, e) for s, e in spans]
 
 
 def diarize(
@@ -57,6 +106,7 @@ def diarize(
     ends: np.ndarray,
     vectors: np.ndarray,
     options: ClusterOptions = ClusterOptions(),
+    speech: SpeechProbabilities | None = None,
 ) -> Diarization:
     """Cluster the windows, then resegment every VAD segment against the speakers' centroids.
     `segments` are in time order; windows (`starts`, `ends`, `vectors`) in any order."""
@@ -76,15 +126,23 @@ def diarize(
         labels = _reassign(x, labels)
     scores = x @ centroids(x, labels).T  # windows × speakers
     turns: list[Turn] = []
+    overlaps: list[Turn] = []
     for seg_start, seg_end in segments:
-        path = _viterbi(_frame_scores(seg_start, seg_end, starts, ends, scores))
+        first = len(turns)
+        spans = speech_spans(speech, seg_start, seg_end) if speech is not None else [(seg_start, seg_end)]
+        frame_scores = _frame_scores(seg_start, seg_end, starts, ends, scores)
+        path = _viterbi(frame_scores, _switch_costs(seg_start, frame_scores.shape[0], spans))
         begin = 0
         for i in range(1, path.size + 1):
             if i == path.size or path[i] != path[begin]:
                 a = seg_start + begin * FRAME_S
                 b = seg_end if i == path.size else seg_start + i * FRAME_S
-                turns.append(Turn(round(a, 3), round(b, 3), speaker_name(int(path[begin]))))
+                for s, e in spans:
+                    if min(b, e) - max(a, s) > 1e-3:
+                        turns.append(Turn(round(max(a, s), 3), round(min(b, e), 3), speaker_name(int(path[begin]))))
                 begin = i
+        turns[first:] = _fill_pauses(turns[first:], FILL_S)
+        overlaps.extend(_overlaps_at_changes(turns[first:], OVERLAP_BEFORE_S, OVERLAP_AFTER_S))
     # Speakers are named SPEAKER_00, 01, … in order of first appearance; one that lost every
     # frame to the resegmentation disappears. Centroids are plain means of the speaker's GE2E
     # vectors (not centred), so they compare across recordings.
@@ -98,7 +156,8 @@ def diarize(
     }
     window_labels = np.empty_like(labels)
     window_labels[order] = labels
-    return Diarization([Turn(t.start_s, t.end_s, names[t.speaker]) for t in turns], window_labels, found)
+    rename = lambda ts: [Turn(t.start_s, t.end_s, names[t.speaker]) for t in ts]  # noqa: E731
+    return Diarization(rename(turns), window_labels, found, rename(overlaps))
 
 
 def smooth_within_segments(x: np.ndarray, seg_of: np.ndarray, radius: int = 1) -> np.ndarray:
@@ -162,14 +221,51 @@ def _frame_scores(seg_start: float, seg_end: float, starts: np.ndarray, ends: np
     return out
 
 
-def _viterbi(frame_scores: np.ndarray) -> np.ndarray:
-    """Best speaker per frame maximising summed scores minus SWITCH_COST per change."""
+def _switch_costs(seg_start: float, frames: int, spans: list[tuple[float, float]]) -> np.ndarray:
+    """Cost of changing speaker before each frame: lower in a pause than in the middle of speech."""
+    costs = np.full(frames, SWITCH_COST * PAUSE_SWITCH)
+    centres = seg_start + (np.arange(frames) + 0.5) * FRAME_S
+    for s, e in spans:
+        costs[(centres >= s) & (centres < e)] = SWITCH_COST
+    return costs
+
+
+def _overlaps_at_changes(turns: list[Turn], before_s: float, after_s: float) -> list[Turn]:
+    """Where one speaker follows another with no pause between them, people usually talk over
+    each other for a moment: each speaker is also heard a little into the other's turn."""
+    out: list[Turn] = []
+    for a, b in zip(turns, turns[1:]):
+        if b.start_s - a.end_s > 1e-6 or a.speaker == b.speaker:
+            continue
+        t = a.end_s
+        if after_s > 0:
+            out.append(Turn(t, round(min(b.end_s, t + after_s), 3), a.speaker))
+        if before_s > 0:
+            out.append(Turn(round(max(a.start_s, t - before_s), 3), t, b.speaker))
+    return out
+
+
+def _fill_pauses(turns: list[Turn], fill_s: float) -> list[Turn]:
+    """Join consecutive turns of one speaker separated by less than `fill_s` of silence."""
+    out: list[Turn] = []
+    for t in turns:
+        if out and out[-1].speaker == t.speaker and t.start_s - out[-1].end_s < fill_s:
+            out[-1] = Turn(out[-1].start_s, t.end_s, t.speaker)
+        else:
+            out.append(t)
+    return out
+
+
+def _viterbi(frame_scores: np.ndarray, costs: np.ndarray | None = None) -> np.ndarray:
+    """Best speaker per frame maximising summed scores minus the switch cost per change."""
     t, k = frame_scores.shape
+    if costs is None:
+        costs = np.full(t, SWITCH_COST)
     total = frame_scores[0].astype(np.float64).copy()
     back = np.zeros((t, k), dtype=np.int64)
     for i in range(1, t):
         best_prev = int(np.argmax(total))
-        switch = total[best_prev] - SWITCH_COST
+        switch = total[best_prev] - costs[i]
         stay = total >= switch
         back[i] = np.where(stay, np.arange(k), best_prev)
         total = np.where(stay, total, switch) + frame_scores[i]
