@@ -78,6 +78,7 @@ PAUSE_SWITCH = 0.3
 FILL_S = 0.5
 OVERLAP_BEFORE_S = 0.15
 OVERLAP_AFTER_S = 0.15
+OVERLAP_MIN_TURN_S = 0.5
 
 
 def speech_spans(speech: SpeechProbabilities, start: float, end: float) -> list[tuple[float, float]]:
@@ -238,6 +239,8 @@ def _overlaps_at_changes(turns: list[Turn], before_s: float, after_s: float) -> 
         if b.start_s - a.end_s > 1e-6 or a.speaker == b.speaker:
             continue
         t = a.end_s
+        if min(a.end_s - a.start_s, b.end_s - b.start_s) < OVERLAP_MIN_TURN_S:
+            continue
         if after_s > 0:
             out.append(Turn(t, round(min(b.end_s, t + after_s), 3), a.speaker))
         if before_s > 0:
