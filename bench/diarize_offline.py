@@ -19,8 +19,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from worker.resegment import SpeechProbabilities
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,6 +41,7 @@ class Embedded:
     starts: np.ndarray
     ends: np.ndarray
     vectors: np.ndarray
+    speech: SpeechProbabilities  # what prepare stores beside the PCM, as reduce reads it back
 
 
 def embed(path: Path, window_s: float, hop_s: float) -> Embedded:
@@ -45,16 +50,19 @@ def embed(path: Path, window_s: float, hop_s: float) -> Embedded:
     from hark.settings import Settings
     from worker.engines.base import SegmentAudio
     from worker.engines.speaker_resemblyzer import ResemblyzerSpeaker
-    from worker.engines.vad_silero import SileroVad
+    from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions
+    from worker.resegment import SpeechProbabilities
 
     pcm, rate = soundfile.read(str(path), dtype="int16")
     assert rate == 16000, "16 kHz mono WAV expected"
     stream = SileroVad().stream()
     for a in range(0, pcm.size, 16000 * 60):
         stream.feed(pcm[a : a + 16000 * 60])
-    segments = stream.segments()
+    cfg = Settings(speaker_window_s=window_s, speaker_hop_s=hop_s)
+    # The segmentation prepare uses (worker.tasks.prepare.vad_options), merging included.
+    segments = stream.segments(VadOptions(max_segment_s=cfg.max_segment_s, merge_length_s=cfg.merge_length_s))
     engine = ResemblyzerSpeaker()
-    engine.load(Settings(speaker_window_s=window_s, speaker_hop_s=hop_s))
+    engine.load(cfg)
     samples = pcm.astype(np.float32) / 32768
     batch = [
         SegmentAudio(segment_id=i, idx=i, start_s=s, end_s=e, samples=samples[int(s * rate) : int(e * rate)])
@@ -66,6 +74,7 @@ def embed(path: Path, window_s: float, hop_s: float) -> Embedded:
         np.array([w.start_s for w in windows]),
         np.array([w.end_s for w in windows]),
         np.array([w.vector for w in windows], dtype=np.float32),
+        SpeechProbabilities.from_bytes(SpeechProbabilities(stream.probabilities(), FRAME_S).to_bytes(), FRAME_S),
     )
 
 
@@ -73,8 +82,10 @@ def diarize(rec: Embedded, num_speakers: int | None = None) -> list[tuple[float,
     from worker.clustering import ClusterOptions
     from worker.resegment import diarize as diarize_windows
 
-    result = diarize_windows(rec.segments, rec.starts, rec.ends, rec.vectors, ClusterOptions(num_speakers=num_speakers))
-    return [(t.start_s, t.end_s, t.speaker) for t in result.turns]
+    result = diarize_windows(
+        rec.segments, rec.starts, rec.ends, rec.vectors, ClusterOptions(num_speakers=num_speakers), rec.speech
+    )
+    return [(t.start_s, t.end_s, t.speaker) for t in result.turns + result.overlaps]
 
 
 def score(reference: list[tuple[float, float, str]], hypothesis: list[tuple[float, float, str]], collar: float) -> float:

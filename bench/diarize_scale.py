@@ -4,7 +4,8 @@
 
 Speaker windows are synthesised (256-dimensional, a common component plus a per-speaker direction
 plus per-window noise, like GE2E vectors) over a recording of alternating turns of 2–20 s in VAD
-segments, so no audio or model is needed; the figure is the reduce step's own cost. Reports wall
+segments, with VAD frame probabilities (speech inside the segments, a short pause every few
+seconds), so no audio or model is needed; the figure is the reduce step's own cost. Reports wall
 time, peak memory growth of this process, the speaker count found and the share of speech
 labelled with the right speaker (best one-to-one mapping).
 """
@@ -42,6 +43,22 @@ def synthetic(windows: int, speakers: int, hop: float, seed: int = 0):  # type: 
     return segments, starts_a, starts_a + 1.0, vectors, who_a
 
 
+def speech_probabilities(segments: list[tuple[float, float]], seed: int = 0):  # type: ignore[no-untyped-def]
+    """What prepare stores: speech inside the segments, with a 0.2 s pause every 2–6 s."""
+    from worker.engines.vad_silero import FRAME_S
+    from worker.resegment import SpeechProbabilities
+
+    rng = np.random.default_rng(seed)
+    probs = np.zeros(int(segments[-1][1] / FRAME_S) + 1, dtype=np.float32)
+    for a, b in segments:
+        probs[int(a / FRAME_S) : int(b / FRAME_S)] = 0.9
+        t = a + float(rng.uniform(2, 6))
+        while t < b - 0.5:
+            probs[int(t / FRAME_S) : int((t + 0.2) / FRAME_S)] = 0.1
+            t += float(rng.uniform(2, 6))
+    return SpeechProbabilities(probs, FRAME_S)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--windows", type=int, default=20000)
@@ -54,9 +71,10 @@ def main() -> int:
     hop = Settings().speaker_hop_s
     segments, starts, ends, vectors, who = synthetic(args.windows, args.speakers, hop)
     segments = [s for s in segments if s[0] <= ends[-1]]
+    speech = speech_probabilities(segments)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    found = diarize(segments, starts, ends, vectors)
+    found = diarize(segments, starts, ends, vectors, speech=speech)
     took = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_growth = peak - before / 1024
@@ -72,7 +90,8 @@ def main() -> int:
         f"{args.speakers} synthetic speakers, {len(segments)} VAD segments",
         f"- diarize (cluster + resegment): {took:.1f} s, peak memory growth {peak_growth:.0f} MiB "
         f"(process peak {peak:.0f} MiB, inputs included)",
-        f"- speakers found {len(found.centroids)}, windows with the right speaker {accuracy * 100:.1f} %",
+        f"- speakers found {len(found.centroids)}, windows with the right speaker {accuracy * 100:.1f} %, "
+        f"{len(found.turns)} turns and {len(found.overlaps)} overlapped turns",
     ]
     from record import report
 

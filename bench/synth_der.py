@@ -27,7 +27,9 @@ def diarize(path: Path, extra: list[str]) -> Path:
     out = path.with_suffix(".hyp.rttm" if not extra else ".hyp-n.rttm")
     with out.open("w") as f:
         demo = os.environ.get("HARK_DEMO", str(ROOT / "infra" / "demo.sh"))
-        subprocess.run(["bash", demo, str(path), "--format", "rttm", *extra],
+        # --force: the same recording is submitted twice (count estimated, then given), and a
+        # tenant's repeated upload would otherwise return the first job.
+        subprocess.run(["bash", demo, str(path), "--format", "rttm", "--force", *extra],
                        check=True, stdout=f, stderr=subprocess.DEVNULL)
     return out
 

@@ -293,6 +293,12 @@ def pcm_key(job_id: object) -> str:
     return f"pcm/{job_id}.s16le"
 
 
+def vad_key(job_id: object) -> str:
+    """The VAD's per-frame speech probabilities (one byte a frame), beside the PCM so that deleting
+    `pcm/<job>.` removes both; reduce trims speaker turns to speech with them."""
+    return f"pcm/{job_id}.vad"
+
+
 def out_key(job_id: object, fmt: str) -> str:
     return f"out/{job_id}/transcript.{fmt}"
 

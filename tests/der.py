@@ -38,6 +38,11 @@ def _activity(turns: Iterable[Turn], frames: int) -> tuple[np.ndarray, list[str]
 
 def der(reference: list[Turn], hypothesis: list[Turn], collar: float = 0.0) -> float:
     """Diarization error rate (0.0 = perfect) of `hypothesis` against `reference`."""
+    return sum(der_parts(reference, hypothesis, collar).values())
+
+
+def der_parts(reference: list[Turn], hypothesis: list[Turn], collar: float = 0.0) -> dict[str, float]:
+    """DER's three parts as shares of the reference speech: missed, false alarm, confusion."""
     frames = int(np.ceil(max(t[1] for t in [*reference, *hypothesis]) / STEP)) + 1
     ref, _ = _activity(reference, frames)
     hyp, _ = _activity(hypothesis, frames)
@@ -54,4 +59,9 @@ def der(reference: list[Turn], hypothesis: list[Turn], collar: float = 0.0) -> f
     for r, h in zip(rows, cols):
         correct += ref[:, r] & hyp[:, h]
     n_ref, n_hyp = ref.sum(axis=1), hyp.sum(axis=1)
-    return float((np.maximum(n_ref, n_hyp) - correct).sum() / max(1, n_ref.sum()))
+    total = max(1, int(n_ref.sum()))
+    return {
+        "missed": float(np.maximum(n_ref - n_hyp, 0).sum() / total),
+        "false_alarm": float(np.maximum(n_hyp - n_ref, 0).sum() / total),
+        "confusion": float((np.minimum(n_ref, n_hyp) - correct).sum() / total),
+    }

@@ -1,13 +1,15 @@
 """Turning speaker turns and ASR words into utterances and per-speaker statistics.
 
-Turns (who speaks when, from worker.resegment) cover the VAD segments exactly; they make the RTTM
-and the speaker statistics. Utterances (the transcript's lines) come from the words, each word
+Turns (who speaks when, from worker.resegment) lie inside the VAD segments, one speaker at a time;
+with the overlaps (a second speaker heard at a change of turn) they make the RTTM and the speaker
+statistics. Utterances (the transcript's lines) come from the words, each word
 taking the speaker of the turn at its middle. Segments without word timings (an engine that gives
 none, or no speech recognised) take the speaker covering most of them.
 """
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,8 +97,9 @@ def build_utterances(segments: list[SegmentView], turns: list[Turn]) -> list[Utt
     return utterances
 
 
-def speaker_stats(turns: list[Turn]) -> dict[str, dict[str, float]]:
-    """Speech seconds and turn count per speaker; consecutive turns of one speaker are one turn."""
+def speaker_stats(turns: list[Turn], overlaps: Sequence[Turn] = ()) -> dict[str, dict[str, float]]:
+    """Speech seconds and turn count per speaker; consecutive turns of one speaker are one turn.
+    `overlaps` (a speaker heard inside another's turn) add seconds, not turns."""
     stats: dict[str, dict[str, float]] = {}
     previous = None
     for t in turns:
@@ -105,6 +108,8 @@ def speaker_stats(turns: list[Turn]) -> dict[str, dict[str, float]]:
         if t.speaker != previous:
             entry["turns"] += 1
         previous = t.speaker
+    for t in overlaps:
+        stats.setdefault(t.speaker, {"speech_s": 0.0, "turns": 0})["speech_s"] += t.end_s - t.start_s
     for entry in stats.values():
         entry["speech_s"] = round(entry["speech_s"], 3)
     return stats

@@ -1,6 +1,6 @@
 """Diarization quality on real audio: the shared sample and a generated 4-speaker meeting, through
 the worker's own VAD, speaker engine and resegmentation in this process. Speaker count is estimated;
-DER (collar 0, overlap scored) is bounded a few points above what bench/diarize_offline.py measured,
+DER (collar 0, overlap scored) is bounded a little above what bench/diarize_offline.py measured,
 so a regression fails CI."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from diarize_offline import SAMPLE, diarize, embed, read_rttm  # noqa: E402
-from tests.der import der  # noqa: E402
+from tests.der import der, der_parts  # noqa: E402
 
 
 def test_sample_two_speakers_found_and_der_bounded():
@@ -23,8 +23,14 @@ def test_sample_two_speakers_found_and_der_bounded():
     hyp = diarize(embed(SAMPLE, cfg.speaker_window_s, cfg.speaker_hop_s))
     ref = read_rttm(SAMPLE.with_suffix(".rttm"))
     assert len({t[2] for t in hyp}) == 2
-    assert der(ref, hyp) <= 0.17  # measured 13.8 %
-    assert der(ref, hyp, collar=0.25) <= 0.05  # measured 0.9 %
+    parts = der_parts(ref, hyp)
+    assert sum(parts.values()) <= 0.12  # the issue's goal; measured 10.7 % (13.8 % before overlaps)
+    # The reference has 1.9 s (7.8 %) of overlapped speech, the floor of missed speech for one
+    # speaker at a time: below it only because overlap is marked. False alarm was 2.5 % when
+    # turns spanned whole VAD segments.
+    assert parts["missed"] <= 0.06  # measured 4.2 %
+    assert parts["false_alarm"] <= 0.06  # measured 4.4 % (overlap marked where nobody overlapped)
+    assert der(ref, hyp, collar=0.25) <= 0.04  # measured 1.2 %
 
 
 def test_generated_four_speaker_meeting(tmp_path):
@@ -41,7 +47,7 @@ def test_generated_four_speaker_meeting(tmp_path):
     hyp = diarize(embed(wav, cfg.speaker_window_s, cfg.speaker_hop_s))
     ref = read_rttm(wav.with_suffix(".rttm"))
     assert len({t[2] for t in hyp}) == 4
-    assert der(ref, hyp) <= 0.12  # measured 6.9 %
+    assert der(ref, hyp) <= 0.09  # measured 6.7 % (6.9 % before turns followed the VAD frames)
 
 
 def test_one_voice_stays_one_speaker(tmp_path):
@@ -55,4 +61,4 @@ def test_one_voice_stays_one_speaker(tmp_path):
     synth_meeting(wav, 1, 1.5, seed=1)
     hyp = diarize(embed(wav, cfg.speaker_window_s, cfg.speaker_hop_s))
     assert len({t[2] for t in hyp}) == 1
-    assert der(read_rttm(wav.with_suffix(".rttm")), hyp) <= 0.1
+    assert der(read_rttm(wav.with_suffix(".rttm")), hyp) <= 0.06  # measured 1.8 % (3.6 % before)

@@ -59,6 +59,10 @@ def test_speaker_stats_join_consecutive_turns():
     stats = speaker_stats(turns)
     assert stats["SPEAKER_00"] == {"speech_s": 2.8, "turns": 2}
     assert stats["SPEAKER_01"] == {"speech_s": 2.1, "turns": 1}
+    # Overlapped speech adds seconds, not turns.
+    with_overlap = speaker_stats(turns, [Turn(1.8, 2.0, "SPEAKER_01"), Turn(2.0, 2.2, "SPEAKER_00")])
+    assert with_overlap["SPEAKER_00"] == {"speech_s": 3.0, "turns": 2}
+    assert with_overlap["SPEAKER_01"] == {"speech_s": 2.3, "turns": 1}
 
 
 def test_words_split_at_speaker_changes():

@@ -20,9 +20,10 @@ from hark.jobstate import advance, fail
 from hark.models import Job, JobTask, Segment
 from hark.queues import PREPARE
 from hark.settings import Settings
-from hark.storage import Storage, pcm_key
+from hark.storage import Storage, pcm_key, vad_key
 from worker.celery_app import app
-from worker.engines.vad_silero import SileroVad, VadOptions
+from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions
+from worker.resegment import SpeechProbabilities
 from worker.tasks.common import JobStageTask, planned_kinds, settings
 from worker.tasks.dispatch import send_infer
 
@@ -112,6 +113,7 @@ def prepare(self, job_id: str) -> None:
         with session_scope(cfg.database_url) as s:
             fail(s, jid, "no_speech", f"no speech found in {report.duration_s:.1f} s of audio")
         return
+    storage.put_bytes(vad_key(jid), SpeechProbabilities(stream.probabilities(), FRAME_S).to_bytes())
     batches = plan_batches(spans, cfg.batch_speech_s)
     kinds = planned_kinds(options)
 

@@ -18,11 +18,12 @@ from hark.exports import FORMATS, render
 from hark.jobstate import advance
 from hark.models import Embedding, Job, Segment, Speaker
 from hark.queues import REDUCE
-from hark.storage import Storage, out_key
+from hark.storage import Storage, out_key, vad_key
 from worker.assemble import SegmentView, build_utterances, speaker_stats
 from worker.celery_app import app
 from worker.clustering import ClusterOptions
-from worker.resegment import diarize
+from worker.engines.vad_silero import FRAME_S
+from worker.resegment import SpeechProbabilities, diarize
 from worker.tasks.common import JobStageTask, settings
 
 log = logging.getLogger("hark.reduce")
@@ -57,6 +58,15 @@ def _load_windows(s, jid: uuid.UUID) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return starts, ends, vectors
 
 
+def _speech(storage: Storage, jid: uuid.UUID) -> SpeechProbabilities | None:
+    """The VAD's frame probabilities prepare stored; None for a job prepared before it stored
+    them (turns then span the VAD segments)."""
+    if not storage.exists(vad_key(jid)):
+        log.warning("no VAD probabilities stored; turns follow the segments", extra={"job_id": str(jid)})
+        return None
+    return SpeechProbabilities.from_bytes(storage.get_bytes(vad_key(jid)), FRAME_S)
+
+
 @app.task(name=REDUCE, bind=True, base=JobStageTask, failure_code="reduce_error")
 def reduce(self, job_id: str) -> None:
     cfg = settings()
@@ -75,10 +85,16 @@ def reduce(self, job_id: str) -> None:
             for g in segs
         ]
 
-    found = diarize([(v.start_s, v.end_s) for v in views], starts, ends, vectors, cluster_options(options))
+    storage = Storage(cfg)
+    found = diarize(
+        [(v.start_s, v.end_s) for v in views], starts, ends, vectors, cluster_options(options), _speech(storage, jid)
+    )
     turns, centroids = found.turns, found.centroids
     utterances = build_utterances(views, turns)
-    stats = speaker_stats(turns)
+    stats = speaker_stats(turns, found.overlaps)
+    # The RTTM and the document list every speaker heard, overlapped speech included; words
+    # follow the single-speaker turns.
+    all_turns = sorted(turns + found.overlaps, key=lambda t: (t.start_s, t.end_s))
 
     # A segment's speaker is the one holding most of its time, summed over its utterances.
     talk: dict[int, dict[str, float]] = {}
@@ -92,7 +108,7 @@ def reduce(self, job_id: str) -> None:
         "recording": PurePosixPath(filename).stem,
         "duration_s": duration,
         "speakers": [{"label": k, **stats[k]} for k in sorted(stats)],
-        "turns": [{"start": t.start_s, "end": t.end_s, "speaker": t.speaker} for t in turns],
+        "turns": [{"start": t.start_s, "end": t.end_s, "speaker": t.speaker} for t in all_turns],
         "utterances": [
             {
                 "start": u.start_s,
@@ -106,7 +122,6 @@ def reduce(self, job_id: str) -> None:
             for u in utterances
         ],
     }
-    storage = Storage(cfg)
     for fmt, content_type in FORMATS.items():
         storage.put_bytes(out_key(jid, fmt), render(doc, fmt).encode("utf-8"), content_type)
 
