@@ -101,7 +101,7 @@ def transcribe(engine, audio: np.ndarray, spans, settings: Settings) -> tuple[li
     ]
     wall, cpu = time.monotonic(), time.process_time()
     results = []
-    for batch in plan_batches(spans, settings.batch_speech_s):
+    for batch in plan_batches(spans, settings.batch_speech_s, engine.clip_s):
         results += engine.run(segs[batch.first_idx : batch.last_idx + 1])
     return results, time.monotonic() - wall, time.process_time() - cpu
 
@@ -128,7 +128,7 @@ def make_recordings(folder: Path) -> list[Recording]:
         out.append(Recording(f"generated 5 min, {speakers} speakers, no overlap (seed {seed})", path,
                              [t.__dict__ for t in turns]))
     path = folder / "meeting.wav"
-    turns = synth_meeting(path, 4, 10.0)  # the side-by-side meeting (bench/peer_asr.sh)
+    turns = synth_meeting(path, 4, 10.0)  # the side-by-side meeting (bench/stages.py --peer)
     out.append(Recording("generated 10 min, 4 speakers, 10 % overlap (seed 0)", path, [t.__dict__ for t in turns], True))
     out.append(Recording("sample (real speech, no reference text)", ROOT / "examples" / "sample.wav", None))
     return out

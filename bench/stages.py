@@ -125,13 +125,14 @@ def start_stack(cfg, concurrency: int, extra_env: dict[str, str]):  # type: igno
 
 
 def follow(client, job_id: str, timeout_s: float) -> tuple[dict, float]:  # type: ignore[no-untyped-def]
-    """Poll every 0.1 s; returns the final job and when (time.time()) it was first seen final."""
+    """Poll like the client does (every 0.5 s; the job's own finish time is what is reported);
+    returns the final job and when (time.time()) it was first seen final."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         job = client.job(job_id)
         if job["status"] in ("done", "failed", "cancelled"):
             return job, time.time()
-        time.sleep(0.1)
+        time.sleep(0.5)
     raise TimeoutError(f"job {job_id} not finished after {timeout_s:.0f} s")
 
 
@@ -194,17 +195,22 @@ def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sam
     reduce_start = finished - get("reduce_s")
     prepare_end = started + get("prepare_s")
     e2e = finished - upload_start
-    model = get("vad_s") + sum(get(f"{k}_model_s") for k in kinds)
+    # Model compute on the job's timeline: VAD, plus the part of the model stage's busy time (some
+    # task running) that its tasks spent in their models; with one model process this is the plain
+    # sum of the model runs, with several it does not count parallel runs twice.
+    task_wall = sum(ts(x.done_at) - ts(x.started_at) for x in tasks)
+    model_share = min(1.0, sum(get(f"{k}_model_s") for k in kinds) / task_wall) if task_wall > 0 else 0.0
+    model = get("vad_s") + busy * model_share
     overhead = (e2e - model) / e2e
     lines = [
         f"- recording: {audio / 60:.1f} min, {job.segments_total} VAD segments, "
         f"{len({x.batch_idx for x in tasks})} batches × {len({x.kind for x in tasks})} kinds = {len(tasks)} model tasks; "
         f"model worker: {concurrency} pool process(es)",
         f"- end to end, upload start → done: **{e2e:.1f} s (RTF {e2e / audio:.4f})**; the client saw `done` "
-        f"{seen_done - finished:.2f} s after it (0.1 s polling)",
+        f"{seen_done - finished:.2f} s after it (0.5 s polling)",
         f"- pipeline overhead (end-to-end wall − model compute) / wall: **{100 * overhead:.1f} %** (goal ≤ 15 %); "
-        f"model compute {model:.1f} s (VAD + ASR + embedding + emotion model runs"
-        + (", summed over parallel processes" if concurrency > 1 else "") + ")",
+        f"model compute {model:.1f} s (VAD, and the model stage's busy time × the share of its tasks' time spent "
+        f"in ASR, embedding and emotion models: {100 * model_share:.0f} %)",
         "",
         "| stage | wall s | CPU s | RTF (wall) |",
         "|---|---|---|---|",
@@ -216,6 +222,11 @@ def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sam
             f"| task total: {k} | {get(f'{k}_s'):.2f} | {get(f'{k}_cpu_s'):.2f} | {get(f'{k}_s') / audio:.4f} |"
             for k in ("prepare", *kinds, "reduce")
         ],
+        "",
+        "Database and S3 by task (wall s): " + ", ".join(
+            f"{k} {get(f'{k}_db_s'):.2f} / {get(f'{k}_fetch_s') if k in kinds else get(f'{k}_s3_read_s') + get(f'{k}_s3_write_s'):.2f}"
+            for k in ("prepare", *kinds, "reduce")
+        ),
         "",
         "Timeline (s after the upload started):",
         f"upload {created - upload_start:.2f} → prepare started {started - upload_start:.2f} (queue {started - created:.2f}) "
@@ -237,13 +248,56 @@ def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sam
     return lines, e2e
 
 
+def run_job(recording: Path, concurrency: int, extra_env: dict[str, str]) -> tuple[list[str], float, float]:
+    """One warm stack of its own, the recording through it; returns the report lines, the
+    end-to-end wall seconds and the CPU seconds of all the stack's processes during the job."""
+    from tests.conftest import isolated_settings
+
+    from hark.apikeys import create_key
+    from hark.client import HarkClient
+    from hark.db import session_scope
+    from hark.settings import Settings
+
+    with isolated_settings(Settings.from_env()) as cfg:
+        procs, url = start_stack(cfg, concurrency, extra_env)
+        sampler = Sampler({p[0].removeprefix("bench-"): p[1].pid for p in procs.procs})
+        thread = threading.Thread(target=sampler.run, daemon=True)
+        thread.start()
+        try:
+            with session_scope(cfg.database_url) as s:
+                key = create_key(s, "bench")
+            client = HarkClient(url, key, timeout=600)
+            warm = client.submit(str(SAMPLE), force="true")
+            follow(client, warm["id"], 600)
+            sampler.start_measuring()
+            upload_start = time.time()
+            job = client.submit(str(recording), force="true")
+            final, seen = follow(client, job["id"], 7200)
+            sampler.scan()
+            if final["status"] != "done":
+                raise RuntimeError(f"job ended {final['status']}: {final.get('error')}")
+            job_row, tasks = job_rows(cfg, job["id"])
+        finally:
+            sampler.stop.set()
+            thread.join()
+            procs.stop()
+    lines, e2e = report_lines(job_row, tasks, upload_start, seen, sampler, concurrency)
+    cpu = sum(p.cpu_end - (p.cpu_start or 0.0) for p in sampler.procs.values())
+    settings_note = ", ".join(f"{k}={v}" for k, v in extra_env.items()) or "default settings"
+    lines.insert(0, f"- stack: gunicorn web (2 processes), CPU worker (1 process), model worker "
+                    f"({concurrency} pool process{'es' if concurrency > 1 else ''}); {settings_note}")
+    lines.append(f"- CPU seconds of all Hark processes during the job: {cpu:.1f}")
+    return lines, e2e, cpu
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recording", nargs="?", type=Path, help="default: a generated meeting")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--speakers", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model-concurrency", type=int, default=1, help="pool processes of the model worker")
+    parser.add_argument("--model-concurrency", type=int, nargs="+", default=[1],
+                        help="pool processes of the model worker; several values run one after another")
     parser.add_argument("--set", action="append", default=[], metavar="HARK_X=Y", help="a setting for the stack's processes")
     parser.add_argument("--peer", action="store_true", help="then run faster-whisper's batched pipeline on the same file")
     parser.add_argument("--title", default="", help="added to the section title")
@@ -252,14 +306,11 @@ def main() -> int:
     extra_env = dict(item.split("=", 1) for item in args.set)
 
     from record import report
-    from tests.conftest import _load_service_env, isolated_settings
-
-    from hark.apikeys import create_key
-    from hark.client import HarkClient
-    from hark.db import session_scope
-    from hark.settings import Settings
+    from tests.conftest import _load_service_env
 
     _load_service_env()
+    lines: list[str] = []
+    runs: list[tuple[int, float, float]] = []
     with tempfile.TemporaryDirectory() as folder:
         recording = args.recording
         if recording is None:
@@ -267,42 +318,27 @@ def main() -> int:
 
             recording = Path(folder) / "meeting.wav"
             synth_meeting(recording, args.speakers, args.minutes, seed=args.seed)
-        with isolated_settings(Settings.from_env()) as cfg:
-            procs, url = start_stack(cfg, args.model_concurrency, extra_env)
-            sampler = Sampler({p[0].removeprefix("bench-"): p[1].pid for p in procs.procs})
-            thread = threading.Thread(target=sampler.run, daemon=True)
-            thread.start()
-            try:
-                with session_scope(cfg.database_url) as s:
-                    key = create_key(s, "bench")
-                client = HarkClient(url, key, timeout=600)
-                warm = client.submit(str(SAMPLE), force="true")
-                follow(client, warm["id"], 600)
-                sampler.start_measuring()
-                upload_start = time.time()
-                job = client.submit(str(recording), force="true")
-                final, seen = follow(client, job["id"], 7200)
-                sampler.scan()
-                if final["status"] != "done":
-                    print(f"job ended {final['status']}: {final.get('error')}", file=sys.stderr)
-                    return 1
-                job_row, tasks = job_rows(cfg, job["id"])
-            finally:
-                sampler.stop.set()
-                thread.join()
-                procs.stop()
-        lines, hark_s = report_lines(job_row, tasks, upload_start, seen, sampler, args.model_concurrency)
-        settings_note = ", ".join(args.set) or "default settings"
-        lines.insert(0, f"- stack: gunicorn web (2 processes), CPU worker (1), model worker ({args.model_concurrency}); {settings_note}")
+        for concurrency in args.model_concurrency:
+            run_lines, e2e, cpu = run_job(recording, concurrency, extra_env)
+            if len(args.model_concurrency) > 1:
+                lines += [f"#### Model worker with {concurrency} pool process{'es' if concurrency > 1 else ''}", ""]
+            lines += [*run_lines, ""]
+            runs.append((concurrency, e2e, cpu))
         if args.peer:
             from peer_asr import peer_seconds
 
-            peer_s, duration, count = peer_seconds(recording, batch_size=8, threads=0)
+            peer_s, duration, count, peer_cpu = peer_seconds(recording, batch_size=8, threads=0)
             lines += [
+                "#### Side by side" if len(runs) > 1 else "Side by side:",
                 "",
-                f"- side by side, back to back on the same file: faster-whisper `BatchedInferencePipeline` (tiny.en int8, "
-                f"batch 8, its VAD, ASR only) {peer_s:.1f} s (RTF {peer_s / duration:.3f}), {count} segments; "
-                f"Hark end to end {hark_s:.1f} s; **ratio Hark / peer {hark_s / peer_s:.2f}** (goal ≤ 1.0)",
+                f"- right after, on the same file: faster-whisper `BatchedInferencePipeline` (tiny.en int8, batch 8, "
+                f"its VAD, ASR only, default threads): {peer_s:.1f} s wall (RTF {peer_s / duration:.3f}), "
+                f"{peer_cpu:.1f} s CPU, {count} segments",
+                *[
+                    f"- Hark end to end, model worker × {c}: {e2e:.1f} s wall, {cpu:.1f} s CPU; "
+                    f"**ratio Hark / peer {e2e / peer_s:.2f} wall** (goal ≤ 1.0), {cpu / peer_cpu:.2f} CPU"
+                    for c, e2e, cpu in runs
+                ],
             ]
     title = "Stages of one job end to end" + (f" ({args.title})" if args.title else "")
     report(title, lines, args.record)

@@ -122,3 +122,14 @@ def test_packed_clip_gives_each_segment_its_own_words(three_voices, word_timesta
         assert result.words and all(seg.start_s <= w["start"] <= w["end"] <= seg.end_s for w in result.words)
         assert "".join(w["word"] for w in result.words).strip() == result.text
         assert (result.words[0]["p"] is None) == (not word_timestamps)
+
+
+def test_batches_end_where_a_clip_ends():
+    from worker.tasks.prepare import plan_batches
+
+    spans = [(i * 12.0, i * 12.0 + 9.9) for i in range(20)]  # 9.9 s each: three to a 30 s clip
+    batches = plan_batches(spans, 45.0, clip_s=30.0)
+    assert [(b.first_idx, b.last_idx) for b in batches] == [(0, 5), (6, 11), (12, 17), (18, 19)]
+    # Without clips (or batches smaller than a clip) a batch ends after any segment, as before.
+    assert [(b.first_idx, b.last_idx) for b in plan_batches(spans, 45.0)][0] == (0, 4)
+    assert len(plan_batches(spans, 0.5, clip_s=30.0)) == 20

@@ -12,7 +12,8 @@ import logging
 import time
 import uuid
 
-from sqlalchemy import delete, func, select, text, update
+import numpy as np
+from sqlalchemy import delete, func, insert, select, text, update
 
 from hark.audio import pcm_to_float, seconds_to_byte
 from hark.db import session_scope
@@ -164,12 +165,14 @@ def _store(s, jid: uuid.UUID, kind: str, results: list[SegmentResult]) -> None:
     if kind == "embed":
         ids = [r.segment_id for r in results]
         s.execute(delete(Embedding).where(Embedding.segment_id.in_(ids)))
-        s.add_all(
-            Embedding(job_id=jid, segment_id=r.segment_id, win_idx=i, start_s=w.start_s, end_s=w.end_s,
-                      vector=[float(v) for v in w.vector])
+        rows = [
+            {"job_id": jid, "segment_id": r.segment_id, "win_idx": i, "start_s": w.start_s, "end_s": w.end_s,
+             "vector": np.asarray(w.vector, dtype=np.float64).tolist()}
             for r in results
             for i, w in enumerate(r.windows)
-        )
+        ]
+        if rows:  # one multi-row INSERT, without an ORM object per window
+            s.execute(insert(Embedding), rows)
         return
     for r in results:
         if kind == "asr":

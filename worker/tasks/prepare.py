@@ -22,6 +22,7 @@ from hark.queues import MODEL_KINDS, PREPARE
 from hark.settings import Settings
 from hark.storage import Storage, pcm_key
 from worker.celery_app import app
+from worker.engines.asr_whisper import pack_clips
 from worker.engines.vad_silero import SileroVad, VadOptions
 from worker.tasks.common import JobStageTask, engine_name, settings
 from worker.tasks.dispatch import send_infer
@@ -42,16 +43,22 @@ class Batch:
     speech_s: float
 
 
-def plan_batches(spans: list[tuple[float, float]], batch_speech_s: float) -> list[Batch]:
+def plan_batches(spans: list[tuple[float, float]], batch_speech_s: float, clip_s: float = 0.0) -> list[Batch]:
     """Group consecutive segments into batches of about `batch_speech_s` seconds of speech, so one
-    task costs about the same whatever the recording."""
+    task costs about the same whatever the recording. A batch ends only where one of the ASR
+    engine's clips ends (it packs consecutive segments into clips of up to `clip_s`), so no clip
+    but the recording's last is cut short by a batch boundary and padded for nothing; batches
+    smaller than a clip (0 turns this off) may end after any segment."""
+    rate = 16000
+    lengths = [int(round(b * rate)) - int(round(a * rate)) for a, b in spans]
+    groups = pack_clips(lengths, int(clip_s * rate)) if clip_s and batch_speech_s >= clip_s else [(i, i) for i in range(len(spans))]
     batches: list[Batch] = []
     first, total = 0, 0.0
-    for i, (start, end) in enumerate(spans):
-        total += end - start
-        if total >= batch_speech_s or i == len(spans) - 1:
-            batches.append(Batch(first, i, round(total, 3)))
-            first, total = i + 1, 0.0
+    for group_first, last in groups:
+        total += sum(end - start for start, end in spans[group_first : last + 1])
+        if total >= batch_speech_s or last == len(spans) - 1:
+            batches.append(Batch(first, last, round(total, 3)))
+            first, total = last + 1, 0.0
     return batches
 
 
@@ -122,7 +129,7 @@ def prepare(self, job_id: str) -> None:
         with session_scope(cfg.database_url) as s:
             fail(s, jid, "no_speech", f"no speech found in {report.duration_s:.1f} s of audio")
         return
-    batches = plan_batches(spans, cfg.batch_speech_s)
+    batches = plan_batches(spans, cfg.batch_speech_s, cfg.asr_clip_s)
     kinds = [k for k in MODEL_KINDS if engine_name(k, options)]
 
     db_started = time.monotonic()
