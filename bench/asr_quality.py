@@ -11,9 +11,11 @@ overlap, so its reference order is only approximate); and the real sample record
 reference text: there each variant is compared with the per-segment transcript. Segments come from
 the deployment's VAD settings and batches from `batch_speech_s`, as in a job.
 
-Variants: `per-segment` is one Whisper clip per VAD segment with word timestamps (Hark before the
-packing); `packed` packs a batch's consecutive segments into clips of up to 30 s; `packed-estimated-words`
-also skips the word-timestamp pass and estimates word times from Whisper's segment timestamps.
+Variants: `per-segment` is one Whisper clip per VAD segment, 8 clips per forward pass, with word
+timestamps (Hark before issue 8's packing); `packed` packs a batch's consecutive segments into clips
+of up to 30 s, batches ending where a clip ends, and the engine's own batch size (one clip at a time
+on CPU); `packed-estimated-words` also skips the word-timestamp pass and estimates word times from
+Whisper's segment timestamps. All run with the same thread count (HARK_TORCH_THREADS, else torch's).
 """
 from __future__ import annotations
 
@@ -37,10 +39,11 @@ from worker.assemble import TurnIndex  # noqa: E402
 from worker.engines.base import SegmentAudio, SegmentResult  # noqa: E402
 from worker.resegment import Turn  # noqa: E402
 
-VARIANTS = {
-    "per-segment": {"asr_clip_s": 0.0, "asr_word_timestamps": True},
-    "packed": {"asr_clip_s": 30.0, "asr_word_timestamps": True},
-    "packed-estimated-words": {"asr_clip_s": 30.0, "asr_word_timestamps": False},
+# Settings of each variant, and clips per forward pass (None: the engine's own choice).
+VARIANTS: dict[str, tuple[dict, int | None]] = {
+    "per-segment": ({"asr_clip_s": 0.0, "asr_word_timestamps": True}, 8),
+    "packed": ({"asr_clip_s": 30.0, "asr_word_timestamps": True}, None),
+    "packed-estimated-words": ({"asr_clip_s": 30.0, "asr_word_timestamps": False}, None),
 }
 
 
@@ -77,6 +80,7 @@ class Recording:
     path: Path
     turns: list[dict] | None  # reference turns with text and speaker; None: no reference
     overlap: bool = False  # turns overlap: no speaker scoring
+    rttm: Path | None = None  # reference speaker turns without text
 
 
 def segments(path: Path, settings: Settings) -> tuple[np.ndarray, list[tuple[float, float]]]:
@@ -118,6 +122,18 @@ def speaker_accuracy(turns: list[dict], results: list[SegmentResult]) -> float:
     return right / len(pairs) if pairs else 0.0
 
 
+def placement_agreement(rttm: Path, first: list[SegmentResult], other: list[SegmentResult]) -> float:
+    """For a recording with reference turns but no text: of the words two variants share, the share
+    whose middles fall in the same reference speaker's turn."""
+    from tests.der import read_rttm
+
+    index = TurnIndex([Turn(a, b, spk) for a, b, spk in sorted(read_rttm(rttm.read_text()))])
+    a = [(w, (x["start"] + x["end"]) / 2) for r in first for x in r.words or [] for w in words_of(x["word"])]
+    b = [(w, (x["start"] + x["end"]) / 2) for r in other for x in r.words or [] for w in words_of(x["word"])]
+    _, pairs = align([w for w, _ in a], [w for w, _ in b])
+    return sum(index.at(a[i][1]) == index.at(b[j][1]) for i, j in pairs) / len(pairs) if pairs else 0.0
+
+
 def make_recordings(folder: Path) -> list[Recording]:
     from synth import synth_meeting
 
@@ -130,7 +146,8 @@ def make_recordings(folder: Path) -> list[Recording]:
     path = folder / "meeting.wav"
     turns = synth_meeting(path, 4, 10.0)  # the side-by-side meeting (bench/stages.py --peer)
     out.append(Recording("generated 10 min, 4 speakers, 10 % overlap (seed 0)", path, [t.__dict__ for t in turns], True))
-    out.append(Recording("sample (real speech, no reference text)", ROOT / "examples" / "sample.wav", None))
+    sample = ROOT / "examples" / "sample.wav"
+    out.append(Recording("sample (real speech, no reference text)", sample, None, rttm=sample.with_suffix(".rttm")))
     return out
 
 
@@ -139,14 +156,18 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
+    import torch
     from record import report
+
     from worker.engines.asr_whisper import WhisperAsr
 
     base = Settings.from_env()
     engines = {}
     for name in args.variants:
+        overrides, batch_size = VARIANTS[name]
         engines[name] = WhisperAsr()
-        engines[name].load(replace(base, **VARIANTS[name]))
+        engines[name].load(replace(base, **overrides))
+        engines[name].batch_size = batch_size or engines[name].batch_size
     rows = []
     cost = {name: [0.0, 0.0] for name in args.variants}
     with tempfile.TemporaryDirectory() as folder:
@@ -154,11 +175,13 @@ def main() -> int:
         for rec in recordings:
             audio, spans = segments(rec.path, base)
             texts: dict[str, str] = {}
+            found: dict[str, list[SegmentResult]] = {}
             for name in args.variants:
                 results, wall, cpu = transcribe(engines[name], audio, spans, base)
                 cost[name][0] += wall
                 cost[name][1] += cpu
                 texts[name] = " ".join(r.text or "" for r in results)
+                found[name] = results
                 hyp = words_of(texts[name])
                 if rec.turns is not None:
                     ref = words_of(" ".join(t["text"] for t in sorted(rec.turns, key=lambda t: t["start"])))
@@ -170,13 +193,17 @@ def main() -> int:
                     errors, _ = align(first, hyp)
                     wer = f"{100 * errors / max(1, len(first)):.1f} % vs {args.variants[0]}"
                     speakers = "–"
+                    if rec.rttm is not None:
+                        agree = placement_agreement(rec.rttm, found[args.variants[0]], results)
+                        speakers = f"{100 * agree:.1f} % as {args.variants[0]}"
                 rows.append(f"| {rec.name} | {len(spans)} | {name} | {wer} | {speakers} | {cpu:.1f} s |")
                 print(rows[-1], flush=True)
     lines = [
-        f"Whisper tiny.en int8 in process, {base.torch_threads or 'default'} threads; VAD segments as prepare cuts "
+        f"Whisper tiny.en int8 in process, {base.torch_threads or torch.get_num_threads()} threads; VAD segments as prepare cuts "
         f"them (merge_length_s {base.merge_length_s:g}), batches of {base.batch_speech_s:g} s of speech. "
         "Speaker words: correctly recognised words whose middle lies in their true speaker's turn "
-        "(true turns given, as worker/assemble.py assigns words).",
+        "(true turns given, as worker/assemble.py assigns words); on the sample, which has reference turns "
+        "but no text, the share of shared words placed in the same reference speaker's turn as the first variant places them.",
         "",
         "| recording | segments | variant | WER | speaker words | ASR CPU |",
         "|---|---|---|---|---|---|",
