@@ -199,7 +199,7 @@ def main() -> int:
                 rows.append(f"| {rec.name} | {len(spans)} | {name} | {wer} | {speakers} | {cpu:.1f} s |")
                 print(rows[-1], flush=True)
     lines = [
-        f"Whisper tiny.en int8 in process, {base.torch_threads or torch.get_num_threads()} threads; VAD segments as prepare cuts "
+        f"Whisper tiny.en int8 in process, threads: {base.torch_threads or torch.get_num_threads()}; VAD segments as prepare cuts "
         f"them (merge_length_s {base.merge_length_s:g}), batches of {base.batch_speech_s:g} s of speech. "
         "Speaker words: correctly recognised words whose middle lies in their true speaker's turn "
         "(true turns given, as worker/assemble.py assigns words); on the sample, which has reference turns "

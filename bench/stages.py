@@ -210,7 +210,8 @@ def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sam
         f"{seen_done - finished:.2f} s after it (0.5 s polling)",
         f"- pipeline overhead (end-to-end wall − model compute) / wall: **{100 * overhead:.1f} %** (goal ≤ 15 %); "
         f"model compute {model:.1f} s (VAD, and the model stage's busy time × the share of its tasks' time spent "
-        f"in ASR, embedding and emotion models: {100 * model_share:.0f} %)",
+        f"in ASR, embedding and emotion models: {100 * model_share:.0f} %); clustering alone is "
+        f"{100 * get('clustering_s') / e2e:.1f} % of the wall",
         "",
         "| stage | wall s | CPU s | RTF (wall) |",
         "|---|---|---|---|",
