@@ -110,12 +110,22 @@ class Sampler:
             self.scan()
 
 
-def start_stack(cfg, concurrency: int, extra_env: dict[str, str]):  # type: ignore[no-untyped-def]
-    """Web and workers in their own processes (logs in artifacts/bench-*.log)."""
-    from tests.conftest import Processes, celery_cmd, settings_env, start_web
+def start_stack(cfg, concurrency: int, extra_env: dict[str, str], code: Path = ROOT):  # type: ignore[no-untyped-def]
+    """Web and workers in their own processes, running the code of the checkout `code` (logs in
+    artifacts/bench-*.log)."""
+    from tests.conftest import ARTIFACTS, Processes, celery_cmd, settings_env, start_web
+
+    class InCheckout(Processes):
+        def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+            ARTIFACTS.mkdir(exist_ok=True)
+            log = ARTIFACTS / f"{name}.log"
+            proc = subprocess.Popen(cmd, cwd=code, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            self.procs.append((name, proc, log))
+            return proc
 
     env = {**settings_env(cfg), **extra_env}
-    procs = Processes()
+    procs = InCheckout()
     procs.start("bench-worker-cpu", celery_cmd("bench-cpu", "cpu"), env)
     procs.start("bench-worker-model", celery_cmd("bench-model", "asr,embed,emotion", concurrency), env)
     url = start_web(procs, "bench-web", env)
@@ -249,7 +259,7 @@ def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sam
     return lines, e2e
 
 
-def run_job(recording: Path, concurrency: int, extra_env: dict[str, str]) -> tuple[list[str], float, float]:
+def run_job(recording: Path, concurrency: int, extra_env: dict[str, str], code: Path = ROOT) -> tuple[list[str], float, float]:
     """One warm stack of its own, the recording through it; returns the report lines, the
     end-to-end wall seconds and the CPU seconds of all the stack's processes during the job."""
     from tests.conftest import isolated_settings
@@ -260,7 +270,7 @@ def run_job(recording: Path, concurrency: int, extra_env: dict[str, str]) -> tup
     from hark.settings import Settings
 
     with isolated_settings(Settings.from_env()) as cfg:
-        procs, url = start_stack(cfg, concurrency, extra_env)
+        procs, url = start_stack(cfg, concurrency, extra_env, code)
         sampler = Sampler({p[0].removeprefix("bench-"): p[1].pid for p in procs.procs})
         thread = threading.Thread(target=sampler.run, daemon=True)
         thread.start()
@@ -301,6 +311,9 @@ def main() -> int:
                         help="pool processes of the model worker; several values run one after another")
     parser.add_argument("--set", action="append", default=[], metavar="HARK_X=Y", help="a setting for the stack's processes")
     parser.add_argument("--peer", action="store_true", help="then run faster-whisper's batched pipeline on the same file")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                        help="first run the same job on another checkout's code (e.g. a worktree of main), "
+                             "model worker with 1 process, and report its end-to-end time beside these")
     parser.add_argument("--title", default="", help="added to the section title")
     parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
     args = parser.parse_args()
@@ -319,6 +332,14 @@ def main() -> int:
 
             recording = Path(folder) / "meeting.wav"
             synth_meeting(recording, args.speakers, args.minutes, seed=args.seed)
+        baseline: tuple[float, float] | None = None
+        if args.baseline:
+            _, e2e, cpu = run_job(recording, 1, {}, args.baseline.resolve())
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=args.baseline, capture_output=True,
+                                    text=True).stdout.strip()
+            baseline = (e2e, cpu)
+            lines += [f"- baseline, the same job on commit {commit} (model worker with 1 process): "
+                      f"{e2e:.1f} s end to end, {cpu:.1f} s CPU", ""]
         for concurrency in args.model_concurrency:
             run_lines, e2e, cpu = run_job(recording, concurrency, extra_env)
             if len(args.model_concurrency) > 1:
@@ -341,6 +362,9 @@ def main() -> int:
                     for c, e2e, cpu in runs
                 ],
             ]
+            if baseline is not None:
+                lines.append(f"- baseline: {baseline[0]:.1f} s wall, {baseline[1]:.1f} s CPU; ratio Hark / peer "
+                             f"{baseline[0] / peer_s:.2f} wall, {baseline[1] / peer_cpu:.2f} CPU")
     title = "Stages of one job end to end" + (f" ({args.title})" if args.title else "")
     report(title, lines, args.record)
     return 0
