@@ -14,10 +14,15 @@ def engine_for(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, future=True)
 
 
+@lru_cache(maxsize=8)
+def _sessions_for(url: str) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine_for(url), expire_on_commit=False)
+
+
 @contextmanager
 def session_scope(url: str) -> Iterator[Session]:
     """A transaction: commit on success, roll back on any exception."""
-    session = sessionmaker(bind=engine_for(url), expire_on_commit=False)()
+    session = _sessions_for(url)()
     try:
         yield session
         session.commit()

@@ -45,6 +45,13 @@ class Settings:
     asr_engine: str = "whisper-tiny-en"
     speaker_engine: str = "resemblyzer"
     emotion_engine: str = "text-lexicon"
+    # GigaAM and Whisper model directories
+    # Local, provisioned by an operator (README "Provisioning GigaAM and Whisper large-v3"); a
+    # missing one fails the engine's load with an error naming the path, never a download.
+    gigaam_ctc_dir: str = "/models/gigaam-v2-ctc"
+    gigaam_rnnt_dir: str = "/models/gigaam-v2-rnnt"
+    gigaam_emo_dir: str = "/models/gigaam-emo"
+    whisper_large_v3_dir: str = "/models/faster-whisper-large-v3"
     # Threads each worker process's models may use; 0: the worker's CPUs shared among its pool
     # processes (worker/tuning.py).
     torch_threads: int = 0
@@ -86,6 +93,19 @@ class Settings:
     # VAD segment: short hops give the resegmentation fine time resolution at speaker changes.
     speaker_window_s: float = 1.0
     speaker_hop_s: float = 0.25
+    # FunASR engines (pip install hark[funasr]): each model's local directory, as downloaded from
+    # ModelScope / Hugging Face (README "Production engines"); a worker serving one of them refuses
+    # to start when its directory is missing. SenseVoice's inverse text normalisation (punctuation,
+    # digits) is on unless a job sets the option `itn` false. Paraformer's punctuation model is
+    # applied when its directory is set (empty: no punctuation). funasr_batch_s caps one padded
+    # forward pass: segments x the longest of them, in seconds.
+    sensevoice_dir: str = "/models/SenseVoiceSmall"
+    sensevoice_itn: bool = True
+    paraformer_dir: str = "/models/paraformer-large"
+    paraformer_punc_dir: str = "/models/ct-punc"
+    campplus_dir: str = "/models/campplus"
+    emotion2vec_dir: str = "/models/emotion2vec_plus_large"
+    funasr_batch_s: float = 240.0
     # Performance. Whisper runs each batch's consecutive segments packed into clips of up to this
     # many seconds: it pads every clip to its 30 s window, so fuller clips mean fewer encoder
     # passes. The rows stay one per segment; 0 gives every segment a clip of its own.

@@ -35,7 +35,12 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
     "$VENV/bin/pip" install --upgrade pip &&
     # torch first and exactly: the CPU build of this version is what the machines serve.
     "$VENV/bin/pip" install "torch==2.13.0" &&
-    "$VENV/bin/pip" install -e "$ROOT[test]"
+    # The production engines' tests build tiny checkpoints with funasr's and gigaam's own classes.
+    "$VENV/bin/pip" install -e "$ROOT[test,funasr,gigaam]" &&
+    # gigaam's declared requirements would replace torch (pyproject.toml, [gigaam]): no deps.
+    "$VENV/bin/pip" install --no-deps "gigaam==0.1.0" &&
+    # and torch is still exactly the version installed first.
+    "$VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("torch").split("+")[0] != "2.13.0")'
   } >"$HARK_HOME/pip.log" 2>&1 || { tail -40 "$HARK_HOME/pip.log" >&2; log "pip install failed"; exit 1; }
   echo "$WANT" > "$STAMP"
 fi

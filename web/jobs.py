@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from hark.db import session_scope
 from hark.exports import FORMATS
@@ -43,7 +44,7 @@ def safe_filename(name: str | None) -> str:
 
 def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
     """Validate job options; unknown keys and bad values are a 400, not a surprise later."""
-    allowed = set(OPTION_INTS) | {"language", "engines", "merge_length_s"}
+    allowed = set(OPTION_INTS) | {"language", "engines", "merge_length_s", "itn"}
     unknown = set(raw) - allowed
     if unknown:
         raise ApiError(400, "invalid_options", f"unknown options: {', '.join(sorted(unknown))}")
@@ -69,6 +70,12 @@ def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(engines, dict) or not all(k in ("asr", "embed", "emotion") for k in engines):
             raise ApiError(400, "invalid_options", "engines must map asr/embed/emotion to engine names")
         options["engines"] = {k: str(v) for k, v in engines.items()}
+    if raw.get("itn") not in (None, ""):
+        # Inverse text normalisation for engines that offer it (SenseVoice); default from settings.
+        flag = str(raw["itn"]).lower()
+        if flag not in {"true", "false", "1", "0"}:
+            raise ApiError(400, "invalid_options", "itn must be true or false")
+        options["itn"] = flag in {"true", "1"}
     if raw.get("merge_length_s") not in (None, ""):
         try:
             merge = float(raw["merge_length_s"])
@@ -215,39 +222,43 @@ def create_job():  # type: ignore[no-untyped-def]
     return _job_response(job_id, status=201)
 
 
-def find_job(job_id: str) -> Job:
-    """The caller's tenant's job, or 404 (the same answer for another tenant's job)."""
+def find_job(job_id: str, s: Session | None = None) -> Job:
+    """The caller's tenant's job, or 404 (the same answer for another tenant's job). Looked up in
+    `s` when the caller already holds a session, so a status read costs one connection checkout."""
     try:
         jid = uuid.UUID(job_id)
     except ValueError:
         raise ApiError(404, "job_not_found", "no such job") from None
-    with session_scope(_settings().database_url) as s:
-        job = s.scalar(select(Job).where(Job.id == jid, Job.tenant_id == principal().tenant_id))
+    if s is None:
+        with session_scope(_settings().database_url) as own:
+            return find_job(job_id, own)
+    job = s.scalar(select(Job).where(Job.id == jid, Job.tenant_id == principal().tenant_id))
     if job is None:
         raise ApiError(404, "job_not_found", "no such job")
     return job
 
 
 def _load(job_id: str) -> tuple[Job, TaskCounts]:
-    job = find_job(job_id)
     with session_scope(_settings().database_url) as s:
+        job = find_job(job_id, s)
         return job, task_counts(s, job.id)
 
 
-def failed_segments(job_id: uuid.UUID) -> list[dict[str, Any]]:
+def failed_segments(s: Session, job_id: uuid.UUID) -> list[dict[str, Any]]:
     """Segments an engine could not process (poison segments), with the reason per kind."""
-    with session_scope(_settings().database_url) as s:
-        rows = s.execute(
-            select(Segment.idx, Segment.start_s, Segment.end_s, Segment.errors)
-            .where(Segment.job_id == job_id, Segment.errors.is_not(None))
-            .order_by(Segment.idx)
-        ).all()
+    rows = s.execute(
+        select(Segment.idx, Segment.start_s, Segment.end_s, Segment.errors)
+        .where(Segment.job_id == job_id, Segment.errors.is_not(None))
+        .order_by(Segment.idx)
+    ).all()
     return [{"idx": idx, "start": start, "end": end, "errors": errors} for idx, start, end, errors in rows]
 
 
 def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
-    job, counts = _load(str(job_id))
-    response = jsonify(job_view(job, counts, failed_segments(job.id) if job.status == "done" else None))
+    with session_scope(_settings().database_url) as s:
+        job = find_job(str(job_id), s)
+        view = job_view(job, task_counts(s, job.id), failed_segments(s, job.id) if job.status == "done" else None)
+    response = jsonify(view)
     response.status_code = status
     if status == 201:
         response.headers["Location"] = f"/v1/jobs/{job.id}"

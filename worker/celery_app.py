@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import worker.metrics  # noqa: F401  (first: it must choose the metrics directory before anything else)
 import worker.tuning  # noqa: F401  (threads and engine preloading per pool process)
+from celery import signals
+
 from hark.logs import configure_logging
 from hark.queues import make_celery
 from hark.settings import Settings
@@ -16,3 +18,20 @@ app = make_celery(Settings.from_env(), name="hark-worker")
 app.conf.imports = (
     "worker.tasks.prepare", "worker.tasks.infer", "worker.tasks.reduce", "worker.tasks.janitor", "worker.tasks.webhooks",
 )
+
+
+@signals.celeryd_after_setup.connect
+def _check_model_files(sender: str, instance, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    """A worker consuming model queues verifies, before it takes any task, that the default engine
+    of each kind it serves has its model files (e.g. HARK_SENSEVOICE_DIR): a missing directory
+    stops it at start with the path in the message, instead of failing every job later."""
+    from hark.queues import MODEL_KINDS
+    from worker.engines import check_engines
+    from worker.tasks.common import engine_name
+
+    queues = set(instance.app.amqp.queues.consume_from or ())
+    try:
+        check_engines(Settings.from_env(), [name for k in MODEL_KINDS if k in queues and (name := engine_name(k, {}))])
+    except (FileNotFoundError, KeyError) as exc:
+        # Celery logs and swallows exceptions raised by signal handlers; SystemExit is not one.
+        raise SystemExit(f"worker not started: {exc}") from exc

@@ -1,17 +1,27 @@
 """What every engine looks like, and the data passed to and from it.
 
-An engine is loaded once per worker process (`load`) and then run on batches of segments. It
-declares what it produces, so a deployment can route kinds of work to the engines that make them
-and skip tasks another engine already covers.
+An engine is loaded once per worker process (`load`, onto `pick_device()`) and then run on
+batches of segments. It declares what it produces (a subset of `OUTPUTS`), so a deployment can
+route kinds of work to the engines that make them and skip tasks another engine already covers
+(SenseVoice's emotion tags make a separate emotion task unnecessary). Engines that run padded
+forward passes group a batch's segments by length with `run_by_length`, so short segments are not
+padded to the longest one of the whole batch.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
 from hark.settings import Settings
+
+# Everything an engine may declare in `produces`.
+OUTPUTS = frozenset(
+    {"text", "language", "confidence", "words", "emotion", "emotion_scores", "events", "embedding"}
+)
 
 
 @dataclass
@@ -57,10 +67,21 @@ class Engine(Protocol):
     produces: ClassVar[frozenset[str]]
     # Inputs besides audio, e.g. {"text"} for an emotion model that reads the transcript.
     consumes: ClassVar[frozenset[str]]
+    # Optional: job options the engine reads (e.g. {"language", "itn"}); an engine that declares
+    # them is called as run(batch, options) with just those keys, see `run_engine`.
+    # job_options: ClassVar[frozenset[str]]
 
     def load(self, settings: Settings) -> None: ...
 
     def run(self, batch: list[SegmentAudio]) -> list[SegmentResult]: ...
+
+
+def run_engine(engine: Any, batch: list[SegmentAudio], options: dict[str, Any]) -> list[SegmentResult]:
+    """Run an engine on a batch, handing it the job options it declared in `job_options`."""
+    wanted = getattr(engine, "job_options", None)
+    if not wanted:
+        return engine.run(batch)
+    return engine.run(batch, {k: v for k, v in options.items() if k in wanted})
 
 
 def pick_device() -> str:
@@ -68,3 +89,58 @@ def pick_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class ModelDirMissing(FileNotFoundError):
+    """A production engine's model directory is absent or incomplete. Raised at load, before any
+    library is asked for the model, so a worker never tries to fetch weights from a hub."""
+
+
+def require_model_dir(path: str | Path, setting: str, needs: Sequence[str | tuple[str, ...]]) -> Path:
+    """The model directory named by `setting`, checked to hold every file in `needs` (a tuple
+    means any one of those names)."""
+    if not str(path).strip():
+        raise ModelDirMissing(f"{setting} is not set: point it at the engine's local model directory")
+    root = Path(path)
+    if not root.is_dir():
+        raise ModelDirMissing(f"model directory {root} ({setting}) does not exist; see README 'Production engines'")
+    missing = [
+        " or ".join(names)
+        for names in ((n,) if isinstance(n, str) else n for n in needs)
+        if not any((root / name).is_file() for name in names)
+    ]
+    if missing:
+        raise ModelDirMissing(f"model directory {root} ({setting}) lacks {', '.join(missing)}")
+    return root
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def length_batches(lengths: Sequence[float], max_padded_s: float) -> list[list[int]]:
+    """Indices grouped for padded forward passes: longest first, and each group's padded size
+    (members x its longest member) at most `max_padded_s`; one item longer than that goes alone."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and (len(groups[-1]) + 1) * lengths[groups[-1][0]] <= max_padded_s:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def run_by_length(
+    items: Sequence[T], lengths: Sequence[float], max_padded_s: float, forward: Callable[[list[T]], list[R]]
+) -> list[R]:
+    """`forward` over length-sorted groups (see `length_batches`), results back in the items'
+    original order; `forward` returns one result per item it was given, in its order."""
+    out: list[Any] = [None] * len(items)
+    for group in length_batches(lengths, max_padded_s):
+        results = forward([items[i] for i in group])
+        if len(results) != len(group):
+            raise RuntimeError(f"engine returned {len(results)} results for {len(group)} inputs")
+        for i, result in zip(group, results):
+            out[i] = result
+    return out

@@ -50,6 +50,22 @@ def engine_name(kind: str, options: dict) -> str:
     return "" if str(chosen).lower() in {"", "none"} else str(chosen)
 
 
+def planned_kinds(options: dict) -> list[str]:
+    """The kinds of model work a job needs: every kind with an engine, except emotion when the
+    job's ASR engine already gives emotion in the same pass (SenseVoice) and the job did not name
+    an emotion engine of its own. infer() stores the ASR engine's emotion only in that case, so
+    the two never write the same columns."""
+    from hark.queues import MODEL_KINDS
+    from worker.engines import engine_class
+
+    kinds = [k for k in MODEL_KINDS if engine_name(k, options)]
+    asr = engine_name("asr", options)
+    named = (options.get("engines") or {}).get("emotion")
+    if "emotion" in kinds and asr and not named and "emotion" in engine_class(asr).produces:
+        kinds.remove("emotion")
+    return kinds
+
+
 def is_broker_error(exc: BaseException) -> bool:
     """The message broker could not be reached (as opposed to a fault of the job or its data)."""
     from kombu.exceptions import OperationalError as BrokerError

@@ -24,9 +24,9 @@ from hark.storage import Storage, pcm_key
 from worker import faults
 from worker.celery_app import app
 from worker.engines import get_engine
-from worker.engines.base import SegmentAudio, SegmentResult
+from worker.engines.base import SegmentAudio, SegmentResult, run_engine
 from worker.metrics import observe_engine
-from worker.tasks.common import JobStageTask, engine_name, settings
+from worker.tasks.common import JobStageTask, engine_name, planned_kinds, settings
 from worker.timing import Clock
 
 log = logging.getLogger("hark.infer")
@@ -61,9 +61,9 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
     with clock.part(f"{kind}_model", cpu=True):
         if attempt <= cfg.poison_after_attempts:
             faults.before_run(cfg.fault_injection, kind, batch)
-            results = engine.run(batch)  # an error here is retried, the whole batch again
+            results = run_engine(engine, batch, options)  # an error here is retried, the whole batch again
         else:
-            results = _run_one_by_one(cfg, kind, engine, batch)
+            results = _run_one_by_one(cfg, kind, engine, batch, options)
     observe_engine(name, kind, sum(b.end_s - b.start_s for b in batch), clock.wall[f"{kind}_model"])
     if clock.wall[f"{kind}_load"] < 0.01:  # the engine was already warm: nothing worth a key
         del clock.wall[f"{kind}_load"]
@@ -74,7 +74,7 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
         job = s.get(Job, jid, with_for_update=True)
         if job is None or job.status != "inferring":
             return
-        _store(s, jid, kind, results)
+        _store(s, jid, kind, results, asr_emotion="emotion" not in planned_kinds(options))
         s.execute(
             update(JobTask)
             .where(JobTask.job_id == jid, JobTask.batch_idx == batch_idx, JobTask.kind == kind)
@@ -112,7 +112,7 @@ def _set_error(cfg, segment_id: int, kind: str, reason: str | None) -> None:  # 
             )
 
 
-def _run_one_by_one(cfg, kind: str, engine, batch: list[SegmentAudio]) -> list[SegmentResult]:  # type: ignore[no-untyped-def]
+def _run_one_by_one(cfg, kind: str, engine, batch: list[SegmentAudio], options: dict) -> list[SegmentResult]:  # type: ignore[no-untyped-def]
     """The batch failed again and again: find the poison. Each segment runs alone, marked as under
     way beforehand, so one that kills the worker is known on the next delivery and skipped; one that
     raises keeps the reason. The other segments get their results; the batch then counts as done."""
@@ -126,7 +126,7 @@ def _run_one_by_one(cfg, kind: str, engine, batch: list[SegmentAudio]) -> list[S
         _set_error(cfg, seg.segment_id, kind, "the worker died while processing this segment")
         try:
             faults.before_run(cfg.fault_injection, kind, [seg])
-            results += engine.run([seg])
+            results += run_engine(engine, [seg], options)
         except Exception as exc:  # noqa: BLE001 - any engine failure marks this one segment
             _set_error(cfg, seg.segment_id, kind, f"{type(exc).__name__}: {exc}")
             log.warning("segment failed", extra={"segments": str(seg.idx), "kind": kind, "code": "segment_failed"})
@@ -161,7 +161,10 @@ def _load_batch(storage: Storage, jid: uuid.UUID, rows: list) -> list[SegmentAud
     return out
 
 
-def _store(s, jid: uuid.UUID, kind: str, results: list[SegmentResult]) -> None:
+def _store(s, jid: uuid.UUID, kind: str, results: list[SegmentResult], asr_emotion: bool = True) -> None:
+    """Write one kind's results. An ASR engine's emotion (SenseVoice) is kept unless the job runs a
+    separate emotion engine (`asr_emotion` False), which then owns those columns; its audio events
+    are always kept."""
     if kind == "embed":
         ids = [r.segment_id for r in results]
         s.execute(delete(Embedding).where(Embedding.segment_id.in_(ids)))
@@ -177,7 +180,7 @@ def _store(s, jid: uuid.UUID, kind: str, results: list[SegmentResult]) -> None:
     for r in results:
         if kind == "asr":
             values = {"text": r.text, "language": r.language, "confidence": r.confidence, "words": r.words}
-            if r.emotion is not None:  # engines like SenseVoice give emotion in the same pass
+            if asr_emotion and r.emotion_source is not None:  # SenseVoice: emotion in the same pass
                 values.update(emotion=r.emotion, emotion_scores=r.emotion_scores, emotion_source=r.emotion_source)
             if r.events is not None:
                 values["events"] = r.events

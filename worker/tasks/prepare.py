@@ -18,13 +18,13 @@ from hark.audio import AudioError, DecodeLimits, DecodeReport, decode_stream
 from hark.db import session_scope
 from hark.jobstate import advance, fail
 from hark.models import Job, JobTask, Segment
-from hark.queues import MODEL_KINDS, PREPARE
+from hark.queues import PREPARE
 from hark.settings import Settings
 from hark.storage import Storage, pcm_key
 from worker.celery_app import app
 from worker.engines.asr_whisper import pack_clips
 from worker.engines.vad_silero import SileroVad, VadOptions
-from worker.tasks.common import JobStageTask, engine_name, settings
+from worker.tasks.common import JobStageTask, planned_kinds, settings
 from worker.tasks.dispatch import send_infer
 from worker.timing import Clock
 
@@ -130,7 +130,7 @@ def prepare(self, job_id: str) -> None:
             fail(s, jid, "no_speech", f"no speech found in {report.duration_s:.1f} s of audio")
         return
     batches = plan_batches(spans, cfg.batch_speech_s, cfg.asr_clip_s)
-    kinds = [k for k in MODEL_KINDS if engine_name(k, options)]
+    kinds = planned_kinds(options)
 
     db_started = time.monotonic()
     with session_scope(cfg.database_url) as s:

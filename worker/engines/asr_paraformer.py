@@ -1,0 +1,132 @@
+"""Paraformer-large: non-autoregressive Chinese/English ASR, with CT-Transformer punctuation.
+
+Paraformer answers unpunctuated text (characters for Chinese, words for English) and, for the
+BiCif/SeACo variants published as paraformer-large, a timestamp per unit. The punctuation model
+(`HARK_PARAFORMER_PUNC_DIR`, e.g. ct-punc) then restores punctuation and sentence capitals for each
+segment; word timings are kept by attaching each inserted mark to the unit before it, so the
+transcript assembly, which concatenates words, reads the punctuated text.
+
+Models load from `HARK_PARAFORMER_DIR` / `HARK_PARAFORMER_PUNC_DIR` through funasr.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from hark.audio import SAMPLE_RATE
+from hark.settings import Settings
+from worker.engines.base import SegmentAudio, SegmentResult, pick_device, run_by_length
+from worker.engines.funasr_models import generate, load_model, model_dir
+
+SETTING = "HARK_PARAFORMER_DIR"
+PUNC_SETTING = "HARK_PARAFORMER_PUNC_DIR"
+MIN_SAMPLES = SAMPLE_RATE // 10
+# Paraformer's units: one CJK character, or a run of anything else up to a space.
+CJK = "\u3400-\u9fff\uf900-\ufaff"
+UNIT = re.compile(f"[{CJK}]|[^\\s{CJK}]+")
+CJK_CHAR = re.compile(f"[{CJK}]")
+
+
+def units(text: str) -> list[str]:
+    return UNIT.findall(text)
+
+
+def join_units(pieces: list[str]) -> str:
+    """Running text from units: a space between two non-CJK units only (funasr's answer with
+    timestamps puts one between every unit, Chinese characters included)."""
+    out = ""
+    for i, piece in enumerate(pieces):
+        glued = i == 0 or CJK_CHAR.fullmatch(piece) or CJK_CHAR.fullmatch(pieces[i - 1])
+        out += piece if glued else " " + piece
+    return out
+
+
+def attach_punctuation(raw_units: list[str], punctuated: str) -> list[str] | None:
+    """Each unit as it appears in the punctuated text, with the marks and capitals the
+    punctuation model gave it; None when the two texts do not line up unit by unit."""
+    out: list[str] = []
+    pos = 0
+    for unit in raw_units:
+        at = punctuated.lower().find(unit.lower(), pos)
+        if at < 0:
+            return None
+        between = punctuated[pos:at]
+        if between.strip() and not out:
+            return None  # something before the first unit: not a mark we can attach
+        if out:
+            out[-1] += between.rstrip()
+        out.append((" " if out and between[-1:].isspace() else "") + punctuated[at : at + len(unit)])
+        pos = at + len(unit)
+    if out:
+        out[-1] += punctuated[pos:].rstrip()
+    return out
+
+
+class ParaformerAsr:
+    name: ClassVar[str] = "paraformer-large"
+    kind: ClassVar[str] = "asr"
+    produces: ClassVar[frozenset[str]] = frozenset({"text", "words"})
+    consumes: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self) -> None:
+        self.model: Any = None
+        self.punc: Any = None
+        self.device = "cpu"
+        self.batch_s = 240.0
+
+    @classmethod
+    def check(cls, settings: Settings) -> None:
+        model_dir(settings.paraformer_dir, SETTING)
+        if settings.paraformer_punc_dir:
+            model_dir(settings.paraformer_punc_dir, PUNC_SETTING)
+
+    def load(self, settings: Settings) -> None:
+        self.check(settings)
+        self.device = pick_device()
+        self.model = load_model(
+            model_dir(settings.paraformer_dir, SETTING), self.device, settings.torch_threads, filterbank=True
+        )
+        if settings.paraformer_punc_dir:
+            root = model_dir(settings.paraformer_punc_dir, PUNC_SETTING)
+            self.punc = load_model(root, self.device, settings.torch_threads)
+        self.batch_s = settings.funasr_batch_s
+
+    def run(self, batch: list[SegmentAudio]) -> list[SegmentResult]:
+        assert self.model is not None, "load() first"
+        audible = [seg for seg in batch if len(seg.samples) >= MIN_SAMPLES]
+        found = run_by_length(audible, [len(s.samples) / SAMPLE_RATE for s in audible], self.batch_s, self._forward)
+        by_id = {seg.segment_id: r for seg, r in zip(audible, found)}
+        return [by_id.get(seg.segment_id) or SegmentResult(segment_id=seg.segment_id, text="") for seg in batch]
+
+    def _forward(self, segs: list[SegmentAudio]) -> list[SegmentResult]:
+        with torch.inference_mode():
+            answers = generate(self.model, [seg.samples.astype(np.float32, copy=False) for seg in segs])
+        return [self._result(seg, answer) for seg, answer in zip(segs, answers)]
+
+    def _result(self, seg: SegmentAudio, answer: dict[str, Any]) -> SegmentResult:
+        pieces = units(str(answer.get("text", "")))
+        raw = join_units(pieces)
+        text = self._punctuate(raw) if raw else ""
+        surfaces = attach_punctuation(pieces, text)
+        stamps = answer.get("timestamp")
+        words = None
+        if surfaces and isinstance(stamps, list) and len(stamps) == len(surfaces):
+            words = [
+                {
+                    "start": round(seg.start_s + a / 1000, 3),
+                    "end": round(min(seg.end_s, seg.start_s + b / 1000), 3),
+                    "word": w,
+                }
+                for w, (a, b) in zip(surfaces, stamps)
+            ]
+        return SegmentResult(segment_id=seg.segment_id, text=text, words=words)
+
+    def _punctuate(self, raw: str) -> str:
+        if self.punc is None:
+            return raw
+        with torch.inference_mode():
+            answer = self.punc.generate(input=raw, disable_pbar=True)
+        return str(answer[0].get("text", raw)).strip() if answer else raw
