@@ -56,7 +56,7 @@ class Storage:
         self.write_s = 0.0
 
     @contextmanager
-    def _timed(self, direction: str) -> Iterator[None]:
+    def timed(self, direction: str) -> Iterator[None]:
         started = time.monotonic()
         try:
             yield
@@ -70,7 +70,7 @@ class Storage:
             self.client.create_bucket(Bucket=self.bucket)
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        with self._timed("write_s"):
+        with self.timed("write_s"):
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 
     def get_bytes(self, key: str) -> bytes:
@@ -80,7 +80,7 @@ class Storage:
         """Bytes [start, end_exclusive) of an object: one HTTP range request."""
         if end_exclusive <= start:
             return b""
-        with self._timed("read_s"):
+        with self.timed("read_s"):
             resp = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end_exclusive - 1}")
             return resp["Body"].read()
 
@@ -213,7 +213,7 @@ class MultipartWriter(io.RawIOBase):
         return self.bytes_written
 
     def _upload_part(self, body: bytes) -> None:
-        with self.storage._timed("write_s"):
+        with self.storage.timed("write_s"):
             self._send_part(body)
 
     def _send_part(self, body: bytes) -> None:
@@ -234,7 +234,7 @@ class MultipartWriter(io.RawIOBase):
         if self._finished:
             return
         client = self.storage.client
-        with self.storage._timed("write_s"):
+        with self.storage.timed("write_s"):
             if self._upload_id is None:
                 client.put_object(
                     Bucket=self.storage.bucket, Key=self.key, Body=bytes(self._buffer), ContentType=self._content_type
