@@ -4,8 +4,8 @@ doing recognition, speaker diarization and emotion end to end through the API (u
 
     python bench/peer_asr.py meeting.wav --hark-seconds 61.2 [--record]
 
-`bench/peer_asr.sh` generates a meeting, runs it through `infra/demo.sh` to get Hark's time, then
-calls this script. The goal in issue 8 is a ratio (Hark / peer) of at most 1.0.
+`python bench/stages.py --peer` runs both back to back on a generated meeting (Hark in a stack of its
+own, then the peer) and prints the ratio. The goal in issue 8 is a ratio (Hark / peer) of at most 1.0.
 """
 from __future__ import annotations
 
@@ -22,17 +22,17 @@ from record import report  # noqa: E402
 from worker.engines.asr_whisper import embedded_model_dir  # noqa: E402
 
 
-def peer_seconds(path: Path, batch_size: int, threads: int) -> tuple[float, float, int]:
+def peer_seconds(path: Path, batch_size: int, threads: int) -> tuple[float, float, int, float]:
     """Wall seconds of the peer's batched ASR (model loading excluded, decoding included), the
-    audio duration it reports, and the number of segments it returned."""
+    audio duration it reports, the number of segments it returned, and its CPU seconds."""
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     model = WhisperModel(str(embedded_model_dir()), device="cpu", compute_type="int8", cpu_threads=threads)
     pipeline = BatchedInferencePipeline(model=model)
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     segments, info = pipeline.transcribe(str(path), batch_size=batch_size, language="en", beam_size=1)
     count = sum(1 for _ in segments)  # the generator does the work
-    return time.monotonic() - started, float(info.duration), count
+    return time.monotonic() - started, float(info.duration), count, time.process_time() - cpu
 
 
 def main() -> int:
@@ -43,7 +43,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
     args = parser.parse_args()
-    seconds, duration, count = peer_seconds(args.recording, args.batch_size, args.threads)
+    seconds, duration, count, _ = peer_seconds(args.recording, args.batch_size, args.threads)
     ratio = args.hark_seconds / seconds
     lines = [
         f"- recording `{args.recording.name}`: {duration / 60:.1f} min",

@@ -48,7 +48,8 @@ def to_txt(doc: dict[str, Any]) -> str:
 
 
 def to_rttm(doc: dict[str, Any]) -> str:
-    """Speaker turns (who speaks when, covering the detected speech), else the utterances."""
+    """Speaker turns (who speaks when, on the VAD's speech frames; where two voices overlap both
+    speakers have a turn), else the utterances."""
     name = doc.get("recording", "recording").replace(" ", "_") or "recording"
     return "".join(
         f"SPEAKER {name} 1 {t['start']:.3f} {t['end'] - t['start']:.3f} <NA> <NA> {t['speaker']} <NA> <NA>\n"

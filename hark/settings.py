@@ -52,7 +52,8 @@ class Settings:
     gigaam_rnnt_dir: str = "/models/gigaam-v2-rnnt"
     gigaam_emo_dir: str = "/models/gigaam-emo"
     whisper_large_v3_dir: str = "/models/faster-whisper-large-v3"
-    # Threads each model process may use; 0 lets the library decide.
+    # Threads each worker process's models may use; 0: the worker's CPUs shared among its pool
+    # processes (worker/tuning.py).
     torch_threads: int = 0
     # Decoding limits enforced in the worker.
     max_duration_s: float = 12 * 3600.0
@@ -105,6 +106,16 @@ class Settings:
     campplus_dir: str = "/models/campplus"
     emotion2vec_dir: str = "/models/emotion2vec_plus_large"
     funasr_batch_s: float = 240.0
+    # Performance. Whisper runs each batch's consecutive segments packed into clips of up to this
+    # many seconds: it pads every clip to its 30 s window, so fuller clips mean fewer encoder
+    # passes. The rows stay one per segment; 0 gives every segment a clip of its own.
+    asr_clip_s: float = 30.0
+    # Word timings from Whisper (an alignment pass over its attention) place each word, and so a
+    # speaker change inside a segment, precisely; without them a word's time is estimated from
+    # Whisper's segment timestamps.
+    asr_word_timestamps: bool = True
+    # Load a model worker's engines when its pool process starts, not during its first task.
+    preload_engines: bool = True
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

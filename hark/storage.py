@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -49,6 +51,17 @@ class Storage:
         # Presigned URLs must name the endpoint clients reach, which may differ from the internal one.
         public = settings.s3_public_endpoint or settings.s3_endpoint
         self.presign_client = _client(public, settings.s3_access_key, settings.s3_secret_key, settings.s3_region)
+        # Wall seconds this instance spent reading and writing objects, for the job's stage timings.
+        self.read_s = 0.0
+        self.write_s = 0.0
+
+    @contextmanager
+    def timed(self, direction: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            setattr(self, direction, getattr(self, direction) + time.monotonic() - started)
 
     def ensure_bucket(self) -> None:
         try:
@@ -57,7 +70,8 @@ class Storage:
             self.client.create_bucket(Bucket=self.bucket)
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        with self.timed("write_s"):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 
     def get_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -66,8 +80,9 @@ class Storage:
         """Bytes [start, end_exclusive) of an object: one HTTP range request."""
         if end_exclusive <= start:
             return b""
-        resp = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end_exclusive - 1}")
-        return resp["Body"].read()
+        with self.timed("read_s"):
+            resp = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end_exclusive - 1}")
+            return resp["Body"].read()
 
     def size(self, key: str) -> int:
         return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
@@ -198,6 +213,10 @@ class MultipartWriter(io.RawIOBase):
         return self.bytes_written
 
     def _upload_part(self, body: bytes) -> None:
+        with self.storage.timed("write_s"):
+            self._send_part(body)
+
+    def _send_part(self, body: bytes) -> None:
         client = self.storage.client
         if self._upload_id is None:
             resp = client.create_multipart_upload(
@@ -215,19 +234,20 @@ class MultipartWriter(io.RawIOBase):
         if self._finished:
             return
         client = self.storage.client
-        if self._upload_id is None:
-            client.put_object(
-                Bucket=self.storage.bucket, Key=self.key, Body=bytes(self._buffer), ContentType=self._content_type
-            )
-        else:
-            if self._buffer:
-                self._upload_part(bytes(self._buffer))
-            client.complete_multipart_upload(
-                Bucket=self.storage.bucket,
-                Key=self.key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts},
-            )
+        with self.storage.timed("write_s"):
+            if self._upload_id is None:
+                client.put_object(
+                    Bucket=self.storage.bucket, Key=self.key, Body=bytes(self._buffer), ContentType=self._content_type
+                )
+            else:
+                if self._buffer:
+                    self._send_part(bytes(self._buffer))
+                client.complete_multipart_upload(
+                    Bucket=self.storage.bucket,
+                    Key=self.key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
         self._buffer.clear()
         self._finished = True
 

@@ -19,7 +19,9 @@ start_app() {
   celery -A worker.celery_app worker -Q cpu -c 1 -n "cpu@%h" -B -s "$RUN/beat-schedule" --without-mingle --without-gossip --loglevel=INFO \
     >"$RUN/worker-cpu.log" 2>&1 &
   echo $! > "$RUN/worker-cpu.pid"
-  celery -A worker.celery_app worker -Q asr,embed,emotion -c 1 -n "model@%h" --without-mingle --without-gossip --loglevel=INFO \
+  # Two model processes, one thread each (worker/tuning.py shares the cores among them): an ASR and
+  # an embedding batch run side by side instead of one after the other.
+  celery -A worker.celery_app worker -Q asr,embed,emotion -c 2 -n "model@%h" --without-mingle --without-gossip --loglevel=INFO \
     >"$RUN/worker-model.log" 2>&1 &
   echo $! > "$RUN/worker-model.pid"
   gunicorn -w 2 -b "127.0.0.1:$PORT" --timeout 600 "web:create_app()" >"$RUN/web.log" 2>&1 &

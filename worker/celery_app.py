@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import worker.metrics  # noqa: F401  (first: it must choose the metrics directory before anything else)
+import worker.tuning  # noqa: F401  (threads and engine preloading per pool process)
 from celery import signals
 
 from hark.logs import configure_logging

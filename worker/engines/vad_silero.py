@@ -2,21 +2,29 @@
 
 The model is stateful (it carries context between 32 ms frames), so the decoder's blocks can be
 fed one after another and only the per-frame speech probabilities and energies are kept (8 bytes
-per 32 ms, about 9 MB for ten hours). Segments are cut from the probabilities at the end with
-hysteresis; segments longer than the maximum are split at their lowest-energy point (a breath or
-a word boundary), and short neighbours are merged up to `merge_length_s`, as FunASR does, so ASR
-gets fewer, fuller pieces of context.
+per 32 ms, about 9 MB for ten hours). Each block goes through silero-vad's "sequence" ONNX export
+in one call, the LSTM state and each frame's 64-sample context carried from block to block: the
+same probabilities as calling the streaming model once per frame, at a quarter of the cost (those
+18 750 calls per 10 minutes were mostly Python and torch overhead).
+
+Segments are cut from the probabilities at the end with hysteresis; segments longer than the
+maximum are split at their lowest-energy point (a breath or a word boundary), and short neighbours
+are merged up to `merge_length_s`, as FunASR does, so ASR gets fewer, fuller pieces of context.
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
 from hark.audio import SAMPLE_RATE
 
 FRAME = 512  # samples per silero frame at 16 kHz
+CONTEXT = 64  # samples of the previous frame the model sees before each frame
+MODEL_FILE = "silero_vad_16k_sequence.onnx"
 FRAME_S = FRAME / SAMPLE_RATE
 
 
@@ -37,43 +45,56 @@ class SileroVad:
     kind = "vad"
 
     def __init__(self) -> None:
-        self.model: torch.nn.Module | None = None
+        self.session: Any = None
 
     def load(self) -> None:
-        from silero_vad import load_silero_vad
+        import onnxruntime
 
-        self.model = load_silero_vad(onnx=False)
+        # Found without importing silero_vad, whose import sets torch's thread count process-wide.
+        spec = importlib.util.find_spec("silero_vad")
+        if spec is None or spec.origin is None:
+            raise FileNotFoundError("the silero-vad package is not installed")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1  # small sequential model
+        self.session = onnxruntime.InferenceSession(
+            str(Path(spec.origin).parent / "data" / MODEL_FILE), sess_options=options, providers=["CPUExecutionProvider"]
+        )
 
     def stream(self) -> "VadStream":
-        if self.model is None:
+        if self.session is None:
             self.load()
-        assert self.model is not None
-        self.model.reset_states()
-        return VadStream(self.model)
+        return VadStream(self.session)
 
 
 class VadStream:
     """Feed int16 blocks in order; `segments()` gives (start_s, end_s) pairs at the end."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.model = model
+    def __init__(self, session: Any) -> None:
+        self.session = session
         self._carry = np.zeros(0, dtype=np.float32)
+        self._context = np.zeros(CONTEXT, dtype=np.float32)  # the last samples of the previous frame
+        self._state = (np.zeros((1, 1, 128), dtype=np.float32), np.zeros((1, 1, 128), dtype=np.float32))
         self._probs: list[np.ndarray] = []
         self._energy: list[np.ndarray] = []
         self.samples = 0
 
-    @torch.inference_mode()
     def feed(self, block: np.ndarray) -> None:
         audio = np.concatenate([self._carry, block.astype(np.float32) / 32768.0])
         self.samples += block.size
-        usable = (audio.size // FRAME) * FRAME
-        frames = torch.from_numpy(audio[:usable]).reshape(-1, FRAME)
-        probs = np.empty(frames.shape[0], dtype=np.float32)
-        for i in range(frames.shape[0]):
-            probs[i] = float(self.model(frames[i : i + 1], SAMPLE_RATE))
-        self._probs.append(probs)
-        self._energy.append(frame_energy(frames.numpy()))
-        self._carry = audio[usable:]
+        count = audio.size // FRAME
+        self._carry = audio[count * FRAME :]
+        if count == 0:
+            return
+        frames = audio[: count * FRAME].reshape(count, FRAME)
+        contexts = np.empty((count, CONTEXT), dtype=np.float32)
+        contexts[0] = self._context
+        contexts[1:] = frames[:-1, -CONTEXT:]
+        self._context = frames[-1, -CONTEXT:].copy()
+        inputs = {"input": np.concatenate([contexts, frames], axis=1), "h": self._state[0], "c": self._state[1]}
+        probs, h, c = self.session.run(["speech_probs", "hn", "cn"], inputs)
+        self._state = (h, c)
+        self._probs.append(probs.reshape(-1).astype(np.float32, copy=False))
+        self._energy.append(frame_energy(frames))
 
     def probabilities(self) -> np.ndarray:
         return np.concatenate(self._probs) if self._probs else np.zeros(0, dtype=np.float32)

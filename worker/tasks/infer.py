@@ -12,7 +12,8 @@ import logging
 import time
 import uuid
 
-from sqlalchemy import delete, func, select, text, update
+import numpy as np
+from sqlalchemy import delete, func, insert, select, text, update
 
 from hark.audio import pcm_to_float, seconds_to_byte
 from hark.db import session_scope
@@ -26,6 +27,7 @@ from worker.engines import get_engine
 from worker.engines.base import SegmentAudio, SegmentResult, run_engine
 from worker.metrics import observe_engine
 from worker.tasks.common import JobStageTask, engine_name, planned_kinds, settings
+from worker.timing import Clock
 
 log = logging.getLogger("hark.infer")
 
@@ -34,7 +36,9 @@ log = logging.getLogger("hark.infer")
 def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
     cfg = settings()
     jid = uuid.UUID(job_id)
-    with session_scope(cfg.database_url) as s:
+    clock = Clock()
+    started, started_cpu = time.monotonic(), time.process_time()
+    with clock.part(f"{kind}_db"), session_scope(cfg.database_url) as s:
         job = s.get(Job, jid)
         task = s.get(JobTask, (jid, batch_idx, kind))
         if job is None or task is None or job.status != "inferring" or task.done_at is not None:
@@ -49,18 +53,21 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
         s.execute(update(JobTask).where(JobTask.job_id == jid, JobTask.batch_idx == batch_idx, JobTask.kind == kind)
                   .values(attempts=JobTask.attempts + 1, started_at=func.now()))
     extra = {"job_id": job_id, "batch": batch_idx, "kind": kind, "segments": f"{task.first_idx}-{task.last_idx}"}
-    started = time.monotonic()
     name = engine_name(kind, options)
-    engine = get_engine(name, cfg)
-    batch = _load_batch(Storage(cfg), jid, rows)
-    run_started = time.monotonic()
-    if attempt <= cfg.poison_after_attempts:
-        faults.before_run(cfg.fault_injection, kind, batch)
-        results = run_engine(engine, batch, options)  # an error here is retried, the whole batch again
-    else:
-        results = _run_one_by_one(cfg, kind, engine, batch, options)
-    observe_engine(name, kind, sum(b.end_s - b.start_s for b in batch), time.monotonic() - run_started)
-    compute_s = time.monotonic() - started
+    with clock.part(f"{kind}_load"):
+        engine = get_engine(name, cfg)
+    with clock.part(f"{kind}_fetch"):
+        batch = _load_batch(Storage(cfg), jid, rows)
+    with clock.part(f"{kind}_model", cpu=True):
+        if attempt <= cfg.poison_after_attempts:
+            faults.before_run(cfg.fault_injection, kind, batch)
+            results = run_engine(engine, batch, options)  # an error here is retried, the whole batch again
+        else:
+            results = _run_one_by_one(cfg, kind, engine, batch, options)
+    observe_engine(name, kind, sum(b.end_s - b.start_s for b in batch), clock.wall[f"{kind}_model"])
+    if clock.wall[f"{kind}_load"] < 0.01:  # the engine was already warm: nothing worth a key
+        del clock.wall[f"{kind}_load"]
+    db_started = time.monotonic()
     with session_scope(cfg.database_url) as s:
         # Lock the job row: completions of one job are serialised, so exactly one task sees the
         # last batch finish.
@@ -73,13 +80,15 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
             .where(JobTask.job_id == jid, JobTask.batch_idx == batch_idx, JobTask.kind == kind)
             .values(done_at=func.now())
         )
-        timings = dict(job.timings or {})
-        timings[f"{kind}_s"] = round(timings.get(f"{kind}_s", 0.0) + compute_s, 3)
-        job.timings = timings
         remaining = s.scalar(
             select(func.count()).select_from(JobTask).where(JobTask.job_id == jid, JobTask.done_at.is_(None))
         )
+        # Everything but this transaction's commit is in the timings.
+        clock.add(f"{kind}_db", time.monotonic() - db_started)
+        clock.add(kind, time.monotonic() - started, time.process_time() - started_cpu)
+        job.timings = clock.merged(job.timings)
         last = remaining == 0 and advance(s, jid, "reducing")
+    compute_s = clock.wall[kind]
     log.info("batch done", extra={**extra, "seconds": round(compute_s, 3)})
     if last:
         app.send_task(REDUCE, args=[job_id])
@@ -159,12 +168,14 @@ def _store(s, jid: uuid.UUID, kind: str, results: list[SegmentResult], asr_emoti
     if kind == "embed":
         ids = [r.segment_id for r in results]
         s.execute(delete(Embedding).where(Embedding.segment_id.in_(ids)))
-        s.add_all(
-            Embedding(job_id=jid, segment_id=r.segment_id, win_idx=i, start_s=w.start_s, end_s=w.end_s,
-                      vector=[float(v) for v in w.vector])
+        rows = [
+            {"job_id": jid, "segment_id": r.segment_id, "win_idx": i, "start_s": w.start_s, "end_s": w.end_s,
+             "vector": np.asarray(w.vector, dtype=np.float64).tolist()}
             for r in results
             for i, w in enumerate(r.windows)
-        )
+        ]
+        if rows:  # one multi-row INSERT, without an ORM object per window
+            s.execute(insert(Embedding), rows)
         return
     for r in results:
         if kind == "asr":

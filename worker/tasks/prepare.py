@@ -22,10 +22,12 @@ from hark.queues import PREPARE
 from hark.settings import Settings
 from hark.storage import Storage, pcm_key, vad_key
 from worker.celery_app import app
+from worker.engines.asr_whisper import pack_clips
 from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions
 from worker.resegment import SpeechProbabilities
 from worker.tasks.common import JobStageTask, planned_kinds, settings
 from worker.tasks.dispatch import send_infer
+from worker.timing import Clock
 
 log = logging.getLogger("hark.prepare")
 _vad = SileroVad()
@@ -42,16 +44,22 @@ class Batch:
     speech_s: float
 
 
-def plan_batches(spans: list[tuple[float, float]], batch_speech_s: float) -> list[Batch]:
+def plan_batches(spans: list[tuple[float, float]], batch_speech_s: float, clip_s: float = 0.0) -> list[Batch]:
     """Group consecutive segments into batches of about `batch_speech_s` seconds of speech, so one
-    task costs about the same whatever the recording."""
+    task costs about the same whatever the recording. A batch ends only where one of the ASR
+    engine's clips ends (it packs consecutive segments into clips of up to `clip_s`), so no clip
+    but the recording's last is cut short by a batch boundary and padded for nothing; batches
+    smaller than a clip (0 turns this off) may end after any segment."""
+    rate = 16000
+    lengths = [int(round(b * rate)) - int(round(a * rate)) for a, b in spans]
+    groups = pack_clips(lengths, int(clip_s * rate)) if clip_s and batch_speech_s >= clip_s else [(i, i) for i in range(len(spans))]
     batches: list[Batch] = []
     first, total = 0, 0.0
-    for i, (start, end) in enumerate(spans):
-        total += end - start
-        if total >= batch_speech_s or i == len(spans) - 1:
-            batches.append(Batch(first, i, round(total, 3)))
-            first, total = i + 1, 0.0
+    for group_first, last in groups:
+        total += sum(end - start for start, end in spans[group_first : last + 1])
+        if total >= batch_speech_s or last == len(spans) - 1:
+            batches.append(Batch(first, last, round(total, 3)))
+            first, total = last + 1, 0.0
     return batches
 
 
@@ -75,7 +83,9 @@ def vad_options(cfg: Settings, options: dict) -> VadOptions:
 def prepare(self, job_id: str) -> None:
     cfg = settings()
     jid = uuid.UUID(job_id)
-    with session_scope(cfg.database_url) as s:
+    clock = Clock()
+    started, started_cpu = time.monotonic(), time.process_time()
+    with clock.part("prepare_db"), session_scope(cfg.database_url) as s:
         if not advance(s, jid, "preparing", started_at=func.coalesce(Job.started_at, func.now())):
             log.info("job not preparable, skipping", extra={"job_id": job_id})
             return
@@ -84,16 +94,17 @@ def prepare(self, job_id: str) -> None:
         source_key, options, priority = job.source_key, dict(job.options or {}), job.priority
 
     storage = Storage(cfg)
-    started = time.monotonic()
     report = DecodeReport()
     stream = _vad.stream()
     writer = storage.writer(pcm_key(jid))
-    progress = _Progress(cfg.database_url, jid, report)
+    progress = _Progress(cfg.database_url, jid, report, clock)
+    loop_started, loop_cpu_started, db_before = time.monotonic(), time.process_time(), clock.wall["prepare_db"]
     try:
         with storage.reader(source_key) as source:
             for block in decode_stream(source, report, limits=decode_limits(cfg)):
                 writer.write(block.astype("<i2").tobytes())
-                stream.feed(block)
+                with clock.part("vad", cpu=True):
+                    stream.feed(block)
                 progress.tick()
         writer.finish()
     except (AudioError, SoftTimeLimitExceeded) as exc:
@@ -106,17 +117,24 @@ def prepare(self, job_id: str) -> None:
             fail(s, jid, code, message)
         log.warning("decode failed", extra={"job_id": job_id, "code": code})
         return
-    decode_s = time.monotonic() - started
-    spans = stream.segments(vad_options(cfg, options))
+    # Decoding is the loop's time less what the VAD, S3 and the progress rows took in it.
+    loop_wall, loop_cpu = time.monotonic() - loop_started, time.process_time() - loop_cpu_started
+    loop_other = clock.wall.get("vad", 0.0) + storage.read_s + storage.write_s + clock.wall["prepare_db"] - db_before
+    clock.add("decode", loop_wall - loop_other, loop_cpu - clock.cpu.get("vad", 0.0))
+    with clock.part("vad", cpu=True):
+        spans = stream.segments(vad_options(cfg, options))
+    clock.add("prepare_s3_read", storage.read_s)
+    clock.add("prepare_s3_write", storage.write_s)
     if not spans:
         storage.delete_prefix(pcm_key(jid))  # nothing will ever read it
         with session_scope(cfg.database_url) as s:
             fail(s, jid, "no_speech", f"no speech found in {report.duration_s:.1f} s of audio")
         return
     storage.put_bytes(vad_key(jid), SpeechProbabilities(stream.probabilities(), FRAME_S).to_bytes())
-    batches = plan_batches(spans, cfg.batch_speech_s)
+    batches = plan_batches(spans, cfg.batch_speech_s, cfg.asr_clip_s)
     kinds = planned_kinds(options)
 
+    db_started = time.monotonic()
     with session_scope(cfg.database_url) as s:
         job = s.get(Job, jid, with_for_update=True)
         if job is None or job.status != "preparing":
@@ -132,8 +150,10 @@ def prepare(self, job_id: str) -> None:
             for n, b in enumerate(batches)
             for k in kinds
         )
-        timings = dict(job.timings or {})
-        timings["prepare_s"] = round(decode_s, 3)
+        s.flush()
+        # Everything but this transaction's commit is in the timings.
+        clock.add("prepare_db", time.monotonic() - db_started)
+        clock.add("prepare", time.monotonic() - started, time.process_time() - started_cpu)
         advance(
             s,
             jid,
@@ -142,7 +162,7 @@ def prepare(self, job_id: str) -> None:
             decoded_s=round(report.duration_s, 3),
             segments_total=len(spans),
             tasks_total=len(batches) * len(kinds),
-            timings=timings,
+            timings=clock.merged(job.timings),
             options={**options, "source_codec": report.codec, "source_rate": report.source_rate},
         )
     send_infer(job_id, [(n, k) for n in range(len(batches)) for k in kinds], options, priority=priority)
@@ -155,8 +175,8 @@ def prepare(self, job_id: str) -> None:
 class _Progress:
     """Writes how far decoding got to the job row every few seconds, for progress and ETA."""
 
-    def __init__(self, database_url: str, job_id: uuid.UUID, report: DecodeReport) -> None:
-        self.database_url, self.job_id, self.report = database_url, job_id, report
+    def __init__(self, database_url: str, job_id: uuid.UUID, report: DecodeReport, clock: Clock) -> None:
+        self.database_url, self.job_id, self.report, self.clock = database_url, job_id, report, clock
         self.last = time.monotonic()
         self.declared_sent = False
 
@@ -168,6 +188,6 @@ class _Progress:
         if not self.declared_sent:
             values["declared_duration_s"] = self.report.declared_duration_s
             self.declared_sent = True
-        with session_scope(self.database_url) as s:
+        with self.clock.part("prepare_db"), session_scope(self.database_url) as s:
             s.execute(update(Job).where(Job.id == self.job_id).values(**values))
         self.last = now

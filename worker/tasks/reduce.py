@@ -25,6 +25,7 @@ from worker.clustering import ClusterOptions
 from worker.engines.vad_silero import FRAME_S
 from worker.resegment import SpeechProbabilities, diarize
 from worker.tasks.common import JobStageTask, settings
+from worker.timing import Clock
 
 log = logging.getLogger("hark.reduce")
 
@@ -71,8 +72,9 @@ def _speech(storage: Storage, jid: uuid.UUID) -> SpeechProbabilities | None:
 def reduce(self, job_id: str) -> None:
     cfg = settings()
     jid = uuid.UUID(job_id)
-    started = time.monotonic()
-    with session_scope(cfg.database_url) as s:
+    clock = Clock()
+    started, started_cpu = time.monotonic(), time.process_time()
+    with clock.part("reduce_db"), session_scope(cfg.database_url) as s:
         job = s.get(Job, jid)
         if job is None or job.status != "reducing":
             return
@@ -86,12 +88,14 @@ def reduce(self, job_id: str) -> None:
         ]
 
     storage = Storage(cfg)
-    found = diarize(
-        [(v.start_s, v.end_s) for v in views], starts, ends, vectors, cluster_options(options), _speech(storage, jid)
-    )
+    with clock.part("clustering", cpu=True):
+        found = diarize(
+            [(v.start_s, v.end_s) for v in views], starts, ends, vectors, cluster_options(options), _speech(storage, jid)
+        )
     turns, centroids = found.turns, found.centroids
-    utterances = build_utterances(views, turns)
-    stats = speaker_stats(turns, found.overlaps)
+    with clock.part("assemble", cpu=True):
+        utterances = build_utterances(views, turns)
+        stats = speaker_stats(turns, found.overlaps)
     # The RTTM and the document list every speaker heard, overlapped speech included; words
     # follow the single-speaker turns.
     all_turns = sorted(turns + found.overlaps, key=lambda t: (t.start_s, t.end_s))
@@ -122,9 +126,12 @@ def reduce(self, job_id: str) -> None:
             for u in utterances
         ],
     }
-    for fmt, content_type in FORMATS.items():
-        storage.put_bytes(out_key(jid, fmt), render(doc, fmt).encode("utf-8"), content_type)
+    with clock.part("export"):
+        for fmt, content_type in FORMATS.items():
+            storage.put_bytes(out_key(jid, fmt), render(doc, fmt).encode("utf-8"), content_type)
+    clock.add("reduce_s3_write", storage.write_s)
 
+    db_started = time.monotonic()
     with session_scope(cfg.database_url) as s:
         job = s.get(Job, jid, with_for_update=True)
         if job is None or job.status != "reducing":
@@ -143,7 +150,9 @@ def reduce(self, job_id: str) -> None:
             )
             for name, entry in stats.items()
         )
-        timings = dict(job.timings or {})
-        timings["reduce_s"] = round(time.monotonic() - started, 3)
-        advance(s, jid, "done", finished_at=func.now(), timings=timings)
+        s.flush()
+        # Everything but this transaction's commit is in the timings.
+        clock.add("reduce_db", time.monotonic() - db_started)
+        clock.add("reduce", time.monotonic() - started, time.process_time() - started_cpu)
+        advance(s, jid, "done", finished_at=func.now(), timings=clock.merged(job.timings))
     log.info("job done", extra={"job_id": job_id, "stage": "reduce", "seconds": round(time.monotonic() - started, 3)})

@@ -1,0 +1,135 @@
+"""The parts behind issue 8's speed-ups: stage clocks, Whisper clip packing and estimated word
+times, per-process thread counts, and the batched VAD giving the per-frame model's answer."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hark.settings import Settings
+from worker.engines.asr_whisper import pack_clips, spread_words
+from worker.timing import Clock
+from worker.tuning import cpus, threads_per_process
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.wav"
+
+
+def test_clock_sums_parts_into_existing_timings():
+    clock = Clock()
+    with clock.part("asr_model", cpu=True):
+        sum(i * i for i in range(200_000))  # some CPU
+    with clock.part("asr_db"):
+        time.sleep(0.02)
+    clock.add("asr_db", 0.5)
+    merged = clock.merged({"asr_db_s": 1.0, "prepare_s": 2.0})
+    assert merged["prepare_s"] == 2.0
+    assert merged["asr_db_s"] == pytest.approx(1.52, abs=0.05)
+    assert merged["asr_model_s"] > 0 and merged["asr_model_cpu_s"] > 0
+    assert "asr_db_cpu_s" not in merged  # CPU only where asked for
+
+
+def test_clips_pack_consecutive_segments_up_to_the_limit():
+    second = 16000
+    lengths = [10 * second, 12 * second, 9 * second, 29 * second, 31 * second, 1 * second, 0]
+    assert pack_clips(lengths, 30 * second) == [(0, 1), (2, 2), (3, 3), (4, 4), (5, 6)]
+    # 0: a clip per segment, as before packing.
+    assert pack_clips(lengths, 0) == [(i, i) for i in range(len(lengths))]
+    assert pack_clips([], 30 * second) == []
+
+
+def test_estimated_word_times_share_the_piece_by_length():
+    words = spread_words(" Good morning, everyone.", 10.0, 12.2)
+    assert [w for _, _, w, _ in words] == [" Good", " morning,", " everyone."]
+    assert words[0][0] == 10.0 and words[-1][1] == pytest.approx(12.2)
+    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(words, words[1:]))
+    # "morning," has twice the characters of "Good": twice the time.
+    assert (words[1][1] - words[1][0]) == pytest.approx(2 * (words[0][1] - words[0][0]))
+    assert spread_words("", 0.0, 1.0) == []
+
+
+def test_threads_are_shared_among_pool_processes():
+    assert threads_per_process(Settings(torch_threads=3), 4) == 3
+    assert threads_per_process(Settings(torch_threads=0), 1) == cpus()
+    assert threads_per_process(Settings(torch_threads=0), 1000) == 1
+
+
+def test_batched_vad_gives_the_per_frame_models_probabilities():
+    from silero_vad import load_silero_vad
+    import torch
+
+    from tests.audiofiles import read_wav
+    from worker.engines.vad_silero import FRAME, SileroVad
+
+    samples, rate = read_wav(SAMPLE)
+    pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+    stream = SileroVad().stream()
+    for i in range(0, pcm.size, 7001):  # blocks that cut frames apart
+        stream.feed(pcm[i : i + 7001])
+    model = load_silero_vad(onnx=False)
+    model.reset_states()
+    frames = torch.from_numpy(pcm[: pcm.size // FRAME * FRAME].astype(np.float32) / 32768.0).reshape(-1, FRAME)
+    with torch.inference_mode():
+        expected = np.array([float(model(frames[i : i + 1], 16000)) for i in range(frames.shape[0])])
+    got = stream.probabilities()
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-4
+    assert (expected > 0.5).sum() > 100  # the sample is mostly speech: the comparison means something
+
+
+@pytest.fixture(scope="module")
+def three_voices():
+    """Three segments, each a different espeak-ng voice saying a different sentence, 10 s apart."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from synth import VOICES, speak
+
+    from worker.engines.base import SegmentAudio
+
+    sentences = [
+        "The server costs went up again this month.",
+        "Please update the roadmap before Friday.",
+        "Our biggest customer renewed their contract yesterday.",
+    ]
+    segments = []
+    for i, text in enumerate(sentences):
+        audio = np.concatenate([np.zeros(1600, np.float32), speak(VOICES[i], text), np.zeros(1600, np.float32)])
+        start = 10.0 * i + 1.0
+        segments.append(SegmentAudio(i, i, start, round(start + audio.size / 16000, 3), audio))
+    return segments, sentences
+
+
+@pytest.mark.parametrize("word_timestamps", [True, False])
+def test_packed_clip_gives_each_segment_its_own_words(three_voices, word_timestamps):
+    """The three segments go through Whisper as one clip; each must get back exactly its words,
+    timed inside its own span of the recording."""
+    from worker.engines.asr_whisper import WhisperAsr
+
+    segments, sentences = three_voices
+    engine = WhisperAsr()
+    engine.load(Settings(asr_clip_s=30.0, asr_word_timestamps=word_timestamps))
+    assert pack_clips([s.samples.size for s in segments], 30 * 16000) == [(0, 2)]
+    results = engine.run(segments)
+    assert [r.segment_id for r in results] == [0, 1, 2]
+    keys = [("server", "month"), ("roadmap", "friday"), ("customer", "yesterday")]
+    for seg, result, own in zip(segments, results, keys):
+        text = result.text.lower()
+        assert all(k in text for k in own), (result.text, own)
+        others = [k for other in keys if other != own for k in other]
+        assert not any(k in text for k in others), result.text
+        assert result.words and all(seg.start_s <= w["start"] <= w["end"] <= seg.end_s for w in result.words)
+        assert "".join(w["word"] for w in result.words).strip() == result.text
+        assert (result.words[0]["p"] is None) == (not word_timestamps)
+
+
+def test_batches_end_where_a_clip_ends():
+    from worker.tasks.prepare import plan_batches
+
+    spans = [(i * 12.0, i * 12.0 + 9.9) for i in range(20)]  # 9.9 s each: three to a 30 s clip
+    batches = plan_batches(spans, 45.0, clip_s=30.0)
+    assert [(b.first_idx, b.last_idx) for b in batches] == [(0, 5), (6, 11), (12, 17), (18, 19)]
+    # Without clips (or batches smaller than a clip) a batch ends after any segment, as before.
+    assert [(b.first_idx, b.last_idx) for b in plan_batches(spans, 45.0)][0] == (0, 4)
+    assert len(plan_batches(spans, 0.5, clip_s=30.0)) == 20

@@ -1,0 +1,81 @@
+"""Per-process set-up of worker pools: how many threads each process's models use, and loading a
+model worker's engines before its first task.
+
+Two pool processes on a two-core machine that each start a library's default number of threads
+(torch: one per core; CTranslate2: 4) run four or more busy threads on two cores, and every
+forward pass waits for the slowest. So the thread count is chosen per process: `torch_threads`
+when set, else the CPUs this worker may use divided among its pool processes. It is applied to
+torch, to the BLAS behind numpy (clustering) and, through `torch.get_num_threads()`, to the
+engines that take a thread count (CTranslate2).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from celery import signals
+
+from hark.queues import MODEL_KINDS
+from hark.settings import Settings
+
+log = logging.getLogger("hark.tuning")
+
+# Filled in by the worker's main process before the pool starts; forked pool processes inherit it.
+_pool: dict[str, Any] = {"concurrency": 1, "queues": ()}
+
+
+def cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_process(settings: Settings, concurrency: int) -> int:
+    """`torch_threads` when set, else this worker's CPUs shared among its pool processes."""
+    if settings.torch_threads > 0:
+        return settings.torch_threads
+    return max(1, cpus() // max(1, concurrency))
+
+
+def apply_threads(threads: int) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+
+
+@signals.celeryd_after_setup.connect
+def _remember_pool(sender: str, instance: Any, **_: object) -> None:
+    from worker.tasks.common import settings
+
+    _pool["concurrency"] = int(getattr(instance, "concurrency", 1) or 1)
+    _pool["queues"] = tuple(instance.app.amqp.queues.consume_from)
+    # The main process too: with `--pool solo` it is the one running the tasks.
+    apply_threads(threads_per_process(settings(), _pool["concurrency"]))
+
+
+@signals.worker_process_init.connect
+def _init_pool_process(**_: object) -> None:
+    from worker.engines import get_engine
+    from worker.tasks.common import engine_name, settings
+
+    cfg = settings()
+    threads = threads_per_process(cfg, _pool["concurrency"])
+    apply_threads(threads)
+    if not cfg.preload_engines:
+        return
+    for kind in MODEL_KINDS:
+        name = engine_name(kind, {})
+        if kind not in _pool["queues"] or not name:
+            continue
+        started = time.monotonic()
+        try:
+            get_engine(name, cfg)
+        except Exception:  # noqa: BLE001 - the first task loads it again and fails the job with the reason
+            log.exception("engine failed to load", extra={"kind": kind})
+            continue
+        log.info(f"engine {name} loaded, {threads} threads", extra={"kind": kind, "seconds": round(time.monotonic() - started, 3)})
