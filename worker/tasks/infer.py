@@ -8,6 +8,7 @@ last batch moves the job to reducing and enqueues reduce.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -57,7 +58,11 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
     with clock.part(f"{kind}_load"):
         engine = get_engine(name, cfg)
     with clock.part(f"{kind}_fetch"):
-        batch = _load_batch(Storage(cfg), jid, rows)
+        try:
+            batch = _load_batch(Storage(cfg), jid, rows)
+        except Exception:
+            _uncount_attempt(cfg, jid, batch_idx, kind)
+            raise
     with clock.part(f"{kind}_model", cpu=True):
         if attempt <= cfg.poison_after_attempts:
             faults.before_run(cfg.fault_injection, kind, batch)
@@ -92,6 +97,15 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
     log.info("batch done", extra={**extra, "seconds": round(compute_s, 3)})
     if last:
         app.send_task(REDUCE, args=[job_id])
+
+
+def _uncount_attempt(cfg, jid: uuid.UUID, batch_idx: int, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """The batch's audio could not be fetched (S3 away): the engine never saw it, so this attempt
+    must not bring a healthy batch closer to the poison path, which runs segments one by one and
+    would change its results. Best effort: with the database away too, the attempt stays counted."""
+    with contextlib.suppress(Exception), session_scope(cfg.database_url) as s:
+        s.execute(update(JobTask).where(JobTask.job_id == jid, JobTask.batch_idx == batch_idx, JobTask.kind == kind)
+                  .values(attempts=func.greatest(JobTask.attempts - 1, 0)))
 
 
 def _set_error(cfg, segment_id: int, kind: str, reason: str | None) -> None:  # type: ignore[no-untyped-def]
