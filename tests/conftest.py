@@ -188,6 +188,18 @@ def start_web(procs: Processes, name: str, env: dict[str, str]) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def start_pipeline(procs: Processes, prefix: str, env: dict[str, str]) -> str:
+    """A CPU worker, a model worker (all model queues) and the web app, named `<prefix>-cpu`,
+    `<prefix>-model`, `<prefix>-web`, for tests that need a stack with settings of their own;
+    returns the web base URL once both workers are ready."""
+    procs.start(f"{prefix}-cpu", celery_cmd(f"{prefix}-cpu", "cpu"), env)
+    procs.start(f"{prefix}-model", celery_cmd(f"{prefix}-model", "asr,embed,emotion"), env)
+    url = start_web(procs, f"{prefix}-web", env)
+    for name in (f"{prefix}-cpu", f"{prefix}-model"):
+        procs.wait_for_log(name, "ready.")
+    return url
+
+
 @pytest.fixture(scope="session")
 def stack(settings) -> Iterator[dict[str, object]]:
     """Web (gunicorn) and two Celery workers (CPU pool; model pool), each its own process."""

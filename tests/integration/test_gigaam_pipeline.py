@@ -16,7 +16,7 @@ from hark.client import HarkClient
 from hark.db import session_scope
 from hark.models import JobTask, Segment
 from hark.storage import Storage
-from tests.conftest import Processes, celery_cmd, isolated_settings, settings_env, start_web
+from tests.conftest import Processes, isolated_settings, settings_env, start_pipeline
 from tests.gigaam_tiny import EMOTIONS, write_checkpoint
 from worker.engines.asr_gigaam import GigaAmCtcAsr
 from worker.engines.emotion_gigaam import TO_HARK, GigaAmEmotion
@@ -40,11 +40,7 @@ def gigaam_stack(base_settings, tmp_path_factory) -> Iterator[dict]:
         procs = Processes()
         env = settings_env(cfg)
         try:
-            procs.start("gigaam-cpu", celery_cmd("gigaam-cpu", "cpu"), env)
-            procs.start("gigaam-model", celery_cmd("gigaam-model", "asr,embed,emotion"), env)
-            url = start_web(procs, "gigaam-web", env)
-            for name in ("gigaam-cpu", "gigaam-model"):
-                procs.wait_for_log(name, "ready.")
+            url = start_pipeline(procs, "gigaam", env)
             with session_scope(cfg.database_url) as s:
                 key = create_key(s, "tenant-gigaam")
             yield {"settings": cfg, "client": HarkClient(url, key, timeout=120)}

@@ -17,7 +17,7 @@ from hark.client import HarkClient
 from hark.db import session_scope
 from hark.models import Job, JobTask, Segment
 from hark.storage import Storage
-from tests.conftest import Processes, celery_cmd, isolated_settings, settings_env, start_web
+from tests.conftest import Processes, celery_cmd, isolated_settings, settings_env, start_pipeline
 from tests.funasr_checkpoints import build_sensevoice
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,11 +37,7 @@ def sensevoice_stack(base_settings, tmp_path_factory) -> Iterator[dict]:
         procs = Processes()
         env = settings_env(cfg)
         try:
-            procs.start("sv-cpu", celery_cmd("sv-cpu", "cpu"), env)
-            procs.start("sv-model", celery_cmd("sv-model", "asr,embed,emotion"), env)
-            url = start_web(procs, "sv-web", env)
-            for name in ("sv-cpu", "sv-model"):
-                procs.wait_for_log(name, "ready.")
+            url = start_pipeline(procs, "sv", env)
             from hark.apikeys import create_key
 
             with session_scope(cfg.database_url) as s:
