@@ -188,6 +188,20 @@ def start_web(procs: Processes, name: str, env: dict[str, str]) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def refuse_network(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Make any network use fail the test: the production engines' tests prove that loading and
+    running a model never reaches a hub (sockets, and urllib which some downloaders use)."""
+    import socket
+    import urllib.request
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"network access attempted: {args[:2]}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
 def start_pipeline(procs: Processes, prefix: str, env: dict[str, str]) -> str:
     """A CPU worker, a model worker (all model queues) and the web app, named `<prefix>-cpu`,
     `<prefix>-model`, `<prefix>-web`, for tests that need a stack with settings of their own;

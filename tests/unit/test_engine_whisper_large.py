@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hark.settings import Settings
+from tests.conftest import refuse_network
 from tests.whisper_tiny import write_model
 from worker.engines import engine_class
 from worker.engines.base import SegmentAudio
@@ -24,9 +24,9 @@ def no_hub(monkeypatch):
     import tokenizers
 
     def refuse(*args, **kwargs):
-        raise AssertionError(f"hub or network access attempted: {args[:2]}")
+        raise AssertionError(f"hub access attempted: {args[:2]}")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+    refuse_network(monkeypatch)
     monkeypatch.setattr(faster_whisper.transcribe, "download_model", refuse)
     monkeypatch.setattr(tokenizers.Tokenizer, "from_pretrained", refuse)
 

@@ -4,9 +4,7 @@ agreement with the gigaam library's own decoding of each segment alone."""
 from __future__ import annotations
 
 import datetime
-import socket
 import sys
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 import torch
 
 from hark.settings import Settings
+from tests.conftest import refuse_network
 from tests.gigaam_tiny import EMOTIONS, VOCABULARY, build_model, write_checkpoint
 from worker.engines import engine_class
 from worker.engines.base import SegmentAudio, pick_device
@@ -26,11 +25,7 @@ HARK_EMOTIONS = {"happy", "sad", "angry", "neutral", "fearful", "disgusted", "su
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     """Any attempt to reach a network (gigaam's downloader uses urllib) fails the test."""
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args[:2]}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    refuse_network(monkeypatch)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ loaded through the engines' own production path (model directory → funasr's lo
 network cut off: loading, device placement, length-sorted batching and order, output parsing."""
 from __future__ import annotations
 
-import socket
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 
 from hark.settings import Settings
+from tests.conftest import refuse_network
 from tests.funasr_checkpoints import (
     HISS_ANSWER, VOICED_ANSWER, build_campplus, build_emotion2vec, build_paraformer, build_punc, build_sensevoice,
     noise, tone,
@@ -24,12 +24,7 @@ RATE = 16000
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     """Any attempt to reach a hub (or anything else) fails the test."""
-
-    def refuse(self, address):  # type: ignore[no-untyped-def]
-        raise AssertionError(f"network use while loading or running an engine: {address}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    refuse_network(monkeypatch)
 
 
 @pytest.fixture(scope="module")
