@@ -114,6 +114,8 @@ class Settings:
     # speaker change inside a segment, precisely; without them a word's time is estimated from
     # Whisper's segment timestamps.
     asr_word_timestamps: bool = True
+    # Whisper clips per forward pass; 0 chooses by device and CPU (worker/engines/asr_whisper.py).
+    asr_batch_size: int = 0
     # Load a model worker's engines when its pool process starts, not during its first task.
     preload_engines: bool = True
 

@@ -133,3 +133,31 @@ def test_batches_end_where_a_clip_ends():
     # Without clips (or batches smaller than a clip) a batch ends after any segment, as before.
     assert [(b.first_idx, b.last_idx) for b in plan_batches(spans, 45.0)][0] == (0, 4)
     assert len(plan_batches(spans, 0.5, clip_s=30.0)) == 20
+
+
+def test_clips_per_pass_follow_the_device_and_cpu_vendor(tmp_path):
+    from worker.engines.asr_whisper import default_batch_size
+
+    intel, amd = tmp_path / "intel", tmp_path / "amd"
+    intel.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n")
+    amd.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n")
+    assert default_batch_size("cpu", intel) == 1
+    assert default_batch_size("cpu", amd) == 8
+    assert default_batch_size("cpu", tmp_path / "missing") == 8
+    assert default_batch_size("cuda", intel) == 8
+
+
+def test_batched_clips_give_the_one_at_a_time_transcript(three_voices):
+    """Three clips in one forward pass must give each segment what it gets alone."""
+    from worker.engines.asr_whisper import WhisperAsr
+
+    segments, _ = three_voices
+    results = {}
+    for batch_size in (1, 8):
+        engine = WhisperAsr()
+        engine.load(Settings(asr_clip_s=5.0, asr_batch_size=batch_size))
+        assert engine.batch_size == batch_size
+        results[batch_size] = engine.run(segments)
+    assert [r.text for r in results[8]] == [r.text for r in results[1]]
+    assert all(r.text for r in results[8])
+    assert [[w["word"] for w in r.words] for r in results[8]] == [[w["word"] for w in r.words] for r in results[1]]
