@@ -135,16 +135,21 @@ def test_batches_end_where_a_clip_ends():
     assert len(plan_batches(spans, 0.5, clip_s=30.0)) == 20
 
 
-def test_clips_per_pass_follow_the_device_and_cpu_vendor(tmp_path):
+def test_cpu_vendor_from_cpuinfo_sets_clips_per_pass(tmp_path):
+    from worker.cpu import read_cpuinfo
     from worker.engines.asr_whisper import default_batch_size
 
     intel, amd = tmp_path / "intel", tmp_path / "amd"
-    intel.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n")
-    amd.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n")
-    assert default_batch_size("cpu", intel) == 1
-    assert default_batch_size("cpu", amd) == 8
-    assert default_batch_size("cpu", tmp_path / "missing") == 8
-    assert default_batch_size("cuda", intel) == 8
+    intel.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu avx2\n\nprocessor\t: 1\n")
+    amd.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2\n")
+    assert read_cpuinfo(intel).intel and not read_cpuinfo(amd).intel
+    assert read_cpuinfo(amd).flags == {"fpu", "avx2"}
+    unknown = read_cpuinfo(tmp_path / "missing")
+    assert not unknown.intel and not unknown.flags
+    assert default_batch_size("cpu", read_cpuinfo(intel)) == 1
+    assert default_batch_size("cpu", read_cpuinfo(amd)) == 8
+    assert default_batch_size("cpu", unknown) == 8
+    assert default_batch_size("cuda", read_cpuinfo(intel)) == 8
 
 
 def test_batched_clips_give_the_one_at_a_time_transcript(three_voices):
@@ -161,3 +166,4 @@ def test_batched_clips_give_the_one_at_a_time_transcript(three_voices):
     assert [r.text for r in results[8]] == [r.text for r in results[1]]
     assert all(r.text for r in results[8])
     assert [[w["word"] for w in r.words] for r in results[8]] == [[w["word"] for w in r.words] for r in results[1]]
+

@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from hark.settings import Settings
+from worker.cpu import CpuInfo, this_cpu
 from worker.engines.base import SegmentAudio, SegmentResult, pick_device
 
 SAMPLE_RATE = 16000
@@ -139,19 +140,15 @@ class WhisperAsr:
         return results
 
 
-def default_batch_size(device: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> int:
+def default_batch_size(device: str, cpu: CpuInfo | None = None) -> int:
     """Clips per forward pass when the settings leave it open. On a GPU, 8. On a CPU it depends on
-    which matrix library CTranslate2 runs on, and it picks that by CPU vendor: with Intel MKL
-    (Intel CPUs) a batch buys no parallelism and costs padding (every sequence decodes until the
-    batch's longest ends), and one clip at a time took 12 % less CPU; with oneDNN (other vendors,
-    measured on an AMD EPYC) the larger matrix products of a batch of 8 took 17 % less."""
+    the matrix library CTranslate2 runs on, which it picks by CPU vendor: with Intel MKL (Intel
+    CPUs) a batch buys no parallelism and costs padding (every sequence decodes until the batch's
+    longest ends), and one clip at a time took 12 % less CPU; with oneDNN (other vendors, measured
+    on an AMD EPYC) the larger matrix products of a batch of 8 took 17 % less."""
     if device == "cuda":
         return 8
-    try:
-        intel = "GenuineIntel" in cpuinfo.read_text(errors="replace")
-    except OSError:
-        intel = False
-    return 1 if intel else 8
+    return 1 if (cpu or this_cpu()).intel else 8
 
 
 def pack_clips(lengths: list[int], max_length: int) -> list[tuple[int, int]]:

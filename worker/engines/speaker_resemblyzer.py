@@ -20,6 +20,9 @@ FRAMES_PER_S = 100  # 10 ms mel frames
 MIN_FRAMES = 40  # shorter segments carry too little voice to embed
 TARGET_DBFS = -30.0
 N_FFT, HOP = 400, 160  # 25 ms / 10 ms at 16 kHz
+# Windows per forward pass: the LSTM's activations for 64 windows stay in the CPU's cache; 256 at
+# once took 14 % more CPU (AMD EPYC, one thread), 16 a little more again.
+FORWARD_WINDOWS = 64
 
 
 class ResemblyzerSpeaker:
@@ -45,6 +48,8 @@ class ResemblyzerSpeaker:
         from librosa.filters import mel
 
         self.configure(settings.speaker_window_s, settings.speaker_hop_s)
+        # float32 throughout: bfloat16 (where the CPU has it) halved the encoder's CPU and kept
+        # vectors within cosine 0.997, yet took the sample's DER from 10.7 % to 13.9 %.
         self.encoder = VoiceEncoder(device=pick_device(), verbose=False)
         self.encoder.eval()
         self._filters = mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=40).astype(np.float32)
@@ -86,8 +91,8 @@ class ResemblyzerSpeaker:
         vectors: dict[int, np.ndarray] = {}
         with torch.inference_mode():
             for _, ks in sorted(by_length.items()):
-                for c in range(0, len(ks), 256):
-                    chunk = ks[c : c + 256]
+                for c in range(0, len(ks), FORWARD_WINDOWS):
+                    chunk = ks[c : c + FORWARD_WINDOWS]
                     mels = torch.from_numpy(np.stack([pieces[k][3] for k in chunk])).to(self.encoder.device)
                     embeds = self.encoder(mels).cpu().numpy()
                     for k, e in zip(chunk, embeds):
