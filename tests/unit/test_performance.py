@@ -101,6 +101,42 @@ def three_voices():
     return segments, sentences
 
 
+
+def test_vad_in_its_own_thread_gives_the_same_probabilities():
+    from tests.audiofiles import read_wav
+    from worker.engines.vad_silero import SileroVad
+    from worker.tasks.prepare import VadThread
+
+    samples, _ = read_wav(SAMPLE)
+    pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+    direct, threaded = SileroVad().stream(), SileroVad().stream()
+    vad = VadThread(threaded, depth=2)
+    for i in range(0, pcm.size, 7001):
+        direct.feed(pcm[i : i + 7001])
+        vad.feed(pcm[i : i + 7001])
+    vad.finish()
+    assert not vad._thread.is_alive()
+    assert np.array_equal(threaded.probabilities(), direct.probabilities())
+    assert threaded.samples == pcm.size and vad.wall_s > 0 and vad.cpu_s > 0
+
+
+def test_a_vad_failure_reaches_the_task_and_the_thread_ends():
+    from worker.tasks.prepare import VadThread
+
+    class Broken:
+        def feed(self, block):  # type: ignore[no-untyped-def]
+            raise RuntimeError("onnx said no")
+
+    vad = VadThread(Broken(), depth=1)  # type: ignore[arg-type]
+    vad.feed(np.zeros(16000, np.int16))
+    with pytest.raises(RuntimeError, match="onnx said no"):
+        for _ in range(20):
+            vad.feed(np.zeros(16000, np.int16))
+            time.sleep(0.01)
+        vad.finish()
+    vad.stop()
+    assert not vad._thread.is_alive()
+
 @pytest.mark.parametrize("word_timestamps", [True, False])
 def test_packed_clip_gives_each_segment_its_own_words(three_voices, word_timestamps):
     """The three segments go through Whisper as one clip; each must get back exactly its words,

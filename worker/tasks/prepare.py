@@ -7,10 +7,13 @@ attempt wrote.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 
+import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import delete, func, update
 
@@ -23,7 +26,7 @@ from hark.settings import Settings
 from hark.storage import Storage, pcm_key, vad_key
 from worker.celery_app import app
 from worker.engines.asr_whisper import pack_clips
-from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions
+from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions, VadStream
 from worker.resegment import SpeechProbabilities
 from worker.tasks.common import JobStageTask, planned_kinds, settings
 from worker.tasks.dispatch import send_infer
@@ -96,17 +99,18 @@ def prepare(self, job_id: str) -> None:
     storage = Storage(cfg)
     report = DecodeReport()
     stream = _vad.stream()
+    vad = VadThread(stream)
     writer = storage.writer(pcm_key(jid))
     progress = _Progress(cfg.database_url, jid, report, clock)
     loop_started, loop_cpu_started, db_before = time.monotonic(), time.process_time(), clock.wall["prepare_db"]
     try:
         with storage.reader(source_key) as source:
             for block in decode_stream(source, report, limits=decode_limits(cfg)):
+                vad.feed(block)
                 writer.write(block.astype("<i2").tobytes())
-                with clock.part("vad", cpu=True):
-                    stream.feed(block)
                 progress.tick()
         writer.finish()
+        vad.finish()
     except (AudioError, SoftTimeLimitExceeded) as exc:
         writer.abort()
         code, message = (
@@ -117,10 +121,14 @@ def prepare(self, job_id: str) -> None:
             fail(s, jid, code, message)
         log.warning("decode failed", extra={"job_id": job_id, "code": code})
         return
-    # Decoding is the loop's time less what the VAD, S3 and the progress rows took in it.
+    finally:
+        vad.stop()
+    # Decoding is the loop's time less what S3, the progress rows and waiting for the VAD took in
+    # it; its CPU is the process's less the VAD thread's.
     loop_wall, loop_cpu = time.monotonic() - loop_started, time.process_time() - loop_cpu_started
-    loop_other = clock.wall.get("vad", 0.0) + storage.read_s + storage.write_s + clock.wall["prepare_db"] - db_before
-    clock.add("decode", loop_wall - loop_other, loop_cpu - clock.cpu.get("vad", 0.0))
+    loop_other = vad.waited_s + storage.read_s + storage.write_s + clock.wall["prepare_db"] - db_before
+    clock.add("decode", loop_wall - loop_other, loop_cpu - vad.cpu_s)
+    clock.add("vad", vad.wall_s, vad.cpu_s)
     with clock.part("vad", cpu=True):
         spans = stream.segments(vad_options(cfg, options))
     clock.add("prepare_s3_read", storage.read_s)
@@ -170,6 +178,56 @@ def prepare(self, job_id: str) -> None:
         "prepared",
         extra={"job_id": job_id, "segments": len(spans), "seconds": round(report.duration_s, 1), "stage": "prepare"},
     )
+
+
+class VadThread:
+    """Runs the VAD over decoded blocks in a thread of its own. The VAD's model (onnxruntime),
+    decoding (PyAV) and the PCM upload (sockets) release the GIL, so the VAD runs beside the
+    other two on a second core instead of after them; prepare took about half as long on two
+    cores. Blocks wait in a short queue, so memory stays bounded when the VAD falls behind."""
+
+    def __init__(self, stream: VadStream, depth: int = 8) -> None:
+        self.stream = stream
+        self.wall_s = self.cpu_s = self.waited_s = 0.0
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="vad", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (block := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain after a failure; feed() reports it
+            wall, cpu = time.monotonic(), time.thread_time()
+            try:
+                self.stream.feed(block)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the task's thread
+                self._error = exc
+            self.wall_s += time.monotonic() - wall
+            self.cpu_s += time.thread_time() - cpu
+
+    def feed(self, block: np.ndarray) -> None:
+        self._raise()
+        started = time.monotonic()
+        self._queue.put(block)
+        self.waited_s += time.monotonic() - started
+
+    def finish(self) -> None:
+        """Wait until every block fed is through the VAD; raise what the VAD raised."""
+        self.stop()
+        self._raise()
+
+    def stop(self) -> None:
+        """Let the thread end once the queue is through (safe to call again)."""
+        if self._thread.is_alive():
+            started = time.monotonic()
+            self._queue.put(None)
+            self._thread.join()
+            self.waited_s += time.monotonic() - started
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 class _Progress:
