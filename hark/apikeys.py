@@ -6,7 +6,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from hark.models import ApiKey, Tenant
@@ -40,9 +40,15 @@ def create_key(session: Session, tenant_name: str, name: str = "", scope: str = 
     return secret
 
 
+# Built once: every API request runs it, and SQLAlchemy keys a prebuilt statement only once.
+_LIVE_KEY = select(ApiKey.tenant_id, ApiKey.id, ApiKey.scope).where(
+    ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None)
+)
+
+
 def authenticate(session: Session, secret: str) -> Principal | None:
-    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None)))
-    return Principal(key.tenant_id, key.id, key.scope) if key else None
+    row = session.execute(_LIVE_KEY, {"key_hash": hash_key(secret)}).first()
+    return Principal(*row) if row else None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,13 @@ def _sessions_for(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=engine_for(url), expire_on_commit=False)
 
 
+@lru_cache(maxsize=8)
+def read_sessions(url: str) -> sessionmaker[Session]:
+    """Sessions for reads only, on autocommit connections of the same pool: each statement reads
+    its own snapshot and no BEGIN/COMMIT round trips are spent (a status poll is mostly those)."""
+    return sessionmaker(bind=engine_for(url).execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+
+
 @contextmanager
 def session_scope(url: str) -> Iterator[Session]:
     """A transaction: commit on success, roll back on any exception."""

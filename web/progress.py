@@ -10,10 +10,12 @@ divides what is left by the rate since the stage began (`stage_started_at`).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from hark.models import Job, JobTask
@@ -55,24 +57,37 @@ class TaskCounts:
     work_s_done: float = 0.0
 
 
-def task_counts(s: Session, job_id: uuid.UUID) -> TaskCounts:
-    done_col = func.count(JobTask.done_at)
-    rows = s.execute(
-        select(JobTask.batch_idx, JobTask.first_idx, JobTask.last_idx, JobTask.speech_s, func.count(), done_col)
+def counts_query(job_id: Any) -> Select[Any]:
+    """One row of TaskCounts' fields (in order) for `job_id`: a value, or `Job.id` to use the
+    query as a lateral join beside the job's row (the status read, one statement)."""
+    batches = (
+        select(JobTask.first_idx, JobTask.last_idx, JobTask.speech_s, func.count().label("total"), func.count(JobTask.done_at).label("done"))
         .where(JobTask.job_id == job_id)
         .group_by(JobTask.batch_idx, JobTask.first_idx, JobTask.last_idx, JobTask.speech_s)
-    ).all()
-    c = TaskCounts()
-    for _, first, last, speech, total, done in rows:
-        c.tasks_total += total
-        c.tasks_done += done
-        c.speech_s_total += speech
-        c.work_s_total += speech * total
-        c.work_s_done += speech * done
-        if done == total:
-            c.segments_done += last - first + 1
-            c.speech_s_done += speech
-    return c
+        .correlate(Job)
+        .subquery()
+    )
+    b = batches.c
+    complete = b.done == b.total
+    return select(
+        func.coalesce(func.sum(b.total), 0).label("tasks_total"),
+        func.coalesce(func.sum(b.done), 0).label("tasks_done"),
+        func.coalesce(func.sum(case((complete, b.last_idx - b.first_idx + 1), else_=0)), 0).label("segments_done"),
+        func.coalesce(func.sum(b.speech_s), 0.0).label("speech_s_total"),
+        func.coalesce(func.sum(case((complete, b.speech_s), else_=0.0)), 0.0).label("speech_s_done"),
+        func.coalesce(func.sum(b.speech_s * b.total), 0.0).label("work_s_total"),
+        func.coalesce(func.sum(b.speech_s * b.done), 0.0).label("work_s_done"),
+    )
+
+
+def counts_from_row(values: Sequence[Any]) -> TaskCounts:
+    """TaskCounts from counts_query's columns (PostgreSQL sums integers as numeric)."""
+    tasks_total, tasks_done, segments_done, *seconds = values
+    return TaskCounts(int(tasks_total), int(tasks_done), int(segments_done), *(float(x) for x in seconds))
+
+
+def task_counts(s: Session, job_id: uuid.UUID) -> TaskCounts:
+    return counts_from_row(s.execute(counts_query(job_id)).one())
 
 
 def _eta(done: float, total: float, since: datetime | None, now: datetime) -> float | None:

@@ -209,3 +209,41 @@ def test_unknown_routes_and_methods_answer_json(stack, api_key):
     for method, path, status in (("PUT", "/v1/jobs", 405), ("GET", "/v1/nothing-here", 404), ("PATCH", "/v1/stats/speakers", 405)):
         resp = requests.request(method, stack["url"] + path, headers=auth(api_key), timeout=30)
         assert resp.status_code == status and resp.json()["error"]["code"] and resp.json()["error"]["message"]
+
+
+def test_status_counts_tasks_and_failed_segments_in_one_read(stack, api_key, settings):
+    """The status read takes the job, its task counts and whether a segment failed in one
+    statement; the numbers must be the ones the rows say, and another tenant's tasks never count."""
+    from sqlalchemy import func, select
+
+    from hark.models import JobTask, Tenant
+
+    with session_scope(settings.database_url) as s:
+        tenant_id = s.scalar(select(Tenant.id).where(Tenant.name == "tenant-a"))
+        jobs = []
+        for status in ("inferring", "done"):
+            job = Job(id=uuid.uuid4(), tenant_id=tenant_id, status=status, filename="counted.wav", source_key="raw/x",
+                      sha256=uuid.uuid4().hex * 2, bytes=1, duration_s=90.0, options={}, segments_total=6, tasks_total=6)
+            s.add(job)
+            jobs.append(job.id)
+        s.flush()
+        for jid in jobs:
+            # Batch 0 (segments 0-2, 30 s of speech) complete; batch 1 (segments 3-5, 20 s) has asr done only.
+            for batch, (first, last, speech) in enumerate([(0, 2, 30.0), (3, 5, 20.0)]):
+                for kind in ("asr", "embed", "emotion"):
+                    done = batch == 0 or kind == "asr"
+                    s.add(JobTask(job_id=jid, batch_idx=batch, kind=kind, first_idx=first, last_idx=last, speech_s=speech,
+                                  done_at=func.now() if done else None))
+        s.add(Segment(job_id=jobs[1], tenant_id=tenant_id, idx=4, start_s=40.0, end_s=45.0, errors={"asr": "boom"}))
+    try:
+        for jid in jobs:
+            body = requests.get(f"{stack['url']}/v1/jobs/{jid}", headers=auth(api_key), timeout=30).json()
+            p = body["progress"]
+            assert (p["tasks_done"], p["tasks_total"], p["segments_done"]) == (4, 6, 3)
+            assert (p["speech_s_done"], p["speech_s_total"]) == (30.0, 50.0)
+        assert body["partial"] is True and [f["idx"] for f in body["failed_segments"]] == [4]
+        assert body["failed_segments"][0]["errors"] == {"asr": "boom"}
+    finally:
+        with session_scope(settings.database_url) as s:
+            for jid in jobs:
+                s.delete(s.get(Job, jid))

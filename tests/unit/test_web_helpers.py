@@ -27,3 +27,27 @@ def test_filenames_are_made_safe_for_keys():
     assert safe_filename("...") == "upload"
     assert len(safe_filename("x" * 500 + ".wav")) == 200
 
+
+
+def test_key_cache_remembers_live_keys_for_its_ttl_only(monkeypatch):
+    import uuid
+
+    import web.auth
+    from hark.apikeys import Principal
+
+    now = [100.0]
+    monkeypatch.setattr(web.auth.time, "monotonic", lambda: now[0])
+    who = Principal(uuid.uuid4(), uuid.uuid4(), "read")
+    cache = web.auth.KeyCache(1.0, size=2)
+    assert cache.get("hark_secret") is None
+    cache.put("hark_secret", who)
+    assert cache.get("hark_secret") == who and cache.get("hark_other") is None
+    assert "hark_secret" not in repr(cache._entries)  # held by hash only
+    now[0] += 1.5
+    assert cache.get("hark_secret") is None  # a revoked key stops working within the TTL
+    for n in range(5):  # bounded
+        cache.put(f"hark_{n}", who)
+        assert len(cache._entries) <= 2
+    off = web.auth.KeyCache(0.0)
+    off.put("hark_secret", who)
+    assert off.get("hark_secret") is None
