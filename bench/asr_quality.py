@@ -13,8 +13,8 @@ the deployment's VAD settings and batches from `batch_speech_s`, as in a job.
 
 Variants: `per-segment` is one Whisper clip per VAD segment, 8 clips per forward pass, with word
 timestamps (Hark before issue 8's packing); `packed` packs a batch's consecutive segments into clips
-of up to 30 s, batches ending where a clip ends, and the engine's own batch size (one clip at a time
-on CPU); `packed-estimated-words` also skips the word-timestamp pass and estimates word times from
+of up to 30 s, batches ending where a clip ends, and the engine's own clips per forward pass (by
+CPU vendor: 1 on Intel, 8 elsewhere); `packed-one-clip-per-pass` forces 1; `packed-estimated-words` also skips the word-timestamp pass and estimates word times from
 Whisper's segment timestamps. All run with the same thread count (HARK_TORCH_THREADS, else torch's).
 """
 from __future__ import annotations
@@ -43,6 +43,7 @@ from worker.resegment import Turn  # noqa: E402
 VARIANTS: dict[str, tuple[dict, int | None]] = {
     "per-segment": ({"asr_clip_s": 0.0, "asr_word_timestamps": True}, 8),
     "packed": ({"asr_clip_s": 30.0, "asr_word_timestamps": True}, None),
+    "packed-one-clip-per-pass": ({"asr_clip_s": 30.0, "asr_word_timestamps": True}, 1),
     "packed-estimated-words": ({"asr_clip_s": 30.0, "asr_word_timestamps": False}, None),
 }
 
