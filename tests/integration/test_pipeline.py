@@ -127,13 +127,15 @@ def test_sample_rows_in_postgres(sample_job, settings):
 
 def test_sample_job_timings_split_each_stage(sample_job):
     """Every task stores where its time went (bench/stages.py reads these): the parts are there
-    and add up to no more than their task's total."""
+    and add up to no more than their task's total (prepare's VAD runs beside its other parts)."""
     t = sample_job["timings"]
     for key in ("decode", "vad", "asr_model", "embed_model", "emotion_model", "clustering", "prepare", "reduce"):
         assert t[f"{key}_s"] >= 0 and t[f"{key}_cpu_s"] >= 0, key
     assert t["vad_s"] > 0 and t["asr_model_s"] > 0 and t["embed_model_s"] > 0
-    prepare_parts = ("decode_s", "vad_s", "prepare_s3_read_s", "prepare_s3_write_s", "prepare_db_s")
+    # The VAD runs in a thread beside decoding and the S3 transfers; each side fits in prepare.
+    prepare_parts = ("decode_s", "prepare_s3_read_s", "prepare_s3_write_s", "prepare_db_s")
     assert sum(t[k] for k in prepare_parts) <= t["prepare_s"] + 0.01
+    assert t["vad_s"] <= t["prepare_s"] + 0.01
     for kind in ("asr", "embed", "emotion"):
         parts = t.get(f"{kind}_load_s", 0.0) + t[f"{kind}_fetch_s"] + t[f"{kind}_model_s"] + t[f"{kind}_db_s"]
         assert 0 < parts <= t[f"{kind}_s"] + 0.01, kind
