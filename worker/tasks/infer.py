@@ -13,8 +13,7 @@ import logging
 import time
 import uuid
 
-import numpy as np
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, select, text, update
 
 from hark.audio import pcm_to_float, seconds_to_byte
 from hark.db import session_scope
@@ -29,6 +28,7 @@ from worker.engines.base import SegmentAudio, SegmentResult, run_engine
 from worker.metrics import observe_engine
 from worker.tasks.common import JobStageTask, engine_name, planned_kinds, settings
 from worker.timing import Clock
+from worker.window_rows import copy_windows
 
 log = logging.getLogger("hark.infer")
 
@@ -182,14 +182,7 @@ def _store(s, jid: uuid.UUID, kind: str, results: list[SegmentResult], asr_emoti
     if kind == "embed":
         ids = [r.segment_id for r in results]
         s.execute(delete(Embedding).where(Embedding.segment_id.in_(ids)))
-        rows = [
-            {"job_id": jid, "segment_id": r.segment_id, "win_idx": i, "start_s": w.start_s, "end_s": w.end_s,
-             "vector": np.asarray(w.vector, dtype=np.float64).tolist()}
-            for r in results
-            for i, w in enumerate(r.windows)
-        ]
-        if rows:  # one multi-row INSERT, without an ORM object per window
-            s.execute(insert(Embedding), rows)
+        copy_windows(s, jid, results)
         return
     for r in results:
         if kind == "asr":

@@ -26,6 +26,7 @@ from worker.engines.vad_silero import FRAME_S
 from worker.resegment import SpeechProbabilities, diarize
 from worker.tasks.common import JobStageTask, settings
 from worker.timing import Clock
+from worker.window_rows import load_windows
 
 log = logging.getLogger("hark.reduce")
 
@@ -39,24 +40,9 @@ def cluster_options(options: dict) -> ClusterOptions:
 
 
 def _load_windows(s, jid: uuid.UUID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The job's speaker windows as arrays, read in chunks straight into float32: a 10-hour job
-    has some 100 000 windows, far too many to hold as Python lists of floats."""
+    """The job's speaker windows as arrays (worker/window_rows.py)."""
     count = s.scalar(select(func.count()).select_from(Embedding).where(Embedding.job_id == jid)) or 0
-    starts, ends = np.zeros(count), np.zeros(count)
-    vectors: np.ndarray | None = None
-    rows = s.execute(
-        select(Embedding.start_s, Embedding.end_s, Embedding.vector)
-        .where(Embedding.job_id == jid)
-        .order_by(Embedding.start_s)
-        .execution_options(yield_per=2000)
-    )
-    for i, row in zip(range(count), rows):
-        if vectors is None:
-            vectors = np.zeros((count, len(row.vector)), dtype=np.float32)
-        starts[i], ends[i], vectors[i] = row.start_s, row.end_s, row.vector
-    if vectors is None:  # every segment too short to embed: one speaker then
-        return np.zeros(0), np.zeros(0), np.zeros((0, 1), dtype=np.float32)
-    return starts, ends, vectors
+    return load_windows(s, jid, count)
 
 
 def _speech(storage: Storage, jid: uuid.UUID) -> SpeechProbabilities | None:
