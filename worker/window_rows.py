@@ -45,9 +45,9 @@ def load_windows(s: Session, job_id: uuid.UUID, expected: int = 1024) -> tuple[n
     starts, ends = np.zeros(size), np.zeros(size)
     vectors: np.ndarray | None = None
     n = 0
-    query = "COPY (SELECT start_s, end_s, vector FROM embeddings WHERE job_id = {} ORDER BY start_s) TO STDOUT (FORMAT BINARY)"
+    query = "COPY (SELECT start_s, end_s, vector FROM embeddings WHERE job_id = %s ORDER BY start_s) TO STDOUT (FORMAT BINARY)"
     with _driver(s).cursor() as cursor:
-        with cursor.copy(query.format(_literal(job_id))) as copy:
+        with cursor.copy(query, (job_id,)) as copy:
             copy.set_types(["float8", "float8", "float4[]"])
             for start, end, vector in copy.rows():
                 if vectors is None:
@@ -61,7 +61,3 @@ def load_windows(s: Session, job_id: uuid.UUID, expected: int = 1024) -> tuple[n
         return np.zeros(0), np.zeros(0), np.zeros((0, 1), dtype=np.float32)
     return starts[:n], ends[:n], vectors[:n]
 
-
-def _literal(job_id: uuid.UUID) -> str:
-    """COPY takes no bind parameters; a UUID's canonical text is safe to quote."""
-    return f"'{uuid.UUID(str(job_id))}'::uuid"
