@@ -223,13 +223,18 @@ def create_job():  # type: ignore[no-untyped-def]
     return _job_response(job_id, status=201)
 
 
+def _job_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
+    """A job id from a URL; anything that is not a UUID is simply no such job."""
+    try:
+        return uuid.UUID(str(job_id))
+    except ValueError:
+        raise ApiError(404, "job_not_found", "no such job") from None
+
+
 def find_job(job_id: str, s: Session | None = None) -> Job:
     """The caller's tenant's job, or 404 (the same answer for another tenant's job). Looked up in
     `s` when the caller already holds a session, so a status read costs one connection checkout."""
-    try:
-        jid = uuid.UUID(job_id)
-    except ValueError:
-        raise ApiError(404, "job_not_found", "no such job") from None
+    jid = _job_uuid(job_id)
     if s is None:
         with session_scope(_settings().database_url) as own:
             return find_job(job_id, own)
@@ -270,10 +275,7 @@ def _status_query() -> Select[Any]:
 def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
     """The job's view as JSON. The job's row, its task counts and whether any segment failed come
     in one statement on the request's read session (a poll is one query after the key check)."""
-    try:
-        jid = uuid.UUID(str(job_id))
-    except ValueError:
-        raise ApiError(404, "job_not_found", "no such job") from None
+    jid = _job_uuid(job_id)
     s = read_session()
     row = s.execute(_status_query(), {"job_id": jid, "tenant_id": principal().tenant_id}).first()
     if row is None:

@@ -172,20 +172,17 @@ def test_batches_end_where_a_clip_ends():
 
 
 def test_cpu_vendor_from_cpuinfo_sets_clips_per_pass(tmp_path):
-    from worker.cpu import read_cpuinfo
+    from worker.cpu import read_vendor
     from worker.engines.asr_whisper import default_batch_size
 
     intel, amd = tmp_path / "intel", tmp_path / "amd"
-    intel.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu avx2\n\nprocessor\t: 1\n")
+    intel.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu avx2\n\nprocessor\t: 1\nvendor_id\t: Other\n")
     amd.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2\n")
-    assert read_cpuinfo(intel).intel and not read_cpuinfo(amd).intel
-    assert read_cpuinfo(amd).flags == {"fpu", "avx2"}
-    unknown = read_cpuinfo(tmp_path / "missing")
-    assert not unknown.intel and not unknown.flags
-    assert default_batch_size("cpu", read_cpuinfo(intel)) == 1
-    assert default_batch_size("cpu", read_cpuinfo(amd)) == 8
-    assert default_batch_size("cpu", unknown) == 8
-    assert default_batch_size("cuda", read_cpuinfo(intel)) == 8
+    assert read_vendor(intel) == "GenuineIntel" and read_vendor(amd) == "AuthenticAMD"
+    assert read_vendor(tmp_path / "missing") == ""
+    assert default_batch_size("cpu", intel=True) == 1
+    assert default_batch_size("cpu", intel=False) == 8
+    assert default_batch_size("cuda", intel=True) == 8
 
 
 def test_batched_clips_give_the_one_at_a_time_transcript(three_voices):

@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from hark.settings import Settings
-from worker.cpu import CpuInfo, this_cpu
+from worker.cpu import intel_cpu
 from worker.engines.base import SegmentAudio, SegmentResult, pick_device
 
 SAMPLE_RATE = 16000
@@ -140,7 +140,7 @@ class WhisperAsr:
         return results
 
 
-def default_batch_size(device: str, cpu: CpuInfo | None = None) -> int:
+def default_batch_size(device: str, intel: bool | None = None) -> int:
     """Clips per forward pass when the settings leave it open. On a GPU, 8. On a CPU it depends on
     the matrix library CTranslate2 runs on, which it picks by CPU vendor: with Intel MKL (Intel
     CPUs) a batch buys no parallelism and costs padding (every sequence decodes until the batch's
@@ -148,7 +148,7 @@ def default_batch_size(device: str, cpu: CpuInfo | None = None) -> int:
     on an AMD EPYC) the larger matrix products of a batch of 8 took 17 % less."""
     if device == "cuda":
         return 8
-    return 1 if (cpu or this_cpu()).intel else 8
+    return 1 if (intel_cpu() if intel is None else intel) else 8
 
 
 def pack_clips(lengths: list[int], max_length: int) -> list[tuple[int, int]]:
