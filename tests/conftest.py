@@ -202,16 +202,29 @@ def refuse_network(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
-def start_pipeline(procs: Processes, prefix: str, env: dict[str, str]) -> str:
-    """A CPU worker, a model worker (all model queues) and the web app, named `<prefix>-cpu`,
-    `<prefix>-model`, `<prefix>-web`, for tests that need a stack with settings of their own;
-    returns the web base URL once both workers are ready."""
-    procs.start(f"{prefix}-cpu", celery_cmd(f"{prefix}-cpu", "cpu"), env)
-    procs.start(f"{prefix}-model", celery_cmd(f"{prefix}-model", "asr,embed,emotion"), env)
-    url = start_web(procs, f"{prefix}-web", env)
-    for name in (f"{prefix}-cpu", f"{prefix}-model"):
-        procs.wait_for_log(name, "ready.")
-    return url
+@contextmanager
+def own_stack(base_settings, prefix: str, tenant: str, **overrides) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+    """A stack with settings of its own (`overrides` on isolated settings): a CPU worker, a model
+    worker (all model queues) and the web app, named `<prefix>-cpu|model|web`, and a client with
+    a key of `tenant`; yields settings, processes, their environment and the client."""
+    from hark.apikeys import create_key
+    from hark.client import HarkClient
+    from hark.db import session_scope
+
+    with isolated_settings(base_settings, **overrides) as cfg:
+        procs = Processes()
+        env = settings_env(cfg)
+        try:
+            procs.start(f"{prefix}-cpu", celery_cmd(f"{prefix}-cpu", "cpu"), env)
+            procs.start(f"{prefix}-model", celery_cmd(f"{prefix}-model", "asr,embed,emotion"), env)
+            url = start_web(procs, f"{prefix}-web", env)
+            for name in (f"{prefix}-cpu", f"{prefix}-model"):
+                procs.wait_for_log(name, "ready.")
+            with session_scope(cfg.database_url) as s:
+                key = create_key(s, tenant)
+            yield {"settings": cfg, "procs": procs, "env": env, "client": HarkClient(url, key, timeout=120)}
+        finally:
+            procs.stop()
 
 
 @pytest.fixture(scope="session")

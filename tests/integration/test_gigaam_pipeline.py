@@ -11,12 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from hark.apikeys import create_key
-from hark.client import HarkClient
 from hark.db import session_scope
 from hark.models import JobTask, Segment
 from hark.storage import Storage
-from tests.conftest import Processes, isolated_settings, settings_env, start_pipeline
+from tests.conftest import own_stack
 from tests.gigaam_tiny import EMOTIONS, write_checkpoint
 from worker.engines.asr_gigaam import GigaAmCtcAsr
 from worker.engines.emotion_gigaam import TO_HARK, GigaAmEmotion
@@ -36,16 +34,8 @@ def gigaam_stack(base_settings, tmp_path_factory) -> Iterator[dict]:
     write_checkpoint(models / "gigaam-v2-ctc", "ctc")
     write_checkpoint(models / "gigaam-emo", "emo")
     overrides = {"gigaam_ctc_dir": str(models / "gigaam-v2-ctc"), "gigaam_emo_dir": str(models / "gigaam-emo")}
-    with isolated_settings(base_settings, **overrides) as cfg:
-        procs = Processes()
-        env = settings_env(cfg)
-        try:
-            url = start_pipeline(procs, "gigaam", env)
-            with session_scope(cfg.database_url) as s:
-                key = create_key(s, "tenant-gigaam")
-            yield {"settings": cfg, "client": HarkClient(url, key, timeout=120)}
-        finally:
-            procs.stop()
+    with own_stack(base_settings, "gigaam", "tenant-gigaam", **overrides) as stack:
+        yield stack
 
 
 def test_gigaam_job_writes_text_and_acoustic_emotion_to_postgres(gigaam_stack) -> None:

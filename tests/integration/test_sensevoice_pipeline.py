@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from hark.client import HarkClient
 from hark.db import session_scope
 from hark.models import Job, JobTask, Segment
 from hark.storage import Storage
-from tests.conftest import Processes, celery_cmd, isolated_settings, settings_env, start_pipeline
+from tests.conftest import celery_cmd, own_stack
 from tests.funasr_checkpoints import build_sensevoice
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,21 +29,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def sensevoice_stack(base_settings, tmp_path_factory) -> Iterator[dict]:
     model = build_sensevoice(tmp_path_factory.mktemp("models") / "SenseVoiceSmall")
-    with isolated_settings(
-        base_settings, asr_engine="sensevoice-small", sensevoice_dir=str(model),
+    with own_stack(
+        base_settings, "sv", "tenant-sv", asr_engine="sensevoice-small", sensevoice_dir=str(model),
         max_segment_s=6.0, merge_length_s=4.0, batch_speech_s=6.0,
-    ) as cfg:
-        procs = Processes()
-        env = settings_env(cfg)
-        try:
-            url = start_pipeline(procs, "sv", env)
-            from hark.apikeys import create_key
-
-            with session_scope(cfg.database_url) as s:
-                key = create_key(s, "tenant-sv")
-            yield {"settings": cfg, "procs": procs, "env": env, "client": HarkClient(url, key, timeout=120)}
-        finally:
-            procs.stop()
+    ) as stack:
+        yield stack
 
 
 def test_sensevoice_job_stores_language_emotion_and_events(sensevoice_stack) -> None:
