@@ -200,3 +200,25 @@ def test_batched_clips_give_the_one_at_a_time_transcript(three_voices):
     assert all(r.text for r in results[8])
     assert [[w["word"] for w in r.words] for r in results[8]] == [[w["word"] for w in r.words] for r in results[1]]
 
+
+
+def test_clipwise_encoder_and_aligner_give_the_batched_words(three_voices):
+    """On a CPU the encoder and the word aligner run one clip at a time while the decoder takes
+    the batch: the words and their times must be what fully batched calls give."""
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    from worker.engines.asr_whisper import WhisperAsr
+
+    segments, _ = three_voices
+    engine = WhisperAsr()
+    engine.load(Settings(asr_clip_s=5.0, asr_batch_size=8, torch_threads=1))
+    clipwise = engine.run(segments)
+    engine.pipeline = BatchedInferencePipeline(
+        model=WhisperModel(str(engine.model_dir()), device="cpu", compute_type="int8", cpu_threads=1, local_files_only=True)
+    )
+    batched = engine.run(segments)
+    assert all(r.words for r in clipwise)
+    assert [r.text for r in clipwise] == [r.text for r in batched]
+    assert [[(w["word"], w["start"], w["end"]) for w in r.words] for r in clipwise] == [
+        [(w["word"], w["start"], w["end"]) for w in r.words] for r in batched
+    ]

@@ -49,13 +49,15 @@ class WhisperAsr:
 
     def load(self, settings: Settings) -> None:
         import torch
-        from faster_whisper import BatchedInferencePipeline, WhisperModel
+        from faster_whisper import BatchedInferencePipeline
+
+        from worker.engines.whisper_clipwise import ClipwiseWhisperModel
 
         path = self.model_dir()
         if not (path / "model.bin").is_file():
             raise FileNotFoundError(f"no faster-whisper model in {path} (model.bin missing)")
         device = pick_device()
-        model = WhisperModel(
+        model = ClipwiseWhisperModel(
             str(path),
             device=device,
             compute_type="int8" if device == "cpu" else "float16",
@@ -69,8 +71,9 @@ class WhisperAsr:
     def run(self, batch: list[SegmentAudio]) -> list[SegmentResult]:
         """All the batch's segments in batched forward passes. The segments are laid end to end and
         consecutive ones packed into clips of up to `clip_s` seconds (Whisper pads every clip to
-        30 s, so full clips save encoder passes); faster-whisper's batched pipeline encodes and
-        decodes `batch_size` clips at a time, and each word it returns goes back to the segment
+        30 s, so full clips save encoder passes); faster-whisper's batched pipeline decodes
+        `batch_size` clips at a time (on a CPU it encodes and aligns them one by one, see
+        worker/engines/whisper_clipwise.py), and each word it returns goes back to the segment
         holding the middle of the word."""
         assert self.pipeline is not None, "load() first"
         bounds: list[tuple[int, int]] = []
