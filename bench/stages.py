@@ -231,7 +231,7 @@ def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sam
         ],
         *[
             f"| task total: {k} | {get(f'{k}_s'):.2f} | {get(f'{k}_cpu_s'):.2f} | {get(f'{k}_s') / audio:.4f} |"
-            for k in ("prepare", *kinds, "reduce")
+            for k in ("prepare", *kinds, "diarize", "reduce")
         ],
         "",
         "Database and S3 by task (wall s): " + ", ".join(

@@ -15,6 +15,7 @@ from hark.settings import Settings
 PREPARE = "hark.prepare"
 INFER = "hark.infer"
 REDUCE = "hark.reduce"
+DIARIZE = "hark.diarize"
 JANITOR = "hark.janitor"
 ABORT_ABANDONED_UPLOADS = "hark.abort_abandoned_uploads"
 
@@ -30,7 +31,7 @@ MODEL_KINDS = ("asr", "embed", "emotion")  # each kind of model work has a queue
 
 
 def route(name: str, args: tuple, kwargs: dict[str, Any], options: dict[str, Any], task: Any = None, **kw: Any) -> dict[str, str]:
-    """prepare and reduce run on the CPU pool; model work goes to the queue named for its kind."""
+    """prepare, diarize and reduce run on the CPU pool; model work goes to the queue named for its kind."""
     if name == INFER:
         kind = kwargs.get("kind")
         if kind not in MODEL_KINDS:

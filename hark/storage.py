@@ -319,6 +319,11 @@ def vad_key(job_id: object) -> str:
     return f"pcm/{job_id}.vad"
 
 
+def diarization_key(job_id: object) -> str:
+    """Speaker clustering done before reduce (worker/diarization_file.py), also beside the PCM."""
+    return f"pcm/{job_id}.diarization"
+
+
 def out_key(job_id: object, fmt: str) -> str:
     return f"out/{job_id}/transcript.{fmt}"
 

@@ -4,7 +4,9 @@ The task fetches exactly its batch's bytes from the canonical PCM object with on
 Results are written keyed by segment and kind (columns of the segment row for text and emotion,
 rows of `embeddings` for speaker vectors), replacing any earlier attempt, and the batch is marked
 done in the same transaction; so a redelivered task changes nothing. The task that completes the
-last batch moves the job to reducing and enqueues reduce.
+last batch moves the job to reducing and enqueues reduce; the task that stores the last
+speaker-embedding batch while other batches still run enqueues diarize, so the clustering is done
+by the time reduce needs it.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from hark.audio import pcm_to_float, seconds_to_byte
 from hark.db import session_scope
 from hark.jobstate import advance
 from hark.models import Embedding, Job, JobTask, Segment
-from hark.queues import INFER, REDUCE
+from hark.queues import DIARIZE, INFER, REDUCE
 from hark.storage import Storage, pcm_key
 from worker import faults
 from worker.celery_app import app
@@ -88,6 +90,10 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
         remaining = s.scalar(
             select(func.count()).select_from(JobTask).where(JobTask.job_id == jid, JobTask.done_at.is_(None))
         )
+        embeddings_complete = bool(remaining) and kind == "embed" and not s.scalar(
+            select(func.count()).select_from(JobTask)
+            .where(JobTask.job_id == jid, JobTask.kind == "embed", JobTask.done_at.is_(None))
+        )
         # Everything but this transaction's commit is in the timings.
         clock.add(f"{kind}_db", time.monotonic() - db_started)
         clock.add(kind, time.monotonic() - started, time.process_time() - started_cpu)
@@ -97,6 +103,11 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
     log.info("batch done", extra={**extra, "seconds": round(compute_s, 3)})
     if last:
         app.send_task(REDUCE, args=[job_id])
+    elif embeddings_complete:
+        try:
+            app.send_task(DIARIZE, args=[job_id])
+        except Exception:  # noqa: BLE001 - only a head start: reduce clusters when it was not sent
+            log.warning("diarize not sent; reduce will cluster", extra=extra, exc_info=True)
 
 
 def _uncount_attempt(cfg, jid: uuid.UUID, batch_idx: int, kind: str) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,9 @@
 """reduce(job): diarize the speaker windows, label segments, assemble and export the transcript, finish.
 
 Everything it writes is replaced on a re-run (speaker rows, segment labels, export objects), so a
-duplicate reduce is harmless; only the first one to finish moves the job to done.
+duplicate reduce is harmless; only the first one to finish moves the job to done. The clustering
+may already have been done by diarize(job), sent when the job's last speaker-embedding batch was
+stored (worker/diarization_file.py); reduce then reads its outcome.
 """
 from __future__ import annotations
 
@@ -17,13 +19,14 @@ from hark.db import session_scope
 from hark.exports import FORMATS, render
 from hark.jobstate import advance
 from hark.models import Embedding, Job, Segment, Speaker
-from hark.queues import REDUCE
-from hark.storage import Storage, out_key, vad_key
+from hark.queues import DIARIZE, REDUCE
+from hark.storage import Storage, diarization_key, out_key, vad_key
+from worker import diarization_file
 from worker.assemble import SegmentView, build_utterances, speaker_stats
 from worker.celery_app import app
 from worker.clustering import ClusterOptions
 from worker.engines.vad_silero import FRAME_S
-from worker.resegment import SpeechProbabilities, diarize
+from worker.resegment import Diarization, SpeechProbabilities, diarize
 from worker.tasks.common import JobStageTask, settings
 from worker.timing import Clock
 from worker.window_rows import load_windows
@@ -54,6 +57,54 @@ def _speech(storage: Storage, jid: uuid.UUID) -> SpeechProbabilities | None:
     return SpeechProbabilities.from_bytes(storage.get_bytes(vad_key(jid)), FRAME_S)
 
 
+def _saved_or_diarize(
+    storage: Storage, jid: uuid.UUID, spans: list[tuple[float, float]], starts: np.ndarray, ends: np.ndarray,
+    vectors: np.ndarray, options: dict,
+) -> Diarization:
+    """What diarize(job) saved for exactly these inputs, else the clustering done here."""
+    speech, cluster = _speech(storage, jid), cluster_options(options)
+    key = diarization_file.fingerprint(spans, starts, ends, vectors, cluster, speech)
+    if storage.exists(diarization_key(jid)):
+        saved = diarization_file.load(storage.get_bytes(diarization_key(jid)), key)
+        if saved is not None:
+            return saved
+        log.info("saved diarization is for other inputs; clustering again", extra={"job_id": str(jid)})
+    return diarize(spans, starts, ends, vectors, cluster, speech)
+
+
+@app.task(name=DIARIZE, ignore_result=True)
+def diarize_early(job_id: str) -> None:
+    """Cluster a job's speakers while its last ASR batches still run, and save the outcome for
+    reduce. Best effort: on any failure reduce clusters itself, so nothing here fails the job."""
+    cfg = settings()
+    jid = uuid.UUID(job_id)
+    clock = Clock()
+    started, started_cpu = time.monotonic(), time.process_time()
+    try:
+        with session_scope(cfg.database_url) as s:
+            job = s.get(Job, jid)
+            if job is None or job.status not in ("inferring", "reducing"):
+                return
+            options = dict(job.options or {})
+            spans = [(a, b) for a, b in s.execute(
+                select(Segment.start_s, Segment.end_s).where(Segment.job_id == jid).order_by(Segment.idx)
+            )]
+            starts, ends, vectors = _load_windows(s, jid)
+        storage = Storage(cfg)
+        speech, cluster = _speech(storage, jid), cluster_options(options)
+        with clock.part("clustering", cpu=True):
+            found = diarize(spans, starts, ends, vectors, cluster, speech)
+        key = diarization_file.fingerprint(spans, starts, ends, vectors, cluster, speech)
+        storage.put_bytes(diarization_key(jid), diarization_file.dump(found, key))
+        with session_scope(cfg.database_url) as s:
+            job = s.get(Job, jid, with_for_update=True)
+            if job is not None:
+                clock.add("diarize", time.monotonic() - started, time.process_time() - started_cpu)
+                job.timings = clock.merged(job.timings)
+    except Exception:  # noqa: BLE001 - reduce does the clustering itself
+        log.exception("early diarization failed; reduce will cluster", extra={"job_id": job_id})
+
+
 @app.task(name=REDUCE, bind=True, base=JobStageTask, failure_code="reduce_error")
 def reduce(self, job_id: str) -> None:
     cfg = settings()
@@ -75,9 +126,7 @@ def reduce(self, job_id: str) -> None:
 
     storage = Storage(cfg)
     with clock.part("clustering", cpu=True):
-        found = diarize(
-            [(v.start_s, v.end_s) for v in views], starts, ends, vectors, cluster_options(options), _speech(storage, jid)
-        )
+        found = _saved_or_diarize(storage, jid, [(v.start_s, v.end_s) for v in views], starts, ends, vectors, options)
     turns, centroids = found.turns, found.centroids
     with clock.part("assemble", cpu=True):
         utterances = build_utterances(views, turns)
