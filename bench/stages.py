@@ -110,9 +110,10 @@ class Sampler:
             self.scan()
 
 
-def start_stack(cfg, concurrency: int, extra_env: dict[str, str], code: Path = ROOT):  # type: ignore[no-untyped-def]
+def start_stack(cfg, concurrency: int, extra_env: dict[str, str], code: Path = ROOT, split: bool = False):  # type: ignore[no-untyped-def]
     """Web and workers in their own processes, running the code of the checkout `code` (logs in
-    artifacts/bench-*.log)."""
+    artifacts/bench-*.log). `split` gives ASR a model worker of its own (`concurrency` processes)
+    and speaker embedding with emotion another (one process), as separate pools of machines would."""
     from tests.conftest import ARTIFACTS, Processes, celery_cmd, settings_env, start_web
 
     class InCheckout(Processes):
@@ -127,9 +128,12 @@ def start_stack(cfg, concurrency: int, extra_env: dict[str, str], code: Path = R
     env = {**settings_env(cfg), **extra_env}
     procs = InCheckout()
     procs.start("bench-worker-cpu", celery_cmd("bench-cpu", "cpu"), env)
-    procs.start("bench-worker-model", celery_cmd("bench-model", "asr,embed,emotion", concurrency), env)
+    models = [("bench-worker-model", "asr,embed,emotion", concurrency)] if not split else [
+        ("bench-worker-model", "asr", concurrency), ("bench-worker-model-embed", "embed,emotion", 1)]
+    for name, queues, processes in models:
+        procs.start(name, celery_cmd(name.removeprefix("bench-worker-").replace("model", "bench-model"), queues, processes), env)
     url = start_web(procs, "bench-web", env)
-    for name in ("bench-worker-cpu", "bench-worker-model"):
+    for name in ("bench-worker-cpu", *(m[0] for m in models)):
         procs.wait_for_log(name, "ready.", timeout=300)
     return procs, url
 
@@ -259,7 +263,9 @@ def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sam
     return lines, e2e
 
 
-def run_job(recording: Path, concurrency: int, extra_env: dict[str, str], code: Path = ROOT) -> tuple[list[str], float, float]:
+def run_job(
+    recording: Path, concurrency: int, extra_env: dict[str, str], code: Path = ROOT, split: bool = False
+) -> tuple[list[str], float, float]:
     """One warm stack of its own, the recording through it; returns the report lines, the
     end-to-end wall seconds and the CPU seconds of all the stack's processes during the job."""
     from tests.conftest import isolated_settings
@@ -270,7 +276,7 @@ def run_job(recording: Path, concurrency: int, extra_env: dict[str, str], code: 
     from hark.settings import Settings
 
     with isolated_settings(Settings.from_env()) as cfg:
-        procs, url = start_stack(cfg, concurrency, extra_env, code)
+        procs, url = start_stack(cfg, concurrency, extra_env, code, split)
         sampler = Sampler({p[0].removeprefix("bench-"): p[1].pid for p in procs.procs})
         thread = threading.Thread(target=sampler.run, daemon=True)
         thread.start()
@@ -295,8 +301,9 @@ def run_job(recording: Path, concurrency: int, extra_env: dict[str, str], code: 
     lines, e2e = report_lines(job_row, tasks, upload_start, seen, sampler, concurrency)
     cpu = sum(p.cpu_end - (p.cpu_start or 0.0) for p in sampler.procs.values())
     settings_note = ", ".join(f"{k}={v}" for k, v in extra_env.items()) or "default settings"
-    lines.insert(0, f"- stack: gunicorn web (2 processes), CPU worker (1 process), model worker "
-                    f"({concurrency} pool process{'es' if concurrency > 1 else ''}); {settings_note}")
+    models = (f"model worker ({concurrency} pool process{'es' if concurrency > 1 else ''})" if not split else
+              f"ASR worker ({concurrency} pool process{'es' if concurrency > 1 else ''}), embedding and emotion worker (1)")
+    lines.insert(0, f"- stack: gunicorn web (2 processes), CPU worker (1 process), {models}; {settings_note}")
     lines.append(f"- CPU seconds of all Hark processes during the job: {cpu:.1f}")
     return lines, e2e, cpu
 
@@ -314,6 +321,8 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
                         help="first run the same job on another checkout's code (e.g. a worktree of main), "
                              "model worker with 1 process, and report its end-to-end time beside these")
+    parser.add_argument("--split-pools", action="store_true",
+                        help="ASR in a model worker of its own, embedding and emotion in another (baseline too)")
     parser.add_argument("--title", default="", help="added to the section title")
     parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
     args = parser.parse_args()
@@ -334,14 +343,14 @@ def main() -> int:
             synth_meeting(recording, args.speakers, args.minutes, seed=args.seed)
         baseline: tuple[float, float] | None = None
         if args.baseline:
-            _, e2e, cpu = run_job(recording, 1, {}, args.baseline.resolve())
+            _, e2e, cpu = run_job(recording, 1, extra_env, args.baseline.resolve(), args.split_pools)
             commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=args.baseline, capture_output=True,
                                     text=True).stdout.strip()
             baseline = (e2e, cpu)
-            lines += [f"- baseline, the same job on commit {commit} (model worker with 1 process): "
+            lines += [f"- baseline, the same job on commit {commit} ({'ASR' if args.split_pools else 'model'} worker with 1 process): "
                       f"{e2e:.1f} s end to end, {cpu:.1f} s CPU", ""]
         for concurrency in args.model_concurrency:
-            run_lines, e2e, cpu = run_job(recording, concurrency, extra_env)
+            run_lines, e2e, cpu = run_job(recording, concurrency, extra_env, split=args.split_pools)
             if len(args.model_concurrency) > 1:
                 lines += [f"#### Model worker with {concurrency} pool process{'es' if concurrency > 1 else ''}", ""]
             lines += [*run_lines, ""]
