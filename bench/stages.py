@@ -128,10 +128,13 @@ def start_stack(cfg, concurrency: int, extra_env: dict[str, str], code: Path = R
     env = {**settings_env(cfg), **extra_env}
     procs = InCheckout()
     procs.start("bench-worker-cpu", celery_cmd("bench-cpu", "cpu"), env)
-    models = [("bench-worker-model", "asr,embed,emotion", concurrency)] if not split else [
-        ("bench-worker-model", "asr", concurrency), ("bench-worker-model-embed", "embed,emotion", 1)]
-    for name, queues, processes in models:
-        procs.start(name, celery_cmd(name.removeprefix("bench-worker-").replace("model", "bench-model"), queues, processes), env)
+    # (log name, Celery node name, queues, pool processes)
+    models = [("bench-worker-model", "bench-model", "asr,embed,emotion", concurrency)] if not split else [
+        ("bench-worker-model", "bench-model", "asr", concurrency),
+        ("bench-worker-model-embed", "bench-model-embed", "embed,emotion", 1),
+    ]
+    for name, node, queues, processes in models:
+        procs.start(name, celery_cmd(node, queues, processes), env)
     url = start_web(procs, "bench-web", env)
     for name in ("bench-worker-cpu", *(m[0] for m in models)):
         procs.wait_for_log(name, "ready.", timeout=300)

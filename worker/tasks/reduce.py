@@ -57,19 +57,35 @@ def _speech(storage: Storage, jid: uuid.UUID) -> SpeechProbabilities | None:
     return SpeechProbabilities.from_bytes(storage.get_bytes(vad_key(jid)), FRAME_S)
 
 
+class _Clustering:
+    """One job's clustering inputs, read the same way by diarize and by reduce, and the
+    fingerprint under which diarize saves its outcome and reduce looks for it."""
+
+    def __init__(self, storage: Storage, jid: uuid.UUID, spans: list[tuple[float, float]], starts: np.ndarray,
+                 ends: np.ndarray, vectors: np.ndarray, options: dict) -> None:
+        self.storage, self.jid = storage, jid
+        self.args = (spans, starts, ends, vectors, cluster_options(options), _speech(storage, jid))
+        self.key = diarization_file.fingerprint(*self.args)
+
+    def saved(self) -> Diarization | None:
+        if not self.storage.exists(diarization_key(self.jid)):
+            return None
+        found = diarization_file.load(self.storage.get_bytes(diarization_key(self.jid)), self.key)
+        if found is None:
+            log.info("saved diarization is for other inputs; clustering again", extra={"job_id": str(self.jid)})
+        return found
+
+    def run(self) -> Diarization:
+        return diarize(*self.args)
+
+
 def _saved_or_diarize(
     storage: Storage, jid: uuid.UUID, spans: list[tuple[float, float]], starts: np.ndarray, ends: np.ndarray,
     vectors: np.ndarray, options: dict,
 ) -> Diarization:
     """What diarize(job) saved for exactly these inputs, else the clustering done here."""
-    speech, cluster = _speech(storage, jid), cluster_options(options)
-    key = diarization_file.fingerprint(spans, starts, ends, vectors, cluster, speech)
-    if storage.exists(diarization_key(jid)):
-        saved = diarization_file.load(storage.get_bytes(diarization_key(jid)), key)
-        if saved is not None:
-            return saved
-        log.info("saved diarization is for other inputs; clustering again", extra={"job_id": str(jid)})
-    return diarize(spans, starts, ends, vectors, cluster, speech)
+    clustering = _Clustering(storage, jid, spans, starts, ends, vectors, options)
+    return clustering.saved() or clustering.run()
 
 
 @app.task(name=DIARIZE, ignore_result=True)
@@ -91,11 +107,12 @@ def diarize_early(job_id: str) -> None:
             )]
             starts, ends, vectors = _load_windows(s, jid)
         storage = Storage(cfg)
-        speech, cluster = _speech(storage, jid), cluster_options(options)
+        clustering = _Clustering(storage, jid, spans, starts, ends, vectors, options)
+        if clustering.saved() is not None:  # a redelivered diarize: the outcome is already there
+            return
         with clock.part("clustering", cpu=True):
-            found = diarize(spans, starts, ends, vectors, cluster, speech)
-        key = diarization_file.fingerprint(spans, starts, ends, vectors, cluster, speech)
-        storage.put_bytes(diarization_key(jid), diarization_file.dump(found, key))
+            found = clustering.run()
+        storage.put_bytes(diarization_key(jid), diarization_file.dump(found, clustering.key))
         with session_scope(cfg.database_url) as s:
             job = s.get(Job, jid, with_for_update=True)
             if job is not None:
