@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from flask import Flask, has_request_context, jsonify, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
@@ -53,7 +54,8 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(exc.code or 500, code, exc.description or exc.name)
 
     @app.errorhandler(OperationalError)
-    def _db_down(exc: OperationalError):  # type: ignore[no-untyped-def]
+    @app.errorhandler(psycopg.OperationalError)
+    def _db_down(exc: Exception):  # type: ignore[no-untyped-def]
         log.error("database unavailable: %s", exc)
         return error_response(503, "database_unavailable", "the database is not reachable; retry later")
 

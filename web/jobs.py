@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import Select, bindparam, exists, select, true
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,7 @@ from web.auth import principal, read_session, require_key
 from web.errors import ApiError, drain_body
 from web.job_requests import UPLOAD_BODY, idempotency_key, job_for_key, parse_callback_url
 from web.openapi import header, operation, query
-from web.progress import TaskCounts, counts_from_row, counts_query, job_progress, task_counts
+from web.progress import TaskCounts, job_progress, task_counts
 from web.ratelimit import check_job_creation
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
 
@@ -102,7 +102,7 @@ def form_options(form: Any) -> dict[str, Any]:
     return raw
 
 
-def job_view(job: Job, counts: TaskCounts, failed_segments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def job_view(job: Job | SimpleNamespace, counts: TaskCounts, failed_segments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": str(job.id),
         "status": job.status,
@@ -260,29 +260,16 @@ def failed_segments(s: Session, job_id: uuid.UUID) -> list[dict[str, Any]]:
     return [{"idx": idx, "start": start, "end": end, "errors": errors} for idx, start, end, errors in rows]
 
 
-@lru_cache(maxsize=1)
-def _status_query() -> Select[Any]:
-    """Built once: SQLAlchemy then compiles and keys it once, not on every poll."""
-    counts = counts_query(Job.id).lateral("counts")
-    any_failed = exists().where(Segment.job_id == Job.id, Segment.errors.is_not(None)).label("any_failed")
-    return (
-        select(Job, any_failed, *counts.c)
-        .join(counts, true())
-        .where(Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id"))
-    )
-
-
 def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
     """The job's view as JSON. The job's row, its task counts and whether any segment failed come
-    in one statement on the request's read session (a poll is one query after the key check)."""
+    in one prepared statement (web/status_read.py): a poll is one query after the key check."""
     jid = _job_uuid(job_id)
-    s = read_session()
-    row = s.execute(_status_query(), {"job_id": jid, "tenant_id": principal().tenant_id}).first()
-    if row is None:
+    found = current_app.extensions["hark.status"].read(jid, principal().tenant_id)
+    if found is None:
         raise ApiError(404, "job_not_found", "no such job")
-    job, failed = row[0], row[1]
-    view = job_view(job, counts_from_row(row[2:]), failed_segments(s, job.id) if failed and job.status == "done" else None)
-    response = jsonify(view)
+    job = found.job
+    failed = failed_segments(read_session(), job.id) if found.any_failed and job.status == "done" else None
+    response = jsonify(job_view(job, found.counts, failed))
     response.status_code = status
     if status == 201:
         response.headers["Location"] = f"/v1/jobs/{job.id}"

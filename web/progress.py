@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Select, case, func, select
@@ -97,7 +98,7 @@ def _eta(done: float, total: float, since: datetime | None, now: datetime) -> fl
     return round((total - done) * elapsed / done, 1) if elapsed > 0 else None
 
 
-def job_progress(job: Job, counts: TaskCounts, now: datetime | None = None) -> Progress:
+def job_progress(job: Job | SimpleNamespace, counts: TaskCounts, now: datetime | None = None) -> Progress:
     now = now or datetime.now(timezone.utc)
     status = job.status
     if status == "preparing":

@@ -247,3 +247,35 @@ def test_status_counts_tasks_and_failed_segments_in_one_read(stack, api_key, set
         with session_scope(settings.database_url) as s:
             for jid in jobs:
                 s.delete(s.get(Job, jid))
+
+
+def test_status_read_matches_the_orm_view_and_survives_a_dropped_connection(settings, api_key, finished_job):
+    """The status poll reads through its own kept connection (web/status_read.py). What it answers
+    must be what the job's mapped row says, and a connection the server closed under it (restart,
+    idle timeout) must cost a reconnect, not an error."""
+    from sqlalchemy import text
+
+    from web import create_app
+    from web.jobs import failed_segments, job_view
+    from web.progress import task_counts
+    from web.status_read import APPLICATION_NAME
+
+    client = create_app(settings).test_client()
+    url = f"/v1/jobs/{finished_job['id']}"
+    first = client.get(url, headers=auth(api_key))
+    assert first.status_code == 200
+    with session_scope(settings.database_url) as s:
+        job = s.get(Job, uuid.UUID(finished_job["id"]))
+        expected = job_view(job, task_counts(s, job.id), failed_segments(s, job.id))
+    body = first.get_json()
+    body["progress"].pop("eta_s"), expected["progress"].pop("eta_s")
+    assert body == expected
+
+    with session_scope(settings.database_url) as s:
+        killed = s.execute(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name AND datname = current_database()"
+        ), {"name": APPLICATION_NAME}).scalar()
+    assert killed >= 1
+    again = client.get(url, headers=auth(api_key))
+    assert again.status_code == 200 and again.get_json()["status"] == "done"
+    assert client.get(f"/v1/jobs/{uuid.uuid4()}", headers=auth(api_key)).status_code == 404
