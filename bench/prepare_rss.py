@@ -92,7 +92,7 @@ def main() -> int:
     from hark.models import Job, Tenant
     from hark.queues import PREPARE, make_celery
     from hark.settings import Settings
-    from hark.storage import Storage, pcm_key, raw_key
+    from hark.storage import Storage, raw_key
 
     settings = Settings.from_env()
     storage = Storage(settings)
@@ -128,7 +128,7 @@ def main() -> int:
         print(f"{hours:g} h: {status}, {segments} segments ({islands} islands), peak {peak:.0f} MiB, "
               f"{wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
         storage.delete_prefix(raw_key(job_id, ""))
-        storage.delete_prefix(pcm_key(job_id))
+        storage.delete_prefix(f"pcm/{job_id}.")
         return hours, size, segments, peak, wall, cpu, status
 
     try:

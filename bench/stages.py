@@ -212,12 +212,15 @@ def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sam
     reduce_start = finished - get("reduce_s")
     prepare_end = started + get("prepare_s")
     e2e = finished - upload_start
-    # Model compute on the job's timeline: VAD, plus the part of the model stage's busy time (some
-    # task running) that its tasks spent in their models; with one model process this is the plain
-    # sum of the model runs, with several it does not count parallel runs twice.
+    # Model compute on the job's timeline: the time the VAD (at the end of prepare's decoding) or
+    # some model task was running, less the part of the tasks' time not spent in their models.
+    # With one model process and no overlap this is the plain sum of the model runs; parallel
+    # runs, and tasks running while prepare still decodes, are not counted twice.
     task_wall = sum(ts(x.done_at) - ts(x.started_at) for x in tasks)
     model_share = min(1.0, sum(get(f"{k}_model_s") for k in kinds) / task_wall) if task_wall > 0 else 0.0
-    model = get("vad_s") + busy * model_share
+    vad_span = (prepare_end - get("vad_s"), prepare_end)
+    covered = union_length([vad_span, *[(ts(x.started_at), ts(x.done_at)) for x in tasks]])
+    model = covered - busy * (1.0 - model_share)
     overhead = (e2e - model) / e2e
     lines = [
         f"- recording: {audio / 60:.1f} min, {job.segments_total} VAD segments, "
@@ -226,8 +229,8 @@ def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sam
         f"- end to end, upload start → done: **{e2e:.1f} s (RTF {e2e / audio:.4f})**; the client saw `done` "
         f"{seen_done - finished:.2f} s after it (0.5 s polling)",
         f"- pipeline overhead (end-to-end wall − model compute) / wall: **{100 * overhead:.1f} %** (goal ≤ 15 %); "
-        f"model compute {model:.1f} s (VAD, and the model stage's busy time × the share of its tasks' time spent "
-        f"in ASR, embedding and emotion models: {100 * model_share:.0f} %); clustering alone is "
+        f"model compute {model:.1f} s (the time VAD or a model task ran, less the tasks' time outside ASR, embedding and "
+        f"emotion models: {100 * (1 - model_share):.0f} %); clustering alone is "
         f"{100 * get('clustering_s') / e2e:.1f} % of the wall",
         "",
         "| stage | wall s | CPU s | RTF (wall) |",

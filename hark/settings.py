@@ -43,6 +43,10 @@ class Settings:
     # merge_length_s): fewer, fuller segments give ASR more context. 0 switches merging off.
     merge_length_s: float = 15.0
     batch_speech_s: float = 120.0
+    # Prepare sends a batch's model work as soon as its segments are final, while it still decodes
+    # the rest; it looks for newly final segments after at least this many seconds of audio (and
+    # after every tenth of what is decoded, so a long recording costs a bounded number of looks).
+    stream_every_s: float = 60.0
     # Engines, by registry name.
     vad_engine: str = "silero"
     asr_engine: str = "whisper-tiny-en"

@@ -1,6 +1,6 @@
 """S3 storage through boto3 against any S3-protocol endpoint (MinIO, SeaweedFS, AWS).
 
-Key layout: `raw/<job>/<original name>` uploads, `pcm/<job>.s16le` canonical audio,
+Key layout: `raw/<job>/<original name>` uploads, `pcm/<job>.s16le/<n>` canonical audio (hark/pcm_store.py),
 `out/<job>/transcript.<ext>` exports, `inbox/<tenant>/…` objects a tenant placed itself. Large objects are written with multipart uploads from a
 bounded buffer and read with ranged GETs, so no process holds a whole recording.
 """
@@ -307,10 +307,6 @@ class RangeReader(io.RawIOBase):
 
 def raw_key(job_id: object, filename: str) -> str:
     return f"raw/{job_id}/{filename}"
-
-
-def pcm_key(job_id: object) -> str:
-    return f"pcm/{job_id}.s16le"
 
 
 def vad_key(job_id: object) -> str:

@@ -11,7 +11,8 @@ import requests
 
 from hark.db import session_scope
 from hark.models import Job, Segment
-from hark.storage import Storage, out_key, pcm_key, raw_key, vad_key
+from hark.pcm_store import chunk_key
+from hark.storage import Storage, out_key, raw_key, vad_key
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample.wav"
@@ -130,7 +131,7 @@ def test_delete_removes_objects_and_rows(stack, api_key, settings):
     job = client.wait(upload(stack["url"], api_key, samples_path.read_bytes(), "sample.wav").json()["id"], timeout_s=300)
     assert job["status"] == "done"
     storage = Storage(settings)
-    keys = [raw_key(job["id"], "sample.wav"), pcm_key(job["id"]), vad_key(job["id"]), out_key(job["id"], "json")]
+    keys = [raw_key(job["id"], "sample.wav"), chunk_key(job["id"], 0), vad_key(job["id"]), out_key(job["id"], "json")]
     assert all(storage.exists(k) for k in keys)
     resp = requests.delete(f"{stack['url']}/v1/jobs/{job['id']}", headers=auth(api_key), timeout=30)
     assert resp.status_code == 204

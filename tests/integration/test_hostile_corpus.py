@@ -17,7 +17,8 @@ import av
 import numpy as np
 import pytest
 
-from hark.storage import Storage, pcm_key
+from hark.pcm_store import pcm_prefix
+from hark.storage import Storage
 from tests.audiofiles import encode, read_wav, tone, wav_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,7 +168,7 @@ def test_hostile_file_fails_with_its_code(corpus_client, settings, tmp_path, nam
     assert final["status"] == "failed", final
     assert (final["error"]["code"], name) == (code, name), final["error"]
     assert final["error"]["message"]
-    assert not Storage(settings).exists(pcm_key(final["id"]))
+    assert not list(Storage(settings).objects(pcm_prefix(final["id"])))
 
 
 def _multipart(fields: list[tuple[str, str | None, bytes]]) -> tuple[bytes, str]:

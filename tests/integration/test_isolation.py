@@ -9,7 +9,8 @@ import requests
 
 from hark.db import session_scope
 from hark.models import Job
-from hark.storage import Storage, out_key, pcm_key
+from hark.pcm_store import chunk_key
+from hark.storage import Storage, out_key
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ def test_other_tenant_reaches_nothing(stack, settings, finished_job, other_key, 
     with session_scope(settings.database_url) as s:
         assert s.get(Job, uuid.UUID(jid)).status == "done"
     storage = Storage(settings)
-    assert storage.exists(pcm_key(jid)) and storage.exists(out_key(jid, "json"))
-    for key in (pcm_key(jid), out_key(jid, "json")):
+    assert storage.exists(chunk_key(jid, 0)) and storage.exists(out_key(jid, "json"))
+    for key in (chunk_key(jid, 0), out_key(jid, "json")):
         anonymous = requests.get(f"{settings.s3_endpoint}/{settings.s3_bucket}/{key}", timeout=30)
         assert anonymous.status_code in (401, 403), key

@@ -10,13 +10,14 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hark.db import session_scope
-from hark.models import Segment
+from hark.models import Job, JobTask, Segment
 from tests.audiofiles import encode_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +45,7 @@ def islands_recordings(tmp_path_factory):
 def test_half_hour_recording_segments_match_ground_truth(client, settings, islands_recordings):
     paths, islands = islands_recordings
     started = time.monotonic()
+    streamed: dict[str, bool] = {}
     jobs = {fmt: client.submit(str(path))["id"] for fmt, path in paths.items()}
     for fmt, job_id in jobs.items():
         final = client.wait(job_id, timeout_s=900)
@@ -63,4 +65,12 @@ def test_half_hour_recording_segments_match_ground_truth(client, settings, islan
         hits = sum(bool(set(island.text.lower().split()) & set((seg.text or "").lower().split()))
                    for seg, island in zip(segments, islands))
         assert hits >= len(islands) * 0.7, (fmt, hits)
+        with session_scope(settings.database_url) as s:
+            job = s.get(Job, uuid.UUID(job_id))
+            first_task = s.scalar(select(func.min(JobTask.started_at)).where(JobTask.job_id == job.id))
+            streamed[fmt] = first_task < job.started_at + timedelta(seconds=job.timings["prepare_s"])
+    # Prepare sends each batch once its segments are final: the model work of a recording with
+    # long pauses starts while it is still being decoded (the first job's at least; the later
+    # ones' may wait behind it).
+    assert streamed[next(iter(jobs))], streamed
     print(f"\n{len(jobs)} x {MINUTES} min through the pipeline in {time.monotonic() - started:.0f} s")

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from hark.client import ApiError
 from hark.db import session_scope
 from hark.models import Embedding, Job, JobTask, Segment, Speaker
-from hark.storage import Storage, out_key, pcm_key, vad_key
+from hark.pcm_store import pcm_prefix
+from hark.storage import Storage, out_key, vad_key
 from tests.audiofiles import encode, read_wav
 from tests.der import der_parts, read_rttm
 
@@ -72,7 +73,7 @@ def test_bad_recordings_fail_with_reason(client, settings, tmp_path, name, make,
     assert err.value.status == 409
     # No half-written canonical audio is left behind for a recording that could not be decoded.
     if code != "no_speech":
-        assert not Storage(settings).exists(pcm_key(job["id"]))
+        assert not list(Storage(settings).objects(pcm_prefix(job["id"])))
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,23 @@ def test_batches_cover_every_segment_once():
     assert all(b.speech_s < 70.0 for b in batches)
 
 
+@pytest.mark.parametrize("batch_s, clip_s", [(120.0, 30.0), (60.0, 0.0), (10.0, 30.0)])
+def test_batches_planned_on_a_prefix_are_the_whole_plans_batches(batch_s, clip_s):
+    """Prepare sends every batch but the last planned over the segments final so far; the plan
+    over all segments must begin with exactly those, however the recording goes on."""
+    rng = np.random.default_rng(5)
+    t, spans = 0.0, []
+    for _ in range(400):
+        t += float(rng.uniform(0.1, 3.0))
+        length = float(rng.choice([0.3, 2.0, 9.0, 16.0, 29.0]))
+        spans.append((round(t, 3), round(t + length, 3)))
+        t += length
+    whole = plan_batches(spans, batch_s, clip_s)
+    for n in range(1, len(spans)):
+        sent = plan_batches(spans[:n], batch_s, clip_s)[:-1]
+        assert sent == whole[: len(sent)]
+
+
 def doc():
     return {
         "recording": "meeting one",

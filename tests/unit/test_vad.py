@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hark.audio import decode_stream
-from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions, segments_from_probabilities
+from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions, final_from_probabilities, segments_from_probabilities
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.wav"
 
@@ -79,3 +79,52 @@ def test_merging_never_exceeds_the_maximum_segment():
     merged = segments_from_probabilities(probs_for(spans, 60.0), 60.0,
                                          VadOptions(pad_s=0.0, max_segment_s=10.0, merge_length_s=50.0))
     assert all(b - a <= 10.0 + 1e-6 for a, b in merged) and len(merged) >= 6
+
+
+def _random_meeting(rng: np.random.Generator, minutes: float) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and energies of turns and pauses of every length, with dips inside speech
+    (the cases hysteresis, padding, splitting and merging each decide)."""
+    probs, t = [], 0.0
+    while t < minutes * 60:
+        speech = rng.choice([0.1, 0.5, 2.0, 8.0, 45.0]) * rng.uniform(0.5, 1.5)
+        pause = rng.choice([0.05, 0.2, 0.45, 0.7, 3.0]) * rng.uniform(0.5, 1.5)
+        p = rng.uniform(0.55, 1.0, int(speech / FRAME_S))
+        p[rng.random(p.size) < 0.05] = rng.uniform(0.2, 0.5)  # dips inside speech
+        probs += [p, rng.uniform(0.0, 0.3, int(pause / FRAME_S))]
+        t += speech + pause
+    out = np.concatenate(probs).astype(np.float32)
+    return out, rng.normal(-2.0, 1.0, out.size).astype(np.float32)
+
+
+@pytest.mark.parametrize("options", [VadOptions(), VadOptions(merge_length_s=15.0), VadOptions(merge_length_s=4.0, max_segment_s=6.0, pad_s=0.3)])
+def test_final_segments_are_a_prefix_of_the_whole_segmentation(options):
+    """Prepare sends model work for the segments final_from_probabilities calls final while it still
+    decodes; the whole recording's segmentation must begin with exactly them, wherever decoding
+    stood, or that work was for segments that do not exist."""
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        probs, energy = _random_meeting(rng, 6.0)
+        whole = segments_from_probabilities(probs, probs.size * FRAME_S, options, energy)
+        grown = 0
+        for n in range(0, probs.size + 1, 97):
+            final = final_from_probabilities(probs[:n], options, energy[:n])
+            assert final == whole[: len(final)]
+            assert len(final) >= grown  # what was final stays final
+            grown = len(final)
+        assert grown > 0.5 * len(whole)  # and most of it is known long before the end
+
+
+def test_silero_stream_publishes_final_segments_as_it_goes():
+    """The real sample twice with two seconds of silence between: the first copy's segments
+    become final during the silence, the second's last one only at the end."""
+    sample = np.concatenate(list(decode_stream(str(SAMPLE))))
+    audio = np.concatenate([sample, np.zeros(32000, dtype=sample.dtype), sample])
+    stream = SileroVad().stream()
+    seen = []
+    for i in range(0, audio.size, 7000):
+        stream.feed(audio[i : i + 7000])
+        seen.append(stream.final_segments(VadOptions(merge_length_s=4.0)))
+    whole = stream.segments(VadOptions(merge_length_s=4.0))
+    assert all(final == whole[: len(final)] for final in seen)
+    first_copy = [span for span in whole if span[1] <= sample.size / 16000 + 0.5]
+    assert seen[-1][: len(first_copy)] == first_copy and len(seen[-1]) < len(whole)

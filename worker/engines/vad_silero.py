@@ -105,6 +105,41 @@ class VadStream:
     def segments(self, options: VadOptions = VadOptions()) -> list[tuple[float, float]]:
         return segments_from_probabilities(self.probabilities(), self.samples / SAMPLE_RATE, options, self.energies())
 
+    def final_segments(self, options: VadOptions = VadOptions()) -> list[tuple[float, float]]:
+        """The segments no later audio can change: `segments()` of the whole recording will begin
+        with exactly these, so their model work can start while decoding goes on."""
+        return final_from_probabilities(self.probabilities(), options, self.energies())
+
+
+def final_from_probabilities(
+    probs: np.ndarray, options: VadOptions = VadOptions(), energy: np.ndarray | None = None
+) -> list[tuple[float, float]]:
+    """The first segments `segments_from_probabilities` will give for any continuation of `probs`:
+    those before the last long silence (`stable_cut`), less a last merged group that could still
+    take in the next segment."""
+    cut = stable_cut(probs, options)
+    if cut == 0:
+        return []
+    spans = segments_from_probabilities(probs[:cut], cut * FRAME_S, options, None if energy is None else energy[:cut])
+    # Merging joins the next segment to the last group while the group stays short enough; it
+    # can only do so while the group began less than the merge length before the cut.
+    merge = min(options.merge_length_s, options.max_segment_s)
+    if spans and merge > 0 and cut * FRAME_S - spans[-1][0] < merge + 0.01:
+        spans.pop()
+    return spans
+
+
+def stable_cut(probs: np.ndarray, options: VadOptions) -> int:
+    """The last frame boundary behind a run of silence long enough that no later frame can change
+    what comes before it: every segment open there has closed (`min_silence_s`), and the padding
+    of the segments on its two sides cannot meet. 0 when there is no such run yet."""
+    run = max(1, int(round(options.min_silence_s / FRAME_S))) + 2 + int(np.ceil(2 * options.pad_s / FRAME_S))
+    if probs.size < run:
+        return 0
+    below = np.concatenate([[0], np.cumsum(probs < options.neg_threshold)])
+    silent = np.flatnonzero(below[run:] - below[:-run] == run)  # windows [i, i + run) all below
+    return int(silent[-1]) + run if silent.size else 0
+
 
 def frame_energy(frames: np.ndarray) -> np.ndarray:
     """Log mean-square energy of each frame (rows of FRAME samples)."""

@@ -1,10 +1,12 @@
 """infer(job, batch, kind): run one engine over one batch of segments and store its results.
 
-The task fetches exactly its batch's bytes from the canonical PCM object with one ranged GET.
+The task fetches exactly its batch's bytes from the canonical PCM (hark/pcm_store.py) with ranged GETs.
 Results are written keyed by segment and kind (columns of the segment row for text and emotion,
 rows of `embeddings` for speaker vectors), replacing any earlier attempt, and the batch is marked
-done in the same transaction; so a redelivered task changes nothing. The task that completes the
-last batch moves the job to reducing and enqueues reduce; the task that stores the last
+done in the same transaction; so a redelivered task changes nothing. Tasks run while prepare still
+decodes the rest of the recording (it sends each batch once final). The task that completes the
+last batch of a job prepare has finished moves it to reducing and enqueues reduce (prepare does
+so itself when every batch was done before it finished); the task that stores the last
 speaker-embedding batch while other batches still run enqueues diarize, so the clustering is done
 by the time reduce needs it.
 """
@@ -22,7 +24,8 @@ from hark.db import session_scope
 from hark.jobstate import advance
 from hark.models import Embedding, Job, JobTask, Segment
 from hark.queues import DIARIZE, INFER, REDUCE
-from hark.storage import Storage, pcm_key
+from hark.pcm_store import read_pcm
+from hark.storage import Storage
 from worker import faults
 from worker.celery_app import app
 from worker.engines import get_engine
@@ -33,6 +36,9 @@ from worker.timing import Clock
 from worker.window_rows import copy_windows
 
 log = logging.getLogger("hark.infer")
+# Model work runs while prepare still decodes the rest (batches are sent as they become final)
+# and after it; a job in any other status has nothing to gain from it.
+LIVE = ("preparing", "inferring")
 
 
 @app.task(name=INFER, bind=True, base=JobStageTask, failure_code="engine_error")
@@ -44,7 +50,7 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
     with clock.part(f"{kind}_db"), session_scope(cfg.database_url) as s:
         job = s.get(Job, jid)
         task = s.get(JobTask, (jid, batch_idx, kind))
-        if job is None or task is None or job.status != "inferring" or task.done_at is not None:
+        if job is None or task is None or job.status not in LIVE or task.done_at is not None:
             return
         options = dict(job.options or {})
         attempt = task.attempts + 1
@@ -79,7 +85,13 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
         # Lock the job row: completions of one job are serialised, so exactly one task sees the
         # last batch finish.
         job = s.get(Job, jid, with_for_update=True)
-        if job is None or job.status != "inferring":
+        if job is None or job.status not in LIVE:
+            return
+        ids = [r.id for r in rows]
+        if s.scalar(select(func.count()).select_from(Segment).where(Segment.id.in_(ids))) != len(ids):
+            # A redelivered prepare replaced the segments this task read: the batch under this
+            # number is new work, sent again by that prepare; these results belong to nothing.
+            log.info("segments replaced; results dropped", extra=extra)
             return
         _store(s, jid, kind, results, asr_emotion="emotion" not in planned_kinds(options))
         s.execute(
@@ -90,7 +102,7 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
         remaining = s.scalar(
             select(func.count()).select_from(JobTask).where(JobTask.job_id == jid, JobTask.done_at.is_(None))
         )
-        embeddings_complete = bool(remaining) and kind == "embed" and not s.scalar(
+        embeddings_complete = bool(remaining) and kind == "embed" and job.status == "inferring" and not s.scalar(
             select(func.count()).select_from(JobTask)
             .where(JobTask.job_id == jid, JobTask.kind == "embed", JobTask.done_at.is_(None))
         )
@@ -176,7 +188,7 @@ def _load_batch(storage: Storage, jid: uuid.UUID, rows: list) -> list[SegmentAud
     out = []
     for run in runs:
         base = seconds_to_byte(run[0].start_s)
-        samples = pcm_to_float(storage.get_range(pcm_key(jid), base, seconds_to_byte(run[-1].end_s)))
+        samples = pcm_to_float(read_pcm(storage, jid, base, seconds_to_byte(run[-1].end_s)))
         for r in run:
             a = (seconds_to_byte(r.start_s) - base) // 2
             b = (seconds_to_byte(r.end_s) - base) // 2

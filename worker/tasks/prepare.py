@@ -1,8 +1,10 @@
 """prepare(job): decode → canonical PCM in S3 → VAD segments in Postgres → fan out model batches.
 
 Decoding, PCM upload and VAD share one pass over the recording in blocks, so the worker's memory
-does not depend on the recording's length. Re-running it (redelivery) replaces what an earlier
-attempt wrote.
+does not depend on the recording's length. Model work is fanned out as it becomes known: a batch
+is sent once its segments are final and its audio is in S3, while the rest is still decoded, so
+the model workers do not wait for the whole recording. Re-running it (redelivery) replaces what
+an earlier attempt wrote.
 """
 from __future__ import annotations
 
@@ -15,15 +17,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
-from hark.audio import AudioError, DecodeLimits, DecodeReport, decode_stream
+from hark.audio import SAMPLE_RATE, AudioError, DecodeLimits, DecodeReport, decode_stream, seconds_to_byte
 from hark.db import session_scope
 from hark.jobstate import advance, fail
 from hark.models import Job, JobTask, Segment
-from hark.queues import PREPARE
+from hark.pcm_store import PcmWriter
+from hark.queues import PREPARE, REDUCE
 from hark.settings import Settings
-from hark.storage import Storage, pcm_key, vad_key
+from hark.storage import Storage, vad_key
 from worker.celery_app import app
 from worker.engines.asr_whisper import pack_clips
 from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions, VadStream
@@ -94,13 +98,19 @@ def prepare(self, job_id: str) -> None:
             return
         job = s.get(Job, jid)
         assert job is not None
-        source_key, options, priority = job.source_key, dict(job.options or {}), job.priority
+        source_key, options, priority, tenant_id = job.source_key, dict(job.options or {}), job.priority, job.tenant_id
+        # An earlier attempt's rows (redelivery): its tasks still in flight find their segments
+        # gone and store nothing (worker/tasks/infer.py); this attempt sends its own.
+        s.execute(delete(JobTask).where(JobTask.job_id == jid))
+        s.execute(delete(Segment).where(Segment.job_id == jid))
 
     storage = Storage(cfg)
     report = DecodeReport()
     stream = _vad.stream()
-    vad = VadThread(stream)
-    writer = storage.writer(pcm_key(jid))
+    segmentation = vad_options(cfg, options)
+    vad = VadThread(stream, segmentation, cfg.stream_every_s)
+    writer = PcmWriter(storage, jid)
+    fanout = FanOut(cfg, jid, tenant_id, options, priority, clock)
     progress = _Progress(cfg.database_url, jid, report, clock)
     loop_started, loop_cpu_started, db_before = time.monotonic(), time.process_time(), clock.wall["prepare_db"]
     try:
@@ -109,6 +119,7 @@ def prepare(self, job_id: str) -> None:
                 vad.feed(block)
                 writer.write(block.astype("<i2").tobytes())
                 progress.tick()
+                fanout.send_ready(vad.final, writer.readable_bytes)
         writer.finish()
         vad.finish()
     except (AudioError, SoftTimeLimitExceeded) as exc:
@@ -121,25 +132,36 @@ def prepare(self, job_id: str) -> None:
             fail(s, jid, code, message)
         log.warning("decode failed", extra={"job_id": job_id, "code": code})
         return
+    except JobStopped:
+        writer.abort()
+        log.info("job stopped while preparing", extra={"job_id": job_id})
+        return
     finally:
         vad.stop()
-    # Decoding is the loop's time less what S3, the progress rows and waiting for the VAD took in
-    # it; its CPU is the process's less the VAD thread's.
+    # Decoding is the loop's time less what S3, the rows and waiting for the VAD took in it; its
+    # CPU is the process's less the VAD thread's.
     loop_wall, loop_cpu = time.monotonic() - loop_started, time.process_time() - loop_cpu_started
     loop_other = vad.waited_s + storage.read_s + storage.write_s + clock.wall["prepare_db"] - db_before
     clock.add("decode", loop_wall - loop_other, loop_cpu - vad.cpu_s)
     clock.add("vad", vad.wall_s, vad.cpu_s)
     with clock.part("vad", cpu=True):
-        spans = stream.segments(vad_options(cfg, options))
+        spans = stream.segments(segmentation)
     clock.add("prepare_s3_read", storage.read_s)
     clock.add("prepare_s3_write", storage.write_s)
+    batches = plan_batches(spans, cfg.batch_speech_s, cfg.asr_clip_s)
+    if spans[: len(fanout.spans)] != fanout.spans or batches[: len(fanout.batches)] != fanout.batches:
+        # Cannot happen while final_segments keeps its promise (tests/unit/test_vad.py); if it
+        # ever does, the work already sent is for other segments, so the job must not go on.
+        with session_scope(cfg.database_url) as s:
+            fail(s, jid, "prepare_error", "the segments sent early differ from the recording's final segmentation")
+        log.error("streamed segments changed", extra={"job_id": job_id, "code": "prepare_error"})
+        return
     if not spans:
-        storage.delete_prefix(pcm_key(jid))  # nothing will ever read it
+        storage.delete_prefix(f"pcm/{jid}.")  # nothing will ever read it
         with session_scope(cfg.database_url) as s:
             fail(s, jid, "no_speech", f"no speech found in {report.duration_s:.1f} s of audio")
         return
     storage.put_bytes(vad_key(jid), SpeechProbabilities(stream.probabilities(), FRAME_S).to_bytes())
-    batches = plan_batches(spans, cfg.batch_speech_s, cfg.asr_clip_s)
     kinds = planned_kinds(options)
 
     db_started = time.monotonic()
@@ -147,17 +169,7 @@ def prepare(self, job_id: str) -> None:
         job = s.get(Job, jid, with_for_update=True)
         if job is None or job.status != "preparing":
             return
-        tenant_id = job.tenant_id
-        s.execute(delete(JobTask).where(JobTask.job_id == jid))
-        s.execute(delete(Segment).where(Segment.job_id == jid))
-        s.add_all(
-            Segment(job_id=jid, tenant_id=tenant_id, idx=i, start_s=a, end_s=b) for i, (a, b) in enumerate(spans)
-        )
-        s.add_all(
-            JobTask(job_id=jid, batch_idx=n, kind=k, first_idx=b.first_idx, last_idx=b.last_idx, speech_s=b.speech_s)
-            for n, b in enumerate(batches)
-            for k in kinds
-        )
+        first_new = fanout.add_rows(s, spans, batches[len(fanout.batches):], len(fanout.batches))
         s.flush()
         # Everything but this transaction's commit is in the timings.
         clock.add("prepare_db", time.monotonic() - db_started)
@@ -173,21 +185,91 @@ def prepare(self, job_id: str) -> None:
             timings=clock.merged(job.timings),
             options={**options, "source_codec": report.codec, "source_rate": report.source_rate},
         )
-    send_infer(job_id, [(n, k) for n in range(len(batches)) for k in kinds], options, priority=priority)
+        # Every batch sent early may be done already; then no infer task will see the last one
+        # finish (they do not reduce a job still preparing), so reduce starts here.
+        remaining = s.scalar(select(func.count()).select_from(JobTask).where(JobTask.job_id == jid, JobTask.done_at.is_(None)))
+        reduce_now = remaining == 0 and advance(s, jid, "reducing")
+    if reduce_now:
+        app.send_task(REDUCE, args=[job_id])
+    else:
+        send_infer(job_id, [(n, k) for n in range(first_new, len(batches)) for k in kinds], options, priority=priority)
     log.info(
         "prepared",
-        extra={"job_id": job_id, "segments": len(spans), "seconds": round(report.duration_s, 1), "stage": "prepare"},
+        extra={"job_id": job_id, "segments": len(spans), "seconds": round(report.duration_s, 1), "stage": "prepare",
+               "batches_sent_early": first_new},
     )
+
+
+class JobStopped(Exception):
+    """The job was cancelled or failed elsewhere while prepare was still decoding it."""
+
+
+class FanOut:
+    """Sends model work for the batches whose segments are final while prepare still decodes.
+
+    A batch goes out once the VAD says its segments can no longer change (`VadStream.final_segments`),
+    it is not the last planned so far (that one may still grow), and its audio is already readable
+    in S3. Segments and task rows are committed before the tasks are sent, as at the end."""
+
+    def __init__(self, cfg: Settings, job_id: uuid.UUID, tenant_id: uuid.UUID, options: dict, priority: int, clock: Clock) -> None:
+        self.cfg, self.job_id, self.tenant_id, self.options, self.priority, self.clock = cfg, job_id, tenant_id, options, priority, clock
+        self.kinds = planned_kinds(options)
+        self.spans: list[tuple[float, float]] = []  # segments whose rows exist
+        self.batches: list[Batch] = []  # batches sent
+        self._planned: list[Batch] = []  # final batches not sent yet
+        self._final: list[tuple[float, float]] = []
+
+    def send_ready(self, final: list[tuple[float, float]], readable_bytes: int) -> None:
+        if len(final) > len(self._final):
+            self._final = final
+            self._planned = plan_batches(final, self.cfg.batch_speech_s, self.cfg.asr_clip_s)[len(self.batches) : -1]
+        ready = []
+        for batch in self._planned:
+            if seconds_to_byte(self._final[batch.last_idx][1]) > readable_bytes:
+                break
+            ready.append(batch)
+        if not ready:
+            return
+        self._planned = self._planned[len(ready) :]
+        with self.clock.part("prepare_db"), session_scope(self.cfg.database_url) as s:
+            job = s.get(Job, self.job_id, with_for_update=True)
+            if job is None or job.status != "preparing":
+                raise JobStopped()
+            first = self.add_rows(s, self._final, ready, len(self.batches))
+        send_infer(str(self.job_id), [(n, k) for n in range(first, len(self.batches)) for k in self.kinds],
+                   self.options, priority=self.priority)
+
+    def add_rows(self, s: Session, spans: list[tuple[float, float]], batches: list[Batch], first_batch: int) -> int:
+        """Rows for `batches` (numbered from `first_batch`) and for every segment up to the last of
+        them (all of `spans` when `batches` reaches the end); returns the first batch's number."""
+        upto = batches[-1].last_idx + 1 if batches else len(spans)
+        s.add_all(
+            Segment(job_id=self.job_id, tenant_id=self.tenant_id, idx=i, start_s=a, end_s=b)
+            for i, (a, b) in enumerate(spans[len(self.spans) : upto], start=len(self.spans))
+        )
+        s.add_all(
+            JobTask(job_id=self.job_id, batch_idx=n, kind=k, first_idx=b.first_idx, last_idx=b.last_idx, speech_s=b.speech_s)
+            for n, b in enumerate(batches, start=first_batch)
+            for k in self.kinds
+        )
+        self.spans = list(spans[:upto])
+        self.batches += batches
+        return first_batch
 
 
 class VadThread:
     """Runs the VAD over decoded blocks in a thread of its own. The VAD's model (onnxruntime),
     decoding (PyAV) and the PCM upload (sockets) release the GIL, so the VAD runs beside the
     other two on a second core instead of after them; prepare took about half as long on two
-    cores. Blocks wait in a short queue, so memory stays bounded when the VAD falls behind."""
+    cores. Blocks wait in a short queue, so memory stays bounded when the VAD falls behind.
 
-    def __init__(self, stream: VadStream, depth: int = 8) -> None:
-        self.stream = stream
+    Every `every_s` seconds of audio, and every tenth of what it has seen, it also publishes the
+    segments that are final so far in `final` (a new list each time), for the fan-out."""
+
+    def __init__(self, stream: VadStream, options: VadOptions | None = None, every_s: float = 0.0, depth: int = 8) -> None:
+        self.stream, self.options, self.every_s = stream, options, every_s
+        self.final: list[tuple[float, float]] = []
+        self._looked_at = 0  # samples seen when `final` was last computed
         self.wall_s = self.cpu_s = self.waited_s = 0.0
         self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
@@ -201,10 +283,19 @@ class VadThread:
             wall, cpu = time.monotonic(), time.thread_time()
             try:
                 self.stream.feed(block)
+                self._look()
             except BaseException as exc:  # noqa: BLE001 - re-raised in the task's thread
                 self._error = exc
             self.wall_s += time.monotonic() - wall
             self.cpu_s += time.thread_time() - cpu
+
+    def _look(self) -> None:
+        if self.options is None or self.every_s <= 0:
+            return
+        seen = self.stream.samples
+        if seen - self._looked_at >= max(self.every_s * SAMPLE_RATE, 0.1 * seen):
+            self._looked_at = seen
+            self.final = self.stream.final_segments(self.options)
 
     def feed(self, block: np.ndarray) -> None:
         self._raise()
