@@ -361,6 +361,11 @@ def main() -> int:
                 lines += [f"#### Model worker with {concurrency} pool process{'es' if concurrency > 1 else ''}", ""]
             lines += [*run_lines, ""]
             runs.append((concurrency, e2e, cpu))
+        if len(runs) > 1 and runs[0][0] == 1:
+            lines += ["#### Worker scaling", "", *[
+                f"- model worker × {c} against × 1: **{runs[0][1] / e2e:.2f}× faster** end to end ({e2e:.1f} s against "
+                f"{runs[0][1]:.1f} s; goal ≥ 1.8× where cores allow)" for c, e2e, _ in runs[1:]
+            ], ""]
         if args.peer:
             from peer_asr import peer_seconds
 

@@ -12,7 +12,7 @@ from hark.storage import Storage
 from web.api_routes import register_api_routes
 from web.auth import KeyCache, close_read_session
 from web.errors import register_error_handlers
-from web.status_read import StatusReader
+from web.status_read import KeptConnection
 from web.streaming import StreamingRequest
 
 
@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.extensions["hark.storage"].allow_browser_uploads([o.strip() for o in settings.browser_origins.split(",") if o.strip()])
     app.extensions["hark.celery"] = make_celery(settings, name="hark-web")
     app.extensions["hark.keys"] = KeyCache(settings.auth_cache_s)
-    app.extensions["hark.status"] = StatusReader(settings.database_url)
+    app.extensions["hark.reader"] = KeptConnection(settings.database_url)
 
     from web.batches import bp as batches_bp
     from web.console import bp as console_bp

@@ -10,18 +10,20 @@ import base64
 import json
 import uuid
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete
 
 from hark.db import session_scope
 from hark.jobstate import FINAL, JOB_STATUSES, cancel
 from hark.models import Job
-from web.auth import principal, read_session, require_key
+from web.auth import principal, require_key
 from web.errors import ApiError
 from web.jobs import _job_response, find_job
 from web.openapi import operation, query
+from web.status_read import read_list
 
 bp = Blueprint("job_actions", __name__, url_prefix="/v1")
 
@@ -32,7 +34,7 @@ def _settings():  # type: ignore[no-untyped-def]
     return current_app.extensions["hark.settings"]
 
 
-def job_summary(job: Job) -> dict[str, Any]:
+def job_summary(job: Job | SimpleNamespace) -> dict[str, Any]:
     return {
         "id": str(job.id),
         "status": job.status,
@@ -93,28 +95,29 @@ def _limit() -> int:
 )
 @require_key("read")
 def list_jobs():  # type: ignore[no-untyped-def]
-    """Keyset pagination on (created_at, id): pages stay stable while new jobs arrive."""
-    stmt = select(Job).where(Job.tenant_id == principal().tenant_id)
+    """Keyset pagination on (created_at, id): pages stay stable while new jobs arrive. Read on the
+    kept connection of the status polls (web/status_read.py): a console refreshing its list is a
+    poller too."""
+    filters: dict[str, Any] = {}
     status = request.args.get("status")
     if status is not None:
         if status not in JOB_STATUSES:
             raise ApiError(400, "invalid_filter", f"status must be one of {', '.join(JOB_STATUSES)}")
-        stmt = stmt.where(Job.status == status)
+        filters["status"] = status
     batch_id = request.args.get("batch_id")
     if batch_id is not None:
         try:
-            stmt = stmt.where(Job.batch_id == uuid.UUID(batch_id))
+            filters["batch_id"] = uuid.UUID(batch_id)
         except ValueError:
             raise ApiError(400, "invalid_filter", "batch_id must be a UUID") from None
-    after, before = _datetime_arg("created_after"), _datetime_arg("created_before")
-    if after is not None:
-        stmt = stmt.where(Job.created_at >= after)
-    if before is not None:
-        stmt = stmt.where(Job.created_at < before)
+    for name in ("created_after", "created_before"):
+        value = _datetime_arg(name)
+        if value is not None:
+            filters[name] = value
     if request.args.get("cursor"):
-        stmt = stmt.where(tuple_(Job.created_at, Job.id) < tuple_(*decode_cursor(request.args["cursor"])))
+        filters["cursor"] = decode_cursor(request.args["cursor"])
     limit = _limit()
-    jobs = read_session().scalars(stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)).all()
+    jobs = read_list(current_app.extensions["hark.reader"], principal().tenant_id, limit + 1, **filters)
     page = jobs[:limit]
     body: dict[str, Any] = {
         "jobs": [job_summary(j) for j in page],

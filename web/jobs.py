@@ -23,6 +23,7 @@ from web.job_requests import UPLOAD_BODY, idempotency_key, job_for_key, parse_ca
 from web.openapi import header, operation, query
 from web.progress import TaskCounts, job_progress, task_counts
 from web.ratelimit import check_job_creation
+from web.status_read import read_status
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
@@ -262,9 +263,9 @@ def failed_segments(s: Session, job_id: uuid.UUID) -> list[dict[str, Any]]:
 
 def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
     """The job's view as JSON. The job's row, its task counts and whether any segment failed come
-    in one prepared statement (web/status_read.py): a poll is one query after the key check."""
+    in one prepared statement on a kept connection (web/status_read.py): a poll is one query after the key check."""
     jid = _job_uuid(job_id)
-    found = current_app.extensions["hark.status"].read(jid, principal().tenant_id)
+    found = read_status(current_app.extensions["hark.reader"], jid, principal().tenant_id)
     if found is None:
         raise ApiError(404, "job_not_found", "no such job")
     job = found.job

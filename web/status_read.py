@@ -1,17 +1,17 @@
-"""The status poll's read: one prepared statement on a database connection this process keeps.
+"""The polling reads (a job's status, the job list) on a database connection this process keeps.
 
-Clients poll each job of an archive every few seconds, so `GET /v1/jobs/<id>` is the API's
-hottest path. Through an ORM session a poll cost about 1.2 ms of CPU before any JSON was made: a
-session, a pool checkout with its ping, and 30 columns loaded into a mapped object. Here each
-process (and thread) keeps one autocommit psycopg connection, the statement is prepared on the
-server once, and the row comes back as plain values: about a quarter of that. The statement is
-still the one SQLAlchemy builds from the models (`status_query`), compiled once, so the job's
+Clients poll each job of an archive every few seconds, and consoles list them, so these are the
+API's hottest reads. Through an ORM session a status poll cost about 1.2 ms of CPU before any JSON
+was made: a session, a pool checkout with its ping, and 30 columns loaded into a mapped object.
+Here each process (and thread) keeps one autocommit psycopg connection, each statement is
+prepared on the server once, and rows come back as plain values: about a quarter of that. The
+statements are still built by SQLAlchemy from the models and compiled once (`Compiled`), so the
 columns and the task counts keep a single definition.
 
-A connection the server dropped (restart, idle timeout) is replaced and the read retried once;
-a fork gets a connection of its own (the parent's is left alone), and a thread's connection
-closes when the thread ends and its reference goes. Anything else surfaces as psycopg's error (503 while the
-database is unreachable, see web/errors.py).
+A connection the server dropped (restart, idle timeout) is replaced and the read retried once; a
+fork gets a connection of its own (the parent's is left alone), and a thread's connection closes
+when the thread ends and its reference goes. Anything else surfaces as psycopg's error (503 while
+the database is unreachable, see web/errors.py).
 """
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
 import psycopg
-from sqlalchemy import Select, bindparam, exists, true
+from sqlalchemy import Select, bindparam, exists, true, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql import select
@@ -33,6 +34,53 @@ from web.progress import TaskCounts, counts_from_row, counts_query
 
 # How the reader's connections show in pg_stat_activity.
 APPLICATION_NAME = "hark-status"
+_DIALECT = postgresql.psycopg.dialect()
+
+
+class Compiled:
+    """A SELECT compiled once for psycopg: its SQL, the values SQLAlchemy bound itself (constants
+    such as a coalesce's 0), and its columns' names."""
+
+    def __init__(self, stmt: Select[Any]) -> None:
+        compiled = stmt.compile(dialect=_DIALECT)
+        self.sql = str(compiled)
+        self.constants = dict(compiled.params)
+        self.columns = [c.key for c in stmt.selected_columns]
+
+
+class KeptConnection:
+    """Runs compiled reads on one autocommit connection per process and thread."""
+
+    def __init__(self, database_url: str) -> None:
+        self._conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._local = threading.local()
+
+    def rows(self, query: Compiled, **params: Any) -> list[tuple[Any, ...]]:
+        values = {**query.constants, **params}
+        try:
+            return self._connection().execute(query.sql, values).fetchall()
+        except psycopg.OperationalError:
+            # Most often a connection the server closed while this process was idle: once more
+            # on a fresh one; if the database is really away, that attempt raises too.
+            self._discard()
+            return self._connection().execute(query.sql, values).fetchall()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed and self._local.pid == os.getpid():
+            return conn
+        # prepare_threshold=0: each statement is prepared on its first run, not its sixth.
+        conn = psycopg.connect(
+            self._conninfo, autocommit=True, prepare_threshold=0, connect_timeout=5, application_name=APPLICATION_NAME
+        )
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _discard(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.__dict__.clear()
+        if conn is not None:
+            conn.close()
 
 
 def status_query() -> Select[Any]:
@@ -55,47 +103,48 @@ class JobStatus:
     counts: TaskCounts
 
 
-class StatusReader:
-    """Reads one job's status row for one tenant; one instance per app, one connection per thread."""
+@lru_cache(maxsize=1)
+def _status() -> Compiled:
+    return Compiled(status_query())
 
-    def __init__(self, database_url: str) -> None:
-        url = make_url(database_url).set(drivername="postgresql")
-        self._conninfo = url.render_as_string(hide_password=False)
-        stmt = status_query()
-        compiled = stmt.compile(dialect=postgresql.psycopg.dialect())
-        self._sql = str(compiled)
-        self._constants = {k: v for k, v in compiled.params.items() if k not in ("job_id", "tenant_id")}
-        self._job_columns = [c.key for c in Job.__table__.c]
-        self._local = threading.local()
 
-    def read(self, job_id: uuid.UUID, tenant_id: uuid.UUID) -> JobStatus | None:
-        params = {**self._constants, "job_id": job_id, "tenant_id": tenant_id}
-        try:
-            row = self._connection().execute(self._sql, params).fetchone()
-        except psycopg.OperationalError:
-            # Most often a connection the server closed while this process was idle: once more
-            # on a fresh one; if the database is really away, that attempt raises too.
-            self._discard()
-            row = self._connection().execute(self._sql, params).fetchone()
-        if row is None:
-            return None
-        n = len(self._job_columns)
-        job = SimpleNamespace(**dict(zip(self._job_columns, row[:n])))
-        return JobStatus(job=job, any_failed=bool(row[n]), counts=counts_from_row(row[n + 1:]))
+def read_status(reader: KeptConnection, job_id: uuid.UUID, tenant_id: uuid.UUID) -> JobStatus | None:
+    rows = reader.rows(_status(), job_id=job_id, tenant_id=tenant_id)
+    if not rows:
+        return None
+    row, n = rows[0], len(Job.__table__.c)
+    job = SimpleNamespace(**dict(zip(_status().columns[:n], row[:n])))
+    return JobStatus(job=job, any_failed=bool(row[n]), counts=counts_from_row(row[n + 1 :]))
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and not conn.closed and self._local.pid == os.getpid():
-            return conn
-        # prepare_threshold=0: the statement is prepared on its first run, not its sixth.
-        conn = psycopg.connect(
-            self._conninfo, autocommit=True, prepare_threshold=0, connect_timeout=5, application_name=APPLICATION_NAME
-        )
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
 
-    def _discard(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.__dict__.clear()
-        if conn is not None:
-            conn.close()
+# What a list item shows (web/job_actions.py job_summary), and the filters a listing may combine.
+LIST_COLUMNS = (Job.id, Job.status, Job.filename, Job.duration_s, Job.error_code, Job.error_message, Job.created_at, Job.finished_at)
+LIST_FILTERS = ("status", "batch_id", "created_after", "created_before", "cursor")
+
+
+@lru_cache(maxsize=2 ** len(LIST_FILTERS))
+def list_query(filters: frozenset[str]) -> Compiled:
+    """The tenant's jobs, newest first, with the given filters as parameters of the same names
+    (`cursor` as `cursor_created_at` and `cursor_id`) and `limit`; one compiled form per set."""
+    stmt = select(*LIST_COLUMNS).where(Job.tenant_id == bindparam("tenant_id"))
+    if "status" in filters:
+        stmt = stmt.where(Job.status == bindparam("status"))
+    if "batch_id" in filters:
+        stmt = stmt.where(Job.batch_id == bindparam("batch_id"))
+    if "created_after" in filters:
+        stmt = stmt.where(Job.created_at >= bindparam("created_after"))
+    if "created_before" in filters:
+        stmt = stmt.where(Job.created_at < bindparam("created_before"))
+    if "cursor" in filters:
+        stmt = stmt.where(tuple_(Job.created_at, Job.id) < tuple_(bindparam("cursor_created_at"), bindparam("cursor_id")))
+    return Compiled(stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(bindparam("limit")))
+
+
+def read_list(reader: KeptConnection, tenant_id: uuid.UUID, limit: int, **filters: Any) -> list[SimpleNamespace]:
+    """Up to `limit` jobs as attribute rows; `filters` are LIST_FILTERS (cursor: (created_at, id))."""
+    query = list_query(frozenset(filters))
+    params: dict[str, Any] = {k: v for k, v in filters.items() if k != "cursor"}
+    if "cursor" in filters:
+        params["cursor_created_at"], params["cursor_id"] = filters["cursor"]
+    rows = reader.rows(query, tenant_id=tenant_id, limit=limit, **params)
+    return [SimpleNamespace(**dict(zip(query.columns, row))) for row in rows]

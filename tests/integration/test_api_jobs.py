@@ -280,3 +280,45 @@ def test_status_read_matches_the_orm_view_and_survives_a_dropped_connection(sett
     again = client.get(url, headers=auth(api_key))
     assert again.status_code == 200 and again.get_json()["status"] == "done"
     assert client.get(f"/v1/jobs/{uuid.uuid4()}", headers=auth(api_key)).status_code == 404
+
+
+def test_list_filters_combine_batch_status_and_cursor(stack, api_key, settings):
+    """Each filter set is its own compiled statement (web/status_read.py list_query): batch and
+    status together, paged by cursor, must give exactly the matching jobs, newest first."""
+    from sqlalchemy import select
+
+    from hark.models import Batch, Tenant
+
+    with session_scope(settings.database_url) as s:
+        tenant_id = s.scalar(select(Tenant.id).where(Tenant.name == "tenant-a"))
+        batch = Batch(id=uuid.uuid4(), tenant_id=tenant_id, name="filters")
+        s.add(batch)
+        s.flush()
+        made = []
+        for i, (status, in_batch) in enumerate([("done", True), ("failed", True), ("done", True), ("done", False)]):
+            job = Job(id=uuid.uuid4(), tenant_id=tenant_id, status=status, filename=f"f{i}.wav", source_key="raw/x",
+                      sha256=uuid.uuid4().hex * 2, bytes=1, options={}, batch_id=batch.id if in_batch else None)
+            s.add(job)
+            s.flush()
+            made.append((job.id, status, in_batch))
+    try:
+        url = f"{stack['url']}/v1/jobs"
+        every = requests.get(url, headers=auth(api_key), params={"batch_id": str(batch.id)}, timeout=30).json()
+        assert {j["id"] for j in every["jobs"]} == {str(j) for j, _, inside in made if inside}
+        done, cursor = [], None
+        while True:
+            params = {"batch_id": str(batch.id), "status": "done", "limit": 1, **({"cursor": cursor} if cursor else {})}
+            page = requests.get(url, headers=auth(api_key), params=params, timeout=30).json()
+            done += [j["id"] for j in page["jobs"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert sorted(done) == sorted(str(j) for j, status, inside in made if inside and status == "done")
+        assert len(done) == 2
+        bad = requests.get(url, headers=auth(api_key), params={"batch_id": "not-a-uuid"}, timeout=30)
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_filter"
+    finally:
+        with session_scope(settings.database_url) as s:
+            for jid, _, _ in made:
+                s.delete(s.get(Job, jid))
+            s.delete(s.get(Batch, batch.id))
