@@ -224,3 +224,60 @@ def test_common_formats_decode_through_the_pipeline(client, tmp_path, fmt):
     assert job["duration_s"] == pytest.approx(12.0, abs=0.1)
     doc = client.document(job["id"])
     assert "hello" in " ".join(u["text"] for u in doc["utterances"]).lower()
+
+
+def test_results_for_segments_a_redelivered_prepare_replaced_are_dropped(settings, api_key, monkeypatch):
+    """Prepare sends batches while it decodes; if it is redelivered, it replaces the job's segments
+    and sends its own tasks. A task of the first attempt that finishes afterwards must store
+    nothing and must not mark the new batch done; the same task on current segments does both."""
+    from hark.models import JobTask, Tenant
+    from hark.pcm_store import PcmWriter
+    from worker.tasks import infer as infer_task
+
+    monkeypatch.setattr(infer_task, "settings", lambda: settings)
+    jid = uuid.uuid4()
+    texts = ["I am so happy with this result", "this is terrible and sad"]
+    with session_scope(settings.database_url) as s:
+        tenant_id = s.scalar(select(Tenant.id).where(Tenant.name == "tenant-a"))
+        s.add(Job(id=jid, tenant_id=tenant_id, status="preparing", filename="r.wav", source_key="raw/r", options={}))
+        s.flush()
+        s.add_all(Segment(job_id=jid, tenant_id=tenant_id, idx=i, start_s=1.0 + 3 * i, end_s=3.0 + 3 * i, text=t)
+                  for i, t in enumerate(texts))
+        s.add(JobTask(job_id=jid, batch_idx=0, kind="emotion", first_idx=0, last_idx=1, speech_s=4.0))
+    writer = PcmWriter(Storage(settings), jid)
+    writer.write(bytes(2 * 16000 * 10))
+    writer.finish()
+
+    def replace_segments() -> None:
+        with session_scope(settings.database_url) as s:
+            old = s.execute(select(Segment).where(Segment.job_id == jid).order_by(Segment.idx)).scalars().all()
+            fresh = [Segment(job_id=jid, tenant_id=g.tenant_id, idx=g.idx, start_s=g.start_s, end_s=g.end_s, text=g.text) for g in old]
+            for g in old:
+                s.delete(g)
+            s.flush()
+            s.add_all(fresh)
+
+    real = infer_task.run_engine
+
+    def redelivered_meanwhile(engine, batch, options):  # type: ignore[no-untyped-def]
+        replace_segments()
+        return real(engine, batch, options)
+
+    def state() -> tuple[bool, list[str | None]]:
+        with session_scope(settings.database_url) as s:
+            done = s.get(JobTask, (jid, 0, "emotion")).done_at is not None
+            emotions = s.scalars(select(Segment.emotion).where(Segment.job_id == jid).order_by(Segment.idx)).all()
+        return done, list(emotions)
+
+    try:
+        monkeypatch.setattr(infer_task, "run_engine", redelivered_meanwhile)
+        infer_task.infer.run(str(jid), 0, "emotion")
+        assert state() == (False, [None, None])
+        monkeypatch.setattr(infer_task, "run_engine", real)
+        infer_task.infer.run(str(jid), 0, "emotion")
+        done, emotions = state()
+        assert done and all(emotions), emotions
+    finally:
+        Storage(settings).delete_prefix(f"pcm/{jid}.")
+        with session_scope(settings.database_url) as s:
+            s.delete(s.get(Job, jid))
