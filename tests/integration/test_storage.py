@@ -49,3 +49,25 @@ def test_delete_prefix(settings):
     storage.put_bytes("tests/other", b"y")
     assert storage.delete_prefix("tests/prefix/") == 3
     assert not storage.exists("tests/prefix/0") and storage.exists("tests/other")
+
+
+def test_pcm_chunks_read_back_as_one_stream(settings):
+    """The canonical PCM is one-minute objects (hark/pcm_store.py); a read of any byte range, one
+    crossing chunk boundaries or ending at the stream's end included, is the stream's bytes."""
+    import uuid
+
+    from hark.pcm_store import CHUNK_BYTES, PcmWriter, chunk_key, pcm_prefix, read_pcm
+
+    storage, job = Storage(settings), uuid.uuid4()
+    data = os.urandom(2 * CHUNK_BYTES + 54321)
+    writer = PcmWriter(storage, job)
+    for i in range(0, len(data), 700_001):  # odd block sizes, straddling chunk boundaries
+        writer.write(data[i : i + 700_001])
+        assert writer.readable_bytes == (i + len(data[i : i + 700_001])) // CHUNK_BYTES * CHUNK_BYTES
+    assert writer.finish() == len(data)
+    assert [key for key, _ in storage.objects(pcm_prefix(job))] == [chunk_key(job, n) for n in range(3)]
+    for start, end in [(0, 10), (CHUNK_BYTES - 4, CHUNK_BYTES + 4), (10, 2 * CHUNK_BYTES + 10), (len(data) - 9, len(data)),
+                       (CHUNK_BYTES, 2 * CHUNK_BYTES), (5, 5)]:
+        assert read_pcm(storage, job, start, end) == data[start:end], (start, end)
+    writer.abort()
+    assert not list(storage.objects(pcm_prefix(job)))
