@@ -105,9 +105,14 @@ def job_progress(job: Job | SimpleNamespace, counts: TaskCounts, now: datetime |
         total = job.declared_duration_s
         done = job.decoded_s or 0.0
         share = min(1.0, done / total) if total else 0.0
+        # Batches sent while decoding goes on (worker/tasks/prepare.py) are counted as they finish;
+        # the fraction and ETA follow decoding, since the whole work is known only at its end.
         return Progress(
             fraction=round(PREPARE_SHARE * share, 4), stage=status, audio_s_total=total, audio_s_done=round(done, 3),
             eta_s=_eta(done, total or 0.0, job.stage_started_at, now) if total else None,
+            segments_done=counts.segments_done, tasks_total=counts.tasks_total, tasks_done=counts.tasks_done,
+            speech_s_total=round(counts.speech_s_total, 3) if counts.tasks_total else None,
+            speech_s_done=round(counts.speech_s_done, 3),
         )
     progress = Progress(
         fraction={"done": 1.0, "reducing": PREPARE_SHARE + INFER_SHARE}.get(status, 0.0),

@@ -55,6 +55,12 @@ def test_prepare_progress_and_eta_from_decode_rate():
     assert p.audio_s_done == 3600.0 and p.audio_s_total == 36000.0
     assert p.fraction == pytest.approx(0.01)
     assert p.eta_s == pytest.approx(540.0)  # 1 h per minute measured; 9 h to go
+    # Batches already sent while decoding goes on show as they finish; the fraction follows decoding.
+    streamed = job_progress(j, TaskCounts(tasks_total=6, tasks_done=3, segments_done=4, speech_s_total=200.0, speech_s_done=100.0,
+                                          work_s_total=600.0, work_s_done=300.0), now)
+    assert (streamed.tasks_done, streamed.tasks_total, streamed.segments_done) == (3, 6, 4)
+    assert (streamed.speech_s_done, streamed.speech_s_total) == (100.0, 200.0)
+    assert streamed.fraction == p.fraction and streamed.eta_s == p.eta_s
 
 
 def test_infer_progress_counts_segments_whose_batches_are_complete():
