@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -59,7 +60,9 @@ def test_upload_follow_and_read_a_transcript(stack, console_key, browser) -> Non
     straight to S3 through presigned part URLs (the bucket's CORS rules allow the page's origin)."""
     driver, downloads = browser
     api_key = console_key
-    wait = WebDriverWait(driver, 150, poll_frequency=0.3)
+    # The console replaces the job table's rows on every poll, so an element found a moment ago can
+    # be gone when it is read: the waits look again instead of failing.
+    wait = WebDriverWait(driver, 150, poll_frequency=0.3, ignored_exceptions=(StaleElementReferenceException,))
     driver.get(f"{stack['url']}/")
     assert driver.current_url.endswith("/console")
     driver.find_element(By.ID, "api-key").send_keys(api_key)
@@ -72,12 +75,15 @@ def test_upload_follow_and_read_a_transcript(stack, console_key, browser) -> Non
     assert "uploaded (direct)" in driver.find_element(By.CSS_SELECTOR, "#uploads li").text
     job_id = row.get_attribute("data-job")
     _shot(driver, "1-uploaded")
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]').get_attribute("data-status") in ("done", "failed"))
-    row = driver.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]')
-    assert row.get_attribute("data-status") == "done", row.text
-    assert "sample.wav" in row.text and "100 %" in row.text
+    def job_row(d: WebDriver) -> tuple[str, str]:
+        row = d.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]')
+        return row.get_attribute("data-status"), row.text
 
-    row.click()
+    status, text = wait.until(lambda d: (found := job_row(d))[0] in ("done", "failed") and found)
+    assert status == "done", text
+    assert "sample.wav" in text and "100 %" in text
+
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]').click() or True)
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#utterances li")) > 0)
     speakers = driver.find_elements(By.CSS_SELECTOR, "#speakers .speaker")
     assert [s.get_attribute("data-speaker") for s in speakers] == ["SPEAKER_00", "SPEAKER_01"]
