@@ -157,7 +157,7 @@ def prepare(self, job_id: str) -> None:
         log.error("streamed segments changed", extra={"job_id": job_id, "code": "prepare_error"})
         return
     if not spans:
-        storage.delete_prefix(f"pcm/{jid}.")  # nothing will ever read it
+        writer.abort()  # nothing will ever read the audio
         with session_scope(cfg.database_url) as s:
             fail(s, jid, "no_speech", f"no speech found in {report.duration_s:.1f} s of audio")
         return
@@ -169,7 +169,7 @@ def prepare(self, job_id: str) -> None:
         job = s.get(Job, jid, with_for_update=True)
         if job is None or job.status != "preparing":
             return
-        first_new = fanout.add_rows(s, spans, batches[len(fanout.batches):], len(fanout.batches))
+        first_new = fanout.add_rows(s, spans, batches[len(fanout.batches):])
         s.flush()
         # Everything but this transaction's commit is in the timings.
         clock.add("prepare_db", time.monotonic() - db_started)
@@ -235,13 +235,14 @@ class FanOut:
             job = s.get(Job, self.job_id, with_for_update=True)
             if job is None or job.status != "preparing":
                 raise JobStopped()
-            first = self.add_rows(s, self._final, ready, len(self.batches))
+            first = self.add_rows(s, self._final, ready)
         send_infer(str(self.job_id), [(n, k) for n in range(first, len(self.batches)) for k in self.kinds],
                    self.options, priority=self.priority)
 
-    def add_rows(self, s: Session, spans: list[tuple[float, float]], batches: list[Batch], first_batch: int) -> int:
-        """Rows for `batches` (numbered from `first_batch`) and for every segment up to the last of
-        them (all of `spans` when `batches` reaches the end); returns the first batch's number."""
+    def add_rows(self, s: Session, spans: list[tuple[float, float]], batches: list[Batch]) -> int:
+        """Rows for `batches`, numbered on from those sent, and for every segment up to the last of
+        them; returns the first new batch's number."""
+        first_batch = len(self.batches)
         upto = batches[-1].last_idx + 1 if batches else len(spans)
         s.add_all(
             Segment(job_id=self.job_id, tenant_id=self.tenant_id, idx=i, start_s=a, end_s=b)
