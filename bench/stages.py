@@ -269,6 +269,17 @@ def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sam
     return lines, e2e
 
 
+def print_tasks(tasks, upload_start: float) -> None:  # type: ignore[no-untyped-def]
+    """Each model task's sent, started and done times (s after the upload started), in start order:
+    where the schedule leaves a core idle or puts a long task last."""
+    ts = datetime.timestamp
+    print("kind     batch  segments   sent  start   done    run")
+    for x in sorted(tasks, key=lambda x: x.started_at):
+        a, b = ts(x.started_at) - upload_start, ts(x.done_at) - upload_start
+        print(f"{x.kind:8} {x.batch_idx:5}  {x.first_idx:4}-{x.last_idx:<4} {ts(x.enqueued_at) - upload_start:6.2f} "
+              f"{a:6.2f} {b:6.2f} {b - a:6.2f}")
+
+
 def run_job(
     recording: Path, concurrency: int, extra_env: dict[str, str], code: Path = ROOT, split: bool = False
 ) -> tuple[list[str], float, float]:
@@ -305,6 +316,8 @@ def run_job(
             thread.join()
             procs.stop()
     lines, e2e = report_lines(job_row, tasks, upload_start, seen, sampler, concurrency)
+    if os.environ.get("HARK_BENCH_TASKS"):
+        print_tasks(tasks, upload_start)
     cpu = sum(p.cpu_end - (p.cpu_start or 0.0) for p in sampler.procs.values())
     settings_note = ", ".join(f"{k}={v}" for k, v in extra_env.items()) or "default settings"
     models = (f"model worker ({concurrency} pool process{'es' if concurrency > 1 else ''})" if not split else

@@ -24,10 +24,24 @@ ABORT_ABANDONED_UPLOADS = "hark.abort_abandoned_uploads"
 # night's archive already waiting in the same queue. Messages without a priority (reduce, which
 # finishes work already in flight) count as 0.
 PRIORITIES = {"interactive": 0, "overnight": 9}
-PRIORITY_STEPS = [0, 3, 6, 9]
+# Each job priority has two steps, so that within it speaker embeddings go ahead of the rest of
+# the model work (see model_priority); the broker accepts 0-9.
+PRIORITY_STEPS = [0, 1, 8, 9]
 
 CPU_QUEUE = "cpu"
 MODEL_KINDS = ("asr", "embed", "emotion")  # each kind of model work has a queue of that name
+
+
+def model_priority(job_priority: int, kind: str) -> int:
+    """The broker priority of a job's model task of `kind`. Speaker embedding goes one step ahead
+    of ASR and emotion of the same job priority: it is the cheap quarter of the model work, and
+    clustering can only start once every embedding is stored. Served first, the embeddings are
+    done while ASR still runs, so the clustering overlaps ASR instead of following the last ASR
+    batch (measured on a 10 min meeting with two model processes: the job waited 0.5-0.7 s for
+    clustering at its end). A worker pops every queue's first step before any queue's second,
+    so the order holds across the asr and embed queues."""
+    base = 0 if job_priority < PRIORITY_STEPS[2] else PRIORITY_STEPS[2]
+    return base if kind == "embed" else base + 1
 
 
 def route(name: str, args: tuple, kwargs: dict[str, Any], options: dict[str, Any], task: Any = None, **kw: Any) -> dict[str, str]:

@@ -53,6 +53,10 @@ def test_threads_are_shared_among_pool_processes():
     assert threads_per_process(Settings(torch_threads=3), 4) == 3
     assert threads_per_process(Settings(torch_threads=0), 1) == cpus()
     assert threads_per_process(Settings(torch_threads=0), 1000) == 1
+    # prepare, clustering and reduce share the cores with the model processes: one thread
+    assert threads_per_process(Settings(torch_threads=0), 1, ("cpu",)) == 1
+    assert threads_per_process(Settings(torch_threads=4), 1, ("cpu",)) == 1
+    assert threads_per_process(Settings(torch_threads=0), 1, ("cpu", "asr")) == cpus()
 
 
 def test_batched_vad_gives_the_per_frame_models_probabilities():

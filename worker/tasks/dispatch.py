@@ -10,7 +10,7 @@ from collections import defaultdict
 
 from celery import chain
 
-from hark.queues import INFER
+from hark.queues import INFER, model_priority
 from worker.celery_app import app
 from worker.engines import engine_class
 from worker.tasks.common import engine_name
@@ -19,14 +19,16 @@ from worker.tasks.common import engine_name
 def send_infer(
     job_id: str, pending: list[tuple[int, str]], options: dict, asr_done: set[int] | frozenset = frozenset(), priority: int = 0
 ) -> None:
-    """Enqueue infer tasks for `pending` (batch_idx, kind) pairs at the job's queue priority;
+    """Enqueue infer tasks for `pending` (batch_idx, kind) pairs at the job's queue priority (each
+    kind at its step of it, hark.queues.model_priority);
     `asr_done` lists batches whose transcript already exists, so their text-reading kinds can run at once."""
     by_batch: dict[int, set[str]] = defaultdict(set)
     for batch_idx, kind in pending:
         by_batch[batch_idx].add(kind)
     for batch_idx, kinds in sorted(by_batch.items()):
         sig = {
-            k: app.signature(INFER, kwargs={"job_id": job_id, "batch_idx": batch_idx, "kind": k}, immutable=True, priority=priority)
+            k: app.signature(INFER, kwargs={"job_id": job_id, "batch_idx": batch_idx, "kind": k}, immutable=True,
+                             priority=model_priority(priority, k))
             for k in kinds
         }
         readers = {k for k in kinds if "text" in engine_class(engine_name(k, options)).consumes}
