@@ -136,7 +136,7 @@ def main() -> int:
     from hark.settings import Settings
     from synth import synth_meeting
 
-    cfg = Settings()
+    cfg = Settings.from_env()  # HARK_SPEAKER_WINDOW_S / HARK_SPEAKER_HOP_S try other windows
     rows = [
         "| recording | speakers | found | DER est. | DER est. ±0.25 s | DER given | DER given ±0.25 s | windows | reduce |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -13,7 +13,7 @@ import uuid
 from pathlib import PurePosixPath
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text
 
 from hark.db import session_scope
 from hark.exports import FORMATS, render
@@ -188,8 +188,16 @@ def reduce(self, job_id: str) -> None:
         job = s.get(Job, jid, with_for_update=True)
         if job is None or job.status != "reducing":
             return
-        for idx, name in seg_speaker.items():
-            s.execute(update(Segment).where(Segment.job_id == jid, Segment.idx == idx).values(speaker=name))
+        # One statement for all segments: a 3 h recording has about 900, and one UPDATE each cost
+        # half a second at the very end of the job.
+        s.execute(
+            text(
+                "UPDATE segments SET speaker = v.speaker "
+                "FROM unnest(CAST(:idx AS integer[]), CAST(:speaker AS text[])) AS v(idx, speaker) "
+                "WHERE segments.job_id = :job AND segments.idx = v.idx"
+            ),
+            {"job": jid, "idx": list(seg_speaker), "speaker": list(seg_speaker.values())},
+        )
         s.execute(delete(Speaker).where(Speaker.job_id == jid))
         s.add_all(
             Speaker(
