@@ -1,7 +1,7 @@
 """Where the time goes: one recording through Hark end to end, stage by stage.
 
     python bench/stages.py [RECORDING] [--minutes 10 --speakers 4] [--model-concurrency 1]
-                           [--set HARK_X=Y ...] [--peer] [--record]
+                           [--set HARK_X=Y ...] [--peer] [--rounds N] [--record]
 
 Starts a stack of its own (a database, bucket and broker prefix that nothing else uses, removed
 afterwards; the services of `infra/services.sh`): the web app under gunicorn, a CPU worker
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -327,6 +328,50 @@ def run_job(
     return lines, e2e, cpu
 
 
+def summary_lines(
+    rounds: list[tuple[list[tuple[int, float, float]], tuple[float, float, int, float] | None]],
+    baseline: tuple[float, float] | None,
+) -> list[str]:
+    """Worker scaling and the side-by-side ratio, round by round. This VM's CPU speed drifts by
+    up to a quarter from minute to minute, so a ratio is taken within a round (runs minutes
+    apart), and with several rounds their median is given too."""
+    lines: list[str] = []
+    many = len(rounds) > 1
+    speedups: dict[int, list[float]] = {}
+    ratios: dict[int, list[float]] = {}
+    for n, (runs, _) in enumerate(rounds, start=1):
+        if len(runs) > 1 and runs[0][0] == 1:
+            lines += ["#### Worker scaling", ""] if n == 1 else []
+            for c, e2e, _ in runs[1:]:
+                speedups.setdefault(c, []).append(runs[0][1] / e2e)
+                lines.append(f"- model worker × {c} against × 1{f' (round {n})' if many else ''}: **{runs[0][1] / e2e:.2f}× "
+                             f"faster** end to end ({e2e:.1f} s against {runs[0][1]:.1f} s; goal ≥ 1.8× where cores allow)")
+    for n, (runs, peer) in enumerate(rounds, start=1):
+        if peer is None:
+            continue
+        tag = f" (round {n})" if many else ""
+        peer_s, duration, count, peer_cpu = peer
+        if n == 1:
+            lines += ["", "#### Side by side" if len(runs) > 1 or many else "Side by side:", ""]
+        lines.append(
+            f"- right after{tag}, on the same file: faster-whisper `BatchedInferencePipeline` (tiny.en int8, batch 8, "
+            f"its VAD, ASR only, default threads): {peer_s:.1f} s wall (RTF {peer_s / duration:.3f}), "
+            f"{peer_cpu:.1f} s CPU, {count} segments")
+        for c, e2e, cpu in runs:
+            ratios.setdefault(c, []).append(e2e / peer_s)
+            lines.append(f"- Hark end to end{tag}, model worker × {c}: {e2e:.1f} s wall, {cpu:.1f} s CPU; "
+                         f"**ratio Hark / peer {e2e / peer_s:.2f} wall** (goal ≤ 1.0), {cpu / peer_cpu:.2f} CPU")
+        if baseline is not None and n == 1:
+            lines.append(f"- baseline: {baseline[0]:.1f} s wall, {baseline[1]:.1f} s CPU; ratio Hark / peer "
+                         f"{baseline[0] / peer_s:.2f} wall, {baseline[1] / peer_cpu:.2f} CPU")
+    if many:
+        lines += ["", *[f"- median over {len(v)} rounds: model worker × {c} against × 1 **{statistics.median(v):.2f}×** "
+                        f"(each: {', '.join(f'{x:.2f}' for x in v)})" for c, v in speedups.items()],
+                  *[f"- median over {len(v)} rounds: ratio Hark (model worker × {c}) / peer **{statistics.median(v):.2f}** "
+                    f"(each: {', '.join(f'{x:.2f}' for x in v)})" for c, v in ratios.items()]]
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recording", nargs="?", type=Path, help="default: a generated meeting")
@@ -342,6 +387,8 @@ def main() -> int:
                              "model worker with 1 process, and report its end-to-end time beside these")
     parser.add_argument("--split-pools", action="store_true",
                         help="ASR in a model worker of its own, embedding and emotion in another (baseline too)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the model-concurrency list (and the peer) this many times; ratios per round and their median")
     parser.add_argument("--title", default="", help="added to the section title")
     parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
     args = parser.parse_args()
@@ -352,7 +399,6 @@ def main() -> int:
 
     _load_service_env()
     lines: list[str] = []
-    runs: list[tuple[int, float, float]] = []
     with tempfile.TemporaryDirectory() as folder:
         recording = args.recording
         if recording is None:
@@ -368,36 +414,23 @@ def main() -> int:
             baseline = (e2e, cpu)
             lines += [f"- baseline, the same job on commit {commit} ({'ASR' if args.split_pools else 'model'} worker with 1 process): "
                       f"{e2e:.1f} s end to end, {cpu:.1f} s CPU", ""]
-        for concurrency in args.model_concurrency:
-            run_lines, e2e, cpu = run_job(recording, concurrency, extra_env, split=args.split_pools)
-            if len(args.model_concurrency) > 1:
-                lines += [f"#### Model worker with {concurrency} pool process{'es' if concurrency > 1 else ''}", ""]
-            lines += [*run_lines, ""]
-            runs.append((concurrency, e2e, cpu))
-        if len(runs) > 1 and runs[0][0] == 1:
-            lines += ["#### Worker scaling", "", *[
-                f"- model worker × {c} against × 1: **{runs[0][1] / e2e:.2f}× faster** end to end ({e2e:.1f} s against "
-                f"{runs[0][1]:.1f} s; goal ≥ 1.8× where cores allow)" for c, e2e, _ in runs[1:]
-            ], ""]
-        if args.peer:
-            from peer_asr import peer_seconds
+        rounds: list[tuple[list[tuple[int, float, float]], tuple[float, float, int, float] | None]] = []
+        for round_no in range(args.rounds):
+            runs: list[tuple[int, float, float]] = []
+            for concurrency in args.model_concurrency:
+                run_lines, e2e, cpu = run_job(recording, concurrency, extra_env, split=args.split_pools)
+                if round_no == 0:  # the stage tables once; later rounds only add their totals
+                    if len(args.model_concurrency) > 1:
+                        lines += [f"#### Model worker with {concurrency} pool process{'es' if concurrency > 1 else ''}", ""]
+                    lines += [*run_lines, ""]
+                runs.append((concurrency, e2e, cpu))
+            peer = None
+            if args.peer:
+                from peer_asr import peer_seconds
 
-            peer_s, duration, count, peer_cpu = peer_seconds(recording, batch_size=8, threads=0)
-            lines += [
-                "#### Side by side" if len(runs) > 1 else "Side by side:",
-                "",
-                f"- right after, on the same file: faster-whisper `BatchedInferencePipeline` (tiny.en int8, batch 8, "
-                f"its VAD, ASR only, default threads): {peer_s:.1f} s wall (RTF {peer_s / duration:.3f}), "
-                f"{peer_cpu:.1f} s CPU, {count} segments",
-                *[
-                    f"- Hark end to end, model worker × {c}: {e2e:.1f} s wall, {cpu:.1f} s CPU; "
-                    f"**ratio Hark / peer {e2e / peer_s:.2f} wall** (goal ≤ 1.0), {cpu / peer_cpu:.2f} CPU"
-                    for c, e2e, cpu in runs
-                ],
-            ]
-            if baseline is not None:
-                lines.append(f"- baseline: {baseline[0]:.1f} s wall, {baseline[1]:.1f} s CPU; ratio Hark / peer "
-                             f"{baseline[0] / peer_s:.2f} wall, {baseline[1] / peer_cpu:.2f} CPU")
+                peer = peer_seconds(recording, batch_size=8, threads=0)
+            rounds.append((runs, peer))
+        lines += summary_lines(rounds, baseline)
     title = "Stages of one job end to end" + (f" ({args.title})" if args.title else "")
     report(title, lines, args.record)
     return 0
