@@ -19,7 +19,7 @@ from hark.apikeys import create_key
 from hark.client import ApiError, HarkClient, put_part
 from hark.db import session_scope
 from hark.models import Job, Tenant
-from hark.queues import PREPARE, PRIORITIES, make_celery
+from hark.queues import INFER, MODEL_KINDS, PREPARE, PRIORITIES, make_celery, model_priority
 from hark.storage import Storage, inbox_prefix, raw_key
 from hark.uploads import abort_abandoned
 from tests.audiofiles import read_wav
@@ -248,3 +248,34 @@ def test_interactive_job_overtakes_a_queued_archive(settings, tmp_path):
         procs.stop()
     started = [r.id for r in sorted(rows, key=lambda r: r.started_at)]
     assert started[0] == jobs[-1][0], "the interactive job was not served first"
+
+
+def test_a_jobs_embeddings_are_taken_before_its_asr_and_interactive_before_overnight(settings):
+    """Model tasks wait in the real broker, sent as prepare sends them (each batch's ASR first);
+    a consumer of the three model queues, as a model worker is, must take them in this order:
+    interactive embeddings, interactive ASR and emotion, overnight embeddings, overnight rest."""
+    from kombu import Queue
+
+    cfg = replace(settings, broker_key_prefix=settings.broker_key_prefix + "steps:")
+    app = make_celery(cfg, name="test-steps")
+    for name in ("overnight", "interactive"):
+        for batch in range(3):
+            for kind in ("asr", "emotion", "embed"):
+                app.send_task(INFER, kwargs={"job_id": name, "batch_idx": batch, "kind": kind},
+                              priority=model_priority(PRIORITIES[name], kind))
+    taken: list[tuple[str, str]] = []
+
+    def take(body, message) -> None:  # type: ignore[no-untyped-def]
+        kwargs = body[1]
+        taken.append((kwargs["job_id"], kwargs["kind"]))
+        message.ack()
+
+    with app.connection_for_read() as conn:
+        with conn.Consumer([Queue(k) for k in MODEL_KINDS], callbacks=[take], accept=["json"]):
+            deadline = time.monotonic() + 30
+            while len(taken) < 18 and time.monotonic() < deadline:
+                conn.drain_events(timeout=5)
+    assert len(taken) == 18
+    order = [(job, "embed" if kind == "embed" else "rest") for job, kind in taken]
+    expected = [(job, part) for job in ("interactive", "overnight") for part in ("embed", "rest") for _ in range(3 if part == "embed" else 6)]
+    assert order == expected, taken
