@@ -32,7 +32,10 @@ pytestmark = pytest.mark.integration
 def chaos(base_settings, tmp_path_factory) -> Iterator[dict]:
     """A stack of its own (so killing its workers disturbs no other test): web, and a CPU worker
     running the janitor every second, presuming a started task dead after 6 s."""
-    overrides = {"batch_speech_s": 3.0, "janitor_interval_s": 1.0, "janitor_stale_s": 6.0, "janitor_lost_s": 3.0}
+    # Short segments in small batches, so the job has dozens of tasks and a test can catch it in
+    # the middle (the default merging makes the recording six segments in three batches).
+    overrides = {"batch_speech_s": 3.0, "max_segment_s": 4.0, "merge_length_s": 0.0, "janitor_interval_s": 1.0,
+                 "janitor_stale_s": 6.0, "janitor_lost_s": 3.0}
     with isolated_settings(base_settings, **overrides) as cfg:
         procs = Processes()
         env = settings_env(cfg)
@@ -195,7 +198,7 @@ def test_poison_segments_fail_alone_and_the_job_ends_partial(chaos, recording) -
     with session_scope(cfg.database_url) as s:
         segments = s.execute(select(Segment).where(Segment.job_id == uuid.UUID(job["id"])).order_by(Segment.idx)).scalars().all()
         assert segments[2].text is None
-        assert all(g.text for g in segments if g.idx != 2)
+        assert all(g.text is not None for g in segments if g.idx != 2)  # a result, if only "" for a breath
         embedded = {sid for (sid,) in s.execute(text("SELECT DISTINCT segment_id FROM embeddings WHERE job_id = :j"), {"j": job["id"]})}
         assert segments[4].id not in embedded
         assert all(g.id in embedded for g in segments if g.idx != 4 and g.end_s - g.start_s >= 1.0)
