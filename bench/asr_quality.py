@@ -52,6 +52,32 @@ def words_of(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 
 
+def edit_distance(ref: list[str], hyp: list[str]) -> int:
+    """Levenshtein distance between word lists, one row of the table at a time in numpy: the
+    insertions along a row are a running minimum, so an hour's words take seconds (`align`, which
+    also gives the matching pairs, is a Python loop per cell)."""
+    ids: dict[str, int] = {}
+    r = [ids.setdefault(w, len(ids)) for w in ref]
+    h = np.array([ids.setdefault(w, len(ids)) for w in hyp], dtype=np.int64)
+    steps = np.arange(len(h) + 1)
+    row = steps.copy()
+    base = np.empty(len(h) + 1, dtype=np.int64)
+    for i, word in enumerate(r, start=1):
+        base[0] = i
+        np.minimum(row[:-1] + (h != word), row[1:] + 1, out=base[1:])  # substitution or match; deletion
+        row = np.minimum.accumulate(base - steps) + steps  # then insertions, left to right
+    return int(row[-1])
+
+
+def reference_words(recording: Path) -> list[str] | None:
+    """The words of a generated meeting (bench/synth.py writes its turns beside it as JSON), in
+    the order the turns start; None for a recording without one."""
+    turns = recording.with_suffix(".json")
+    if not turns.is_file():
+        return None
+    return words_of(" ".join(t["text"] for t in sorted(json.loads(turns.read_text()), key=lambda t: t["start"])))
+
+
 def align(ref: list[str], hyp: list[str]) -> tuple[int, list[tuple[int, int]]]:
     """Levenshtein distance between word lists, and the (ref, hyp) index pairs of equal words on
     one optimal path."""

@@ -12,27 +12,37 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from asr_quality import edit_distance, reference_words, words_of  # noqa: E402
 from record import report  # noqa: E402
 
 from worker.engines.asr_whisper import embedded_model_dir  # noqa: E402
 
 
-def peer_seconds(path: Path, batch_size: int, threads: int) -> tuple[float, float, int, float]:
-    """Wall seconds of the peer's batched ASR (model loading excluded, decoding included), the
-    audio duration it reports, the number of segments it returned, and its CPU seconds."""
+@dataclass
+class PeerRun:
+    seconds: float  # wall, model loading excluded, decoding included
+    duration: float  # the audio duration it reports
+    segments: int
+    cpu: float
+    text: str
+
+
+def peer_run(path: Path, batch_size: int, threads: int) -> PeerRun:
+    """The peer's batched ASR over the file, timed."""
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     model = WhisperModel(str(embedded_model_dir()), device="cpu", compute_type="int8", cpu_threads=threads)
     pipeline = BatchedInferencePipeline(model=model)
     started, cpu = time.monotonic(), time.process_time()
     segments, info = pipeline.transcribe(str(path), batch_size=batch_size, language="en", beam_size=1)
-    count = sum(1 for _ in segments)  # the generator does the work
-    return time.monotonic() - started, float(info.duration), count, time.process_time() - cpu
+    texts = [s.text for s in segments]  # the generator does the work
+    return PeerRun(time.monotonic() - started, float(info.duration), len(texts), time.process_time() - cpu, " ".join(texts))
 
 
 def main() -> int:
@@ -43,7 +53,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
     args = parser.parse_args()
-    seconds, duration, count, _ = peer_seconds(args.recording, args.batch_size, args.threads)
+    peer = peer_run(args.recording, args.batch_size, args.threads)
+    seconds, duration, count = peer.seconds, peer.duration, peer.segments
     ratio = args.hark_seconds / seconds
     lines = [
         f"- recording `{args.recording.name}`: {duration / 60:.1f} min",
@@ -53,6 +64,10 @@ def main() -> int:
         f"(RTF {args.hark_seconds / duration:.3f})",
         f"- ratio Hark / peer: {ratio:.2f} (goal ≤ 1.0)",
     ]
+    ref = reference_words(args.recording)
+    if ref:
+        lines.append(f"- the peer's word error rate against the generated meeting's text: "
+                     f"{100 * edit_distance(ref, words_of(peer.text)) / len(ref):.1f} %")
     report("Side by side with faster-whisper's batched pipeline", lines, args.record)
     return 0
 

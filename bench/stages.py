@@ -25,6 +25,7 @@ the two times is printed (issue 8's goal: Hark end to end at most 1.0× the peer
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -36,9 +37,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+if TYPE_CHECKING:
+    from peer_asr import PeerRun
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SAMPLE = ROOT / "examples" / "sample.wav"
@@ -283,9 +288,10 @@ def print_tasks(tasks, upload_start: float) -> None:  # type: ignore[no-untyped-
 
 def run_job(
     recording: Path, concurrency: int, extra_env: dict[str, str], code: Path = ROOT, split: bool = False
-) -> tuple[list[str], float, float]:
+) -> tuple[list[str], float, float, str]:
     """One warm stack of its own, the recording through it; returns the report lines, the
-    end-to-end wall seconds and the CPU seconds of all the stack's processes during the job."""
+    end-to-end wall seconds, the CPU seconds of all the stack's processes during the job, and the
+    transcript's text (utterances in time order)."""
     from tests.conftest import isolated_settings
 
     from hark.apikeys import create_key
@@ -312,6 +318,8 @@ def run_job(
             if final["status"] != "done":
                 raise RuntimeError(f"job ended {final['status']}: {final.get('error')}")
             job_row, tasks = job_rows(cfg, job["id"])
+            doc = json.loads(client.transcript(job["id"], "json"))
+            text = " ".join(u["text"] for u in sorted(doc["utterances"], key=lambda u: u["start"]))
         finally:
             sampler.stop.set()
             thread.join()
@@ -325,12 +333,11 @@ def run_job(
               f"ASR worker ({concurrency} pool process{'es' if concurrency > 1 else ''}), embedding and emotion worker (1)")
     lines.insert(0, f"- stack: gunicorn web (2 processes), CPU worker (1 process), {models}; {settings_note}")
     lines.append(f"- CPU seconds of all Hark processes during the job: {cpu:.1f}")
-    return lines, e2e, cpu
+    return lines, e2e, cpu, text
 
 
 def summary_lines(
-    rounds: list[tuple[list[tuple[int, float, float]], tuple[float, float, int, float] | None]],
-    baseline: tuple[float, float] | None,
+    rounds: list[tuple[list[tuple[int, float, float]], PeerRun | None]], baseline: tuple[float, float] | None
 ) -> list[str]:
     """Worker scaling and the side-by-side ratio, round by round. This VM's CPU speed drifts by
     up to a quarter from minute to minute, so a ratio is taken within a round (runs minutes
@@ -350,7 +357,7 @@ def summary_lines(
         if peer is None:
             continue
         tag = f" (round {n})" if many else ""
-        peer_s, duration, count, peer_cpu = peer
+        peer_s, duration, count, peer_cpu = peer.seconds, peer.duration, peer.segments, peer.cpu
         if n == 1:
             lines += ["", "#### Side by side" if len(runs) > 1 or many else "Side by side:", ""]
         lines.append(
@@ -370,6 +377,21 @@ def summary_lines(
                   *[f"- median over {len(v)} rounds: ratio Hark (model worker × {c}) / peer **{statistics.median(v):.2f}** "
                     f"(each: {', '.join(f'{x:.2f}' for x in v)})" for c, v in ratios.items()]]
     return lines
+
+
+def quality_lines(recording: Path, hark_text: str, peer: PeerRun | None) -> list[str]:
+    """Word error rate of Hark's transcript (the last run's) and of the peer's against a generated
+    meeting's text: the same model, so what differs is how each cuts and decodes the audio. With
+    overlapping turns the reference order is only approximate, for both alike."""
+    from asr_quality import edit_distance, reference_words, words_of
+
+    ref = reference_words(recording)
+    if not ref:
+        return []
+    wer = [f"Hark {100 * edit_distance(ref, words_of(hark_text)) / len(ref):.1f} %"]
+    if peer is not None:
+        wer.append(f"peer {100 * edit_distance(ref, words_of(peer.text)) / len(ref):.1f} %")
+    return ["", f"- word error rate against the generated meeting's text ({len(ref)} words): " + ", ".join(wer)]
 
 
 def main() -> int:
@@ -408,17 +430,17 @@ def main() -> int:
             synth_meeting(recording, args.speakers, args.minutes, seed=args.seed)
         baseline: tuple[float, float] | None = None
         if args.baseline:
-            _, e2e, cpu = run_job(recording, 1, extra_env, args.baseline.resolve(), args.split_pools)
+            _, e2e, cpu, _ = run_job(recording, 1, extra_env, args.baseline.resolve(), args.split_pools)
             commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=args.baseline, capture_output=True,
                                     text=True).stdout.strip()
             baseline = (e2e, cpu)
             lines += [f"- baseline, the same job on commit {commit} ({'ASR' if args.split_pools else 'model'} worker with 1 process): "
                       f"{e2e:.1f} s end to end, {cpu:.1f} s CPU", ""]
-        rounds: list[tuple[list[tuple[int, float, float]], tuple[float, float, int, float] | None]] = []
+        rounds: list[tuple[list[tuple[int, float, float]], PeerRun | None]] = []
         for round_no in range(args.rounds):
             runs: list[tuple[int, float, float]] = []
             for concurrency in args.model_concurrency:
-                run_lines, e2e, cpu = run_job(recording, concurrency, extra_env, split=args.split_pools)
+                run_lines, e2e, cpu, text = run_job(recording, concurrency, extra_env, split=args.split_pools)
                 if round_no == 0:  # the stage tables once; later rounds only add their totals
                     if len(args.model_concurrency) > 1:
                         lines += [f"#### Model worker with {concurrency} pool process{'es' if concurrency > 1 else ''}", ""]
@@ -426,11 +448,12 @@ def main() -> int:
                 runs.append((concurrency, e2e, cpu))
             peer = None
             if args.peer:
-                from peer_asr import peer_seconds
+                from peer_asr import peer_run
 
-                peer = peer_seconds(recording, batch_size=8, threads=0)
+                peer = peer_run(recording, batch_size=8, threads=0)
             rounds.append((runs, peer))
         lines += summary_lines(rounds, baseline)
+        lines += quality_lines(recording, text, rounds[-1][1])
     title = "Stages of one job end to end" + (f" ({args.title})" if args.title else "")
     report(title, lines, args.record)
     return 0
