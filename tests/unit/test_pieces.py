@@ -28,7 +28,8 @@ def test_batches_cover_every_segment_once():
     batches = plan_batches(spans, 60.0)
     covered = [i for b in batches for i in range(b.first_idx, b.last_idx + 1)]
     assert covered == list(range(50))
-    assert all(b.speech_s >= 60.0 for b in batches[:-1])
+    assert batches[0].speech_s >= 60.0 / 8 and batches[0].last_idx == 1  # small, to start early
+    assert all(b.speech_s >= 60.0 for b in batches[1:-1])
     assert all(b.speech_s < 70.0 for b in batches)
 
 

@@ -56,7 +56,12 @@ def plan_batches(spans: list[tuple[float, float]], batch_speech_s: float, clip_s
     task costs about the same whatever the recording. A batch ends only where one of the ASR
     engine's clips ends (it packs consecutive segments into clips of up to `clip_s`), so no clip
     but the recording's last is cut short by a batch boundary and padded for nothing; batches
-    smaller than a clip (0 turns this off) may end after any segment."""
+    smaller than a clip (0 turns this off) may end after any segment.
+
+    The first batch is an eighth of the others (one clip, with the defaults): prepare can send
+    it after the first minute of audio instead of the first three, so the model workers start
+    while prepare still decodes. Each batch's end depends only on the segments before it, so a
+    plan over a prefix of the segments is the start of the whole plan (tests/unit/test_pieces.py)."""
     rate = 16000
     lengths = [int(round(b * rate)) - int(round(a * rate)) for a, b in spans]
     groups = pack_clips(lengths, int(clip_s * rate)) if clip_s and batch_speech_s >= clip_s else [(i, i) for i in range(len(spans))]
@@ -64,7 +69,7 @@ def plan_batches(spans: list[tuple[float, float]], batch_speech_s: float, clip_s
     first, total = 0, 0.0
     for group_first, last in groups:
         total += sum(end - start for start, end in spans[group_first : last + 1])
-        if total >= batch_speech_s or last == len(spans) - 1:
+        if total >= (batch_speech_s if batches else batch_speech_s / 8) or last == len(spans) - 1:
             batches.append(Batch(first, last, round(total, 3)))
             first, total = last + 1, 0.0
     return batches
