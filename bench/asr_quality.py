@@ -212,12 +212,12 @@ def main() -> int:
                 hyp = words_of(texts[name])
                 if rec.turns is not None:
                     ref = words_of(" ".join(t["text"] for t in sorted(rec.turns, key=lambda t: t["start"])))
-                    errors, _ = align(ref, hyp)
+                    errors = edit_distance(ref, hyp)
                     wer = f"{100 * errors / len(ref):.1f} %"
                     speakers = "–" if rec.overlap else f"{100 * speaker_accuracy(rec.turns, results):.1f} %"
                 else:
                     first = words_of(texts[args.variants[0]])
-                    errors, _ = align(first, hyp)
+                    errors = edit_distance(first, hyp)
                     wer = f"{100 * errors / max(1, len(first)):.1f} % vs {args.variants[0]}"
                     speakers = "–"
                     if rec.rttm is not None:
