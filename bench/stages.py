@@ -15,8 +15,9 @@ Printed (and with --record appended to BENCHMARKS.md): per stage wall and CPU se
 ASR, embedding, emotion, clustering, database, S3); the queue overhead from `job_tasks` (time
 between a task being sent and started, and time with no model task running while the job was in
 its model stage); end-to-end wall from the start of the upload to `done`; each process's peak RSS
-and CPU seconds; and the pipeline overhead: (end-to-end wall − model compute) / wall, where model
-compute is the wall seconds VAD, ASR, embedding and emotion models ran.
+and CPU seconds, and the CPU seconds of the S3, database and broker servers beside them; and the
+pipeline overhead: (end-to-end wall − model compute) / wall, where model compute is the wall
+seconds VAD, ASR, embedding and emotion models ran.
 
 With --peer, faster-whisper's own batched pipeline (bench/peer_asr.py: same Whisper model, its
 VAD, ASR only) then runs on the same file in this process, right after Hark, and the ratio of
@@ -70,6 +71,42 @@ def children(pid: int) -> list[int]:
         except OSError:
             pass
     return found
+
+
+# The servers the stack talks to (infra/services.sh), by process name: their CPU is the cost of
+# the S3, database and broker traffic, on the same cores as Hark's own processes.
+SERVICES = {"weed": "S3 server (SeaweedFS)", "postgres": "PostgreSQL", "redis-server": "Redis"}
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def services_cpu() -> dict[str, float]:
+    """CPU seconds each service has used so far: its root processes' own and their reaped
+    children's (cutime, cstime; a database backend that ended), plus their live descendants'."""
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                names[int(d.name)] = (d / "comm").read_text().strip()
+                parents[int(d.name)] = int(_stat(int(d.name))[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    totals: dict[str, float] = {label: 0.0 for label in SERVICES.values()}
+    for pid, name in names.items():
+        if name not in SERVICES:
+            continue
+        try:
+            f = _stat(pid)
+        except OSError:
+            continue
+        ticks = int(f[11]) + int(f[12])
+        if names.get(parents.get(pid, 0)) != name:  # a root: add what its ended children used
+            ticks += int(f[13]) + int(f[14])
+        totals[SERVICES[name]] += ticks / CLK_TCK
+    return totals
 
 
 @dataclass
@@ -311,10 +348,12 @@ def run_job(
             warm = client.submit(str(SAMPLE), force="true")
             follow(client, warm["id"], 600)
             sampler.start_measuring()
+            services_before = services_cpu()
             upload_start = time.time()
             job = client.submit(str(recording), force="true")
             final, seen = follow(client, job["id"], 7200)
             sampler.scan()
+            services = {k: v - services_before.get(k, 0.0) for k, v in services_cpu().items()}
             if final["status"] != "done":
                 raise RuntimeError(f"job ended {final['status']}: {final.get('error')}")
             job_row, tasks = job_rows(cfg, job["id"])
@@ -333,6 +372,8 @@ def run_job(
               f"ASR worker ({concurrency} pool process{'es' if concurrency > 1 else ''}), embedding and emotion worker (1)")
     lines.insert(0, f"- stack: gunicorn web (2 processes), CPU worker (1 process), {models}; {settings_note}")
     lines.append(f"- CPU seconds of all Hark processes during the job: {cpu:.1f}")
+    lines.append("- CPU seconds of the services during the job (they share the cores): "
+                 + ", ".join(f"{k} {v:.1f}" for k, v in services.items()))
     return lines, e2e, cpu, text
 
 

@@ -138,8 +138,11 @@ def test_sample_job_timings_split_each_stage(sample_job):
     assert sum(t[k] for k in prepare_parts) <= t["prepare_s"] + 0.01
     assert t["vad_s"] <= t["prepare_s"] + 0.01
     for kind in ("asr", "embed", "emotion"):
-        parts = t.get(f"{kind}_load_s", 0.0) + t[f"{kind}_fetch_s"] + t[f"{kind}_model_s"] + t[f"{kind}_db_s"]
+        parts = t.get(f"{kind}_load_s", 0.0) + t.get(f"{kind}_fetch_s", 0.0) + t[f"{kind}_model_s"] + t[f"{kind}_db_s"]
         assert 0 < parts <= t[f"{kind}_s"] + 0.01, kind
+    assert t["asr_fetch_s"] > 0 and t["embed_fetch_s"] > 0
+    # The default emotion engine reads the transcript only: its tasks fetch no audio.
+    assert "emotion_fetch_s" not in t
     reduce_parts = ("reduce_db_s", "clustering_s", "assemble_s", "export_s")
     # Clustering runs in reduce, or earlier in diarize when the embeddings were in before the ASR.
     assert sum(t[k] for k in reduce_parts) <= t["reduce_s"] + t.get("diarize_s", 0.0) + 0.01

@@ -67,6 +67,9 @@ class Engine(Protocol):
     produces: ClassVar[frozenset[str]]
     # Inputs besides audio, e.g. {"text"} for an emotion model that reads the transcript.
     consumes: ClassVar[frozenset[str]]
+    # Optional: `reads_audio = False` for an engine that reads only `consumes` (its segments then
+    # come with empty samples, and the task reads no audio from S3).
+    # reads_audio: ClassVar[bool]
     # Optional: job options the engine reads (e.g. {"language", "itn"}); an engine that declares
     # them is called as run(batch, options) with just those keys, see `run_engine`.
     # job_options: ClassVar[frozenset[str]]

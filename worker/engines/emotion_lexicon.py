@@ -28,6 +28,7 @@ class LexiconEmotion:
     kind: ClassVar[str] = "emotion"
     produces: ClassVar[frozenset[str]] = frozenset({"emotion"})
     consumes: ClassVar[frozenset[str]] = frozenset({"text"})
+    reads_audio: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.exact: dict[str, str] = {}

@@ -1,6 +1,7 @@
 """infer(job, batch, kind): run one engine over one batch of segments and store its results.
 
-The task fetches exactly its batch's bytes from the canonical PCM (hark/pcm_store.py) with ranged GETs.
+The task fetches exactly its batch's bytes from the canonical PCM (hark/pcm_store.py) with ranged GETs,
+unless its engine reads only text (`reads_audio = False`, the text-lexicon emotion engine).
 Results are written keyed by segment and kind (columns of the segment row for text and emotion,
 rows of `embeddings` for speaker vectors), replacing any earlier attempt, and the batch is marked
 done in the same transaction; so a redelivered task changes nothing. Tasks run while prepare still
@@ -17,6 +18,7 @@ import logging
 import time
 import uuid
 
+import numpy as np
 from sqlalchemy import delete, func, select, text, update
 
 from hark.audio import pcm_to_float, seconds_to_byte
@@ -65,12 +67,15 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
     name = engine_name(kind, options)
     with clock.part(f"{kind}_load"):
         engine = get_engine(name, cfg)
-    with clock.part(f"{kind}_fetch"):
-        try:
-            batch = _load_batch(Storage(cfg), jid, rows)
-        except Exception:
-            _uncount_attempt(cfg, jid, batch_idx, kind)
-            raise
+    if getattr(engine, "reads_audio", True):
+        with clock.part(f"{kind}_fetch"):
+            try:
+                batch = _load_batch(Storage(cfg), jid, rows)
+            except Exception:
+                _uncount_attempt(cfg, jid, batch_idx, kind)
+                raise
+    else:  # a text-only engine: the batch's audio would be read from S3 for nothing
+        batch = [SegmentAudio(r.id, r.idx, r.start_s, r.end_s, NO_SAMPLES, r.text) for r in rows]
     with clock.part(f"{kind}_model", cpu=True):
         if attempt <= cfg.poison_after_attempts:
             faults.before_run(cfg.fault_injection, kind, batch)
@@ -175,6 +180,7 @@ def _run_one_by_one(cfg, kind: str, engine, batch: list[SegmentAudio], options: 
 # Segments closer than this are fetched in one ranged GET; a longer gap (silence) starts a new one,
 # so a sparse batch never pulls hours of silence into memory.
 MAX_GAP_S = 5.0
+NO_SAMPLES = np.zeros(0, dtype=np.float32)
 
 
 def _load_batch(storage: Storage, jid: uuid.UUID, rows: list) -> list[SegmentAudio]:
