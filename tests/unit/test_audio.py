@@ -27,6 +27,26 @@ def test_formats_decode_to_16k_mono(tmp_path, fmt):
     assert np.sqrt(np.mean(pcm_to_float(pcm) ** 2)) == pytest.approx(np.sqrt(np.mean(reference**2)), rel=0.25)
 
 
+def test_canonical_wav_passes_through_unchanged(tmp_path, monkeypatch):
+    """A 16 kHz mono s16 WAV is already canonical PCM: its samples come out as they are, without
+    the resampler (which cost an hour's decode a second of its three); a 44.1 kHz one still goes
+    through it."""
+    import av
+    import soundfile
+
+    resampled: list[int] = []
+    original = av.AudioResampler.resample
+    monkeypatch.setattr(av.AudioResampler, "resample", lambda self, f: resampled.append(f is not None) or original(self, f))
+    samples = np.random.default_rng(3).integers(-20000, 20000, 16000 * 5 + 123).astype(np.int16)
+    soundfile.write(tmp_path / "c.wav", samples, 16000, subtype="PCM_16")
+    pcm = np.concatenate(list(decode_stream(str(tmp_path / "c.wav"), block_samples=16000)))
+    assert np.array_equal(pcm, samples)
+    assert not any(resampled)
+    soundfile.write(tmp_path / "h.wav", samples, 44100, subtype="PCM_16")
+    pcm = np.concatenate(list(decode_stream(str(tmp_path / "h.wav"))))
+    assert any(resampled) and abs(pcm.size - samples.size * 16000 / 44100) < 50
+
+
 def test_text_file_is_undecodable(tmp_path):
     path = tmp_path / "notes.wav"
     path.write_text("not audio at all\n" * 100)
