@@ -34,10 +34,22 @@ def _load_service_env() -> None:
             os.environ[key] = shlex.split(value)[0] if value else ""
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports nothing listens on. Every socket stays bound until all are chosen:
+    the kernel may hand a just-closed port out again, and two workers given the same metrics port
+    made one of them serve no metrics."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 @pytest.fixture(scope="session")
@@ -178,9 +190,10 @@ def celery_cmd(name: str, queues: str, concurrency: int = 1) -> list[str]:
     ]
 
 
-def start_web(procs: Processes, name: str, env: dict[str, str]) -> str:
-    """gunicorn serving the app in its own processes; returns its base URL once it answers."""
-    port = free_port()
+def start_web(procs: Processes, name: str, env: dict[str, str], port: int | None = None) -> str:
+    """gunicorn serving the app in its own processes (on `port`, else a free one); returns its
+    base URL once it answers."""
+    port = port or free_port()
     cmd = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--timeout", "600", "web:create_app()"]
     procs.start(name, cmd, env)
     procs.wait_for_log(name, "Booting worker")
@@ -232,7 +245,10 @@ def stack(settings) -> Iterator[dict[str, object]]:
     """Web (gunicorn) and two Celery workers (CPU pool; model pool), each its own process."""
     procs = Processes()
     env = settings_env(settings)
-    metrics = {"worker-cpu": free_port(), "worker-model": free_port()}
+    # Chosen together: the workers bind theirs only once started, so a port picked after them
+    # could be one of theirs.
+    web_port, *ports = free_ports(3)
+    metrics = dict(zip(("worker-cpu", "worker-model"), ports))
     try:
         procs.start("worker-cpu", celery_cmd("cpu", "cpu"), {**env, "HARK_METRICS_PORT": str(metrics["worker-cpu"])})
         procs.start(
@@ -240,7 +256,7 @@ def stack(settings) -> Iterator[dict[str, object]]:
             celery_cmd("model", "asr,embed,emotion", concurrency=2),
             {**env, "HARK_METRICS_PORT": str(metrics["worker-model"])},
         )
-        url = start_web(procs, "web", env)
+        url = start_web(procs, "web", env, web_port)
         for name in ("worker-cpu", "worker-model"):
             procs.wait_for_log(name, "ready.")
         yield {"url": url, "procs": procs, "metrics": metrics}
