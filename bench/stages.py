@@ -58,8 +58,14 @@ def _status(pid: int) -> dict[str, str]:
     return out
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name: [1] ppid, [11] utime, [12] stime,
+    [13] cutime, [14] cstime (clock ticks)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
@@ -76,10 +82,6 @@ def children(pid: int) -> list[int]:
 # The servers the stack talks to (infra/services.sh), by process name: their CPU is the cost of
 # the S3, database and broker traffic, on the same cores as Hark's own processes.
 SERVICES = {"weed": "S3 server (SeaweedFS)", "postgres": "PostgreSQL", "redis-server": "Redis"}
-
-
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def services_cpu() -> dict[str, float]:

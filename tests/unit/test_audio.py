@@ -34,7 +34,7 @@ def test_canonical_wav_passes_through_unchanged(tmp_path, monkeypatch):
     import av
     import soundfile
 
-    resampled: list[int] = []
+    resampled: list[bool] = []  # one entry per call: True for a frame, False for the final flush
     original = av.AudioResampler.resample
     monkeypatch.setattr(av.AudioResampler, "resample", lambda self, f: resampled.append(f is not None) or original(self, f))
     samples = np.random.default_rng(3).integers(-20000, 20000, 16000 * 5 + 123).astype(np.int16)
