@@ -29,6 +29,14 @@ SENSEVOICE_TAGS = [
 VOICED_ANSWER = ("<|en|>", "<|HAPPY|>", "<|Laughter|>", "hello world")
 HISS_ANSWER = ("<|zh|>", "<|SAD|>", "<|Cough|>", "good morning")
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample.wav"
+# `published=True` builds a model at its model card's size (config.yaml dimensions and vocabulary)
+# with random weights: it answers noise, but costs per second of audio what the real model costs,
+# which is what bench/gpu_engines.py times where the real weights are not at hand.
+SENSEVOICE_PUBLISHED = {"output_size": 512, "attention_heads": 4, "linear_units": 2048, "num_blocks": 50, "tp_blocks": 20}
+SENSEVOICE_PUBLISHED_VOCAB = 25055
+PARAFORMER_PUBLISHED = {"output_size": 512, "attention_heads": 4, "linear_units": 2048, "num_blocks": 50}
+PARAFORMER_PUBLISHED_DECODER_BLOCKS = 16
+PARAFORMER_PUBLISHED_VOCAB = 8404
 
 
 def tone(seconds: float, seed: int = 0) -> np.ndarray:
@@ -105,7 +113,7 @@ def _fit_cmvn(root: Path, clips: list[np.ndarray]) -> None:
 SENSEVOICE_BPE = "chn_jpn_yue_eng_ko_spectok.bpe.model"
 
 
-def build_sensevoice(root: Path, steps: int = 200, seed: int = 0) -> Path:
+def build_sensevoice(root: Path, steps: int = 200, seed: int = 0, published: bool = False) -> Path:
     import sentencepiece as spm
     import torch
     from funasr.frontends.wav_frontend import WavFrontend
@@ -115,9 +123,11 @@ def build_sensevoice(root: Path, steps: int = 200, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     root.mkdir(parents=True, exist_ok=True)
     corpus = root / "corpus.txt"
-    corpus.write_text("\n".join([*["hello world", "good morning"] * 20, *_pseudo_words(400, seed)]))
+    lines = 12000 if published else 400  # enough distinct pieces for the vocabulary
+    corpus.write_text("\n".join([*["hello world", "good morning"] * 20, *_pseudo_words(lines, seed)]))
     spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(root / SENSEVOICE_BPE.removesuffix(".model")), vocab_size=160,
+        input=str(corpus), model_prefix=str(root / SENSEVOICE_BPE.removesuffix(".model")),
+        vocab_size=SENSEVOICE_PUBLISHED_VOCAB if published else 160,
         model_type="bpe", user_defined_symbols=SENSEVOICE_TAGS, unk_id=0, bos_id=1, eos_id=2,
         character_coverage=1.0, add_dummy_prefix=False,
         remove_extra_whitespaces=False, minloglevel=2,
@@ -145,6 +155,7 @@ def build_sensevoice(root: Path, steps: int = 200, seed: int = 0) -> Path:
         "dropout_rate": 0.0, "positional_dropout_rate": 0.0, "attention_dropout_rate": 0.0, "input_layer": "pe",
         "pos_enc_class": "SinusoidalPositionEncoder", "normalize_before": True, "kernel_size": 11, "sanm_shfit": 0,
         "selfattention_layer_type": "sanm",
+        **(SENSEVOICE_PUBLISHED if published else {}),
     }
     config = {
         "encoder": "SenseVoiceEncoderSmall", "encoder_conf": encoder_conf,
@@ -158,7 +169,7 @@ def build_sensevoice(root: Path, steps: int = 200, seed: int = 0) -> Path:
         encoder="SenseVoiceEncoderSmall", encoder_conf=encoder_conf, input_size=560, vocab_size=sp.GetPieceSize(),
         **config["model_conf"],
     )
-    _fit_sensevoice(model, frontend, sp, clips, answers, steps, extract_fbank)
+    _fit_sensevoice(model, frontend, sp, clips, answers, 0 if published else steps, extract_fbank)
     configuration = {
         "framework": "pytorch", "task": "auto-speech-recognition", "model": {"type": "funasr"},
         "pipeline": {"type": "funasr-pipeline"}, "model_name_in_hub": {"ms": "", "hf": ""},
@@ -221,15 +232,20 @@ def _fit_steps(model, frontend, sp, clips, answers, steps, extract_fbank) -> Non
 PARAFORMER_TOKENS = ["<blank>", "<s>", "</s>", "你", "好", "世", "界", "大", "家", "hello", "world", "good", "morning", "<unk>"]
 
 
-def build_paraformer(root: Path, seed: int = 0) -> Path:
+def build_paraformer(root: Path, seed: int = 0, published: bool = False) -> Path:
     import torch
     from funasr.register import tables
 
     torch.manual_seed(seed)
     root.mkdir(parents=True, exist_ok=True)
     _fit_cmvn(root, [tone(1.0, seed), noise(1.0, seed)])
-    (root / "tokens.json").write_text(json.dumps(PARAFORMER_TOKENS, ensure_ascii=False))
-    d = 32
+    tokens = list(PARAFORMER_TOKENS)
+    if published:  # filler words before <unk>, up to the published vocabulary
+        filler = _pseudo_words(PARAFORMER_PUBLISHED_VOCAB, seed)
+        tokens[-1:] = list(dict.fromkeys(w.replace(" ", "") for w in filler))[: PARAFORMER_PUBLISHED_VOCAB - len(tokens)] + ["<unk>"]
+    (root / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False))
+    d = PARAFORMER_PUBLISHED["output_size"] if published else 32
+    blocks = PARAFORMER_PUBLISHED_DECODER_BLOCKS if published else 2
     config = {
         "model": "BiCifParaformer",
         "model_conf": {
@@ -241,13 +257,13 @@ def build_paraformer(root: Path, seed: int = 0) -> Path:
             "output_size": d, "attention_heads": 2, "linear_units": 64, "num_blocks": 2, "dropout_rate": 0.0,
             "positional_dropout_rate": 0.0, "attention_dropout_rate": 0.0, "input_layer": "pe",
             "pos_enc_class": "SinusoidalPositionEncoder", "normalize_before": True, "kernel_size": 11, "sanm_shfit": 0,
-            "selfattention_layer_type": "sanm",
+            "selfattention_layer_type": "sanm", **(PARAFORMER_PUBLISHED if published else {}),
         },
         "decoder": "ParaformerSANMDecoder",
         "decoder_conf": {
-            "attention_heads": 2, "linear_units": 64, "num_blocks": 2, "dropout_rate": 0.0,
-            "positional_dropout_rate": 0.0, "self_attention_dropout_rate": 0.0, "src_attention_dropout_rate": 0.0,
-            "att_layer_num": 2, "kernel_size": 11, "sanm_shfit": 0,
+            "attention_heads": 4 if published else 2, "linear_units": 2048 if published else 64, "num_blocks": blocks,
+            "dropout_rate": 0.0, "positional_dropout_rate": 0.0, "self_attention_dropout_rate": 0.0,
+            "src_attention_dropout_rate": 0.0, "att_layer_num": blocks, "kernel_size": 11, "sanm_shfit": 0,
         },
         "predictor": "CifPredictorV3",
         "predictor_conf": {
@@ -259,7 +275,7 @@ def build_paraformer(root: Path, seed: int = 0) -> Path:
     }
     model = tables.model_classes["BiCifParaformer"](
         **{k: v for k, v in config.items() if k not in ("model", "model_conf", "frontend", "frontend_conf", "tokenizer", "tokenizer_conf")},
-        **config["model_conf"], input_size=560, vocab_size=len(PARAFORMER_TOKENS),
+        **config["model_conf"], input_size=560, vocab_size=len(tokens),
     )
     configuration = {
         "framework": "pytorch", "task": "auto-speech-recognition", "model": {"type": "funasr"},
@@ -317,7 +333,7 @@ def build_punc(root: Path, seed: int = 0) -> Path:
 # --------------------------------------------------------------------------------------------
 # CAM++ (iic/speech_campplus_sv_zh-cn_16k-common): campplus_cn_common.bin, config.yaml, configuration.json.
 
-def build_campplus(root: Path, seed: int = 0, embedding_size: int = 16) -> Path:
+def build_campplus(root: Path, seed: int = 0, embedding_size: int = 16, published: bool = False) -> Path:
     import torch
     from funasr.register import tables
 
@@ -326,6 +342,8 @@ def build_campplus(root: Path, seed: int = 0, embedding_size: int = 16) -> Path:
         "feat_dim": 80, "embedding_size": embedding_size, "growth_rate": 4, "bn_size": 2, "init_channels": 16,
         "config_str": "batchnorm-relu", "memory_efficient": True, "output_level": "segment",
     }
+    if published:
+        conf.update(embedding_size=192, growth_rate=32, bn_size=4, init_channels=128)
     model = tables.model_classes["CAMPPlus"](**conf)
     configuration = {
         "framework": "pytorch", "task": "speaker-verification", "model": {"type": "funasr"},
