@@ -105,14 +105,15 @@ class Settings:
     # to start when its directory is missing. SenseVoice's inverse text normalisation (punctuation,
     # digits) is on unless a job sets the option `itn` false. Paraformer's punctuation model is
     # applied when its directory is set (empty: no punctuation). funasr_batch_s caps one padded
-    # forward pass: segments x the longest of them, in seconds.
+    # forward pass: segments x the longest of them, in seconds; 0 chooses by device (240 on a GPU,
+    # 30 on a CPU, see worker/engines/funasr_models.py).
     sensevoice_dir: str = "/models/SenseVoiceSmall"
     sensevoice_itn: bool = True
     paraformer_dir: str = "/models/paraformer-large"
     paraformer_punc_dir: str = "/models/ct-punc"
     campplus_dir: str = "/models/campplus"
     emotion2vec_dir: str = "/models/emotion2vec_plus_large"
-    funasr_batch_s: float = 240.0
+    funasr_batch_s: float = 0.0
     # Performance. Whisper runs each batch's consecutive segments packed into clips of up to this
     # many seconds: it pads every clip to its 30 s window, so fuller clips mean fewer encoder
     # passes. The rows stay one per segment; 0 gives every segment a clip of its own.

@@ -360,3 +360,16 @@ def test_missing_model_dir_is_a_clear_error_not_a_download(cfg, tmp_path, monkey
     (incomplete / "config.yaml").write_text("model: X\n")
     with pytest.raises(ModelDirMissing, match="lacks"):
         cls().load(replace(cfg, **{field: str(incomplete)}))
+
+
+def test_padded_seconds_per_pass_follow_the_device_unless_set(cfg) -> None:
+    """0 (the default) gives a GPU large passes and a CPU small ones; a set value wins on both, and
+    a loaded engine uses the value for the device it landed on."""
+    from worker.engines.funasr_models import PASS_S, pass_seconds
+    from worker.engines.speaker_campplus import CamPlusSpeaker
+
+    assert Settings().funasr_batch_s == 0
+    assert pass_seconds(0, "cuda") == PASS_S["cuda"] > pass_seconds(0, "cpu") == PASS_S["cpu"]
+    assert pass_seconds(7.5, "cuda") == pass_seconds(7.5, "cpu") == 7.5
+    engine = load(CamPlusSpeaker, replace(cfg, funasr_batch_s=0.0))
+    assert engine.batch_s == PASS_S[engine.device]

@@ -19,7 +19,7 @@ import torch
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
 from worker.engines.base import SegmentAudio, SegmentResult, pick_device, run_by_length
-from worker.engines.funasr_models import generate, load_model, model_dir
+from worker.engines.funasr_models import PASS_S, generate, load_model, model_dir, pass_seconds
 
 SETTING = "HARK_PARAFORMER_DIR"
 PUNC_SETTING = "HARK_PARAFORMER_PUNC_DIR"
@@ -75,7 +75,7 @@ class ParaformerAsr:
         self.model: Any = None
         self.punc: Any = None
         self.device = "cpu"
-        self.batch_s = 240.0
+        self.batch_s = PASS_S["cpu"]
 
     @classmethod
     def check(cls, settings: Settings) -> None:
@@ -92,7 +92,7 @@ class ParaformerAsr:
         if settings.paraformer_punc_dir:
             root = model_dir(settings.paraformer_punc_dir, PUNC_SETTING)
             self.punc = load_model(root, self.device, settings.torch_threads)
-        self.batch_s = settings.funasr_batch_s
+        self.batch_s = pass_seconds(settings.funasr_batch_s, self.device)
 
     def run(self, batch: list[SegmentAudio]) -> list[SegmentResult]:
         assert self.model is not None, "load() first"

@@ -23,7 +23,7 @@ import torch
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
 from worker.engines.base import SegmentAudio, SegmentResult, pick_device, run_by_length
-from worker.engines.funasr_models import generate, load_model, model_dir
+from worker.engines.funasr_models import PASS_S, generate, load_model, model_dir, pass_seconds
 
 log = logging.getLogger("hark.engines.sensevoice")
 SETTING = "HARK_SENSEVOICE_DIR"
@@ -101,7 +101,7 @@ class SenseVoiceAsr:
         self.model: Any = None
         self.device = "cpu"
         self.itn = True
-        self.batch_s = 240.0
+        self.batch_s = PASS_S["cpu"]
         self.emotion_ids: dict[str, int] = {}
         self._logits: torch.Tensor | None = None
 
@@ -114,7 +114,7 @@ class SenseVoiceAsr:
         self.device = pick_device()
         self.model = load_model(root, self.device, settings.torch_threads, filterbank=True)
         self.itn = settings.sensevoice_itn
-        self.batch_s = settings.funasr_batch_s
+        self.batch_s = pass_seconds(settings.funasr_batch_s, self.device)
         sp = self.model.kwargs["tokenizer"].sp  # the SentencePiece model; tags are single pieces
         for tag, name in EMOTIONS.items():
             piece_id = sp.PieceToId(f"<|{tag}|>")

@@ -19,7 +19,7 @@ import torch
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
 from worker.engines.base import SegmentAudio, SegmentResult, pick_device, run_by_length
-from worker.engines.funasr_models import generate, load_model, model_dir
+from worker.engines.funasr_models import PASS_S, generate, load_model, model_dir, pass_seconds
 
 SETTING = "HARK_EMOTION2VEC_DIR"
 EMOTION_SOURCE = "acoustic:emotion2vec-plus"
@@ -43,7 +43,7 @@ class Emotion2vecEmotion:
     def __init__(self) -> None:
         self.model: Any = None
         self.device = "cpu"
-        self.batch_s = 240.0
+        self.batch_s = PASS_S["cpu"]
 
     @classmethod
     def check(cls, settings: Settings) -> None:
@@ -53,7 +53,7 @@ class Emotion2vecEmotion:
         root = model_dir(settings.emotion2vec_dir, SETTING)
         self.device = pick_device()
         self.model = load_model(root, self.device, settings.torch_threads)
-        self.batch_s = settings.funasr_batch_s
+        self.batch_s = pass_seconds(settings.funasr_batch_s, self.device)
 
     def run(self, batch: list[SegmentAudio]) -> list[SegmentResult]:
         assert self.model is not None, "load() first"

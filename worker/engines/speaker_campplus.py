@@ -18,7 +18,7 @@ import torch
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
 from worker.engines.base import SegmentAudio, SegmentResult, Window, pick_device
-from worker.engines.funasr_models import load_model, model_dir
+from worker.engines.funasr_models import PASS_S, load_model, model_dir, pass_seconds
 
 SETTING = "HARK_CAMPPLUS_DIR"
 WEIGHTS = "campplus_cn_common.bin"
@@ -62,7 +62,7 @@ class CamPlusSpeaker:
         self.model: Any = None
         self.device = "cpu"
         self.window, self.hop = 150, 50
-        self.batch_s = 240.0
+        self.batch_s = PASS_S["cpu"]
 
     @classmethod
     def check(cls, settings: Settings) -> None:
@@ -77,7 +77,7 @@ class CamPlusSpeaker:
         self.configure(settings.speaker_window_s, settings.speaker_hop_s)
         self.device = pick_device()
         self.model = load_model(root, self.device, settings.torch_threads)
-        self.batch_s = settings.funasr_batch_s
+        self.batch_s = pass_seconds(settings.funasr_batch_s, self.device)
 
     def run(self, batch: list[SegmentAudio]) -> list[SegmentResult]:
         assert self.model is not None, "load() first"
