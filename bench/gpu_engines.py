@@ -208,6 +208,12 @@ def main() -> int:
 
     overrides = published_funasr(args.published_funasr) if args.published_funasr else {}
     settings = Settings.from_env(**overrides)
+    if settings.torch_threads > 0:  # as a model worker applies them (worker/tuning.py)
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(settings.torch_threads)
+        threadpool_limits(settings.torch_threads)
     plan = read_plan(args.plan) if args.plan else make_plan(args.recording, settings)
     if args.write_plan:
         args.write_plan.write_text(json.dumps({"spans": plan.spans, "batches": plan.batches}))

@@ -59,8 +59,8 @@ class Settings:
     gigaam_rnnt_dir: str = "/models/gigaam-v2-rnnt"
     gigaam_emo_dir: str = "/models/gigaam-emo"
     whisper_large_v3_dir: str = "/models/faster-whisper-large-v3"
-    # Threads each worker process's models may use; 0: the worker's CPUs shared among its pool
-    # processes (worker/tuning.py).
+    # Threads each worker process's models may use; 0: one where the models run on a GPU, else the
+    # worker's CPUs shared among its pool processes (worker/tuning.py).
     torch_threads: int = 0
     # Decoding limits enforced in the worker.
     max_duration_s: float = 12 * 3600.0

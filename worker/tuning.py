@@ -4,7 +4,8 @@ model worker's engines before its first task.
 Two pool processes on a two-core machine that each start a library's default number of threads
 (torch: one per core; CTranslate2: 4) run four or more busy threads on two cores, and every
 forward pass waits for the slowest. So the thread count is chosen per process: `torch_threads`
-when set, else the CPUs this worker may use divided among its pool processes. It is applied to
+when set, else the CPUs this worker may use divided among its pool processes (one where the
+models run on a GPU, whose host side needs no more). It is applied to
 torch, to the BLAS behind numpy (clustering) and, through `torch.get_num_threads()`, to the
 engines that take a thread count (CTranslate2).
 """
@@ -33,16 +34,29 @@ def cpus() -> int:
         return os.cpu_count() or 1
 
 
-def threads_per_process(settings: Settings, concurrency: int, queues: tuple[str, ...] = MODEL_KINDS) -> int:
-    """`torch_threads` when set, else this worker's CPUs shared among its pool processes; one
-    for a worker that serves no model queue. That one (prepare, clustering, reduce) runs beside
-    the model processes on the same cores, and its BLAS threads spin while they wait for a core:
-    a two-thread clustering of a 10 min meeting, run while two model processes worked, took
-    7.9 CPU s instead of 1.1, and slowed the ASR beside it as much."""
+# Host threads of a model process whose engines run on a GPU. The host side only prepares
+# features and launches kernels; more threads spin. On an H200 box with 16 cores, over a 10-minute
+# meeting, one thread against sixteen: Whisper tiny.en 1.5 s wall and 1.5 CPU s against 1.8 and
+# 15.8; CAM++ 2.4 and 2.4 against 2.3 and 25; Resemblyzer 0.36 and 0.35 against 0.36 and 5.7
+# (BENCHMARKS.md).
+GPU_THREADS = 1
+
+
+def threads_per_process(
+    settings: Settings, concurrency: int, queues: tuple[str, ...] = MODEL_KINDS, gpu: bool = False
+) -> int:
+    """`torch_threads` when set; else one for a process whose models run on a `gpu`, and this
+    worker's CPUs shared among its pool processes on a CPU; one for a worker that serves no model
+    queue. That one (prepare, clustering, reduce) runs beside the model processes on the same
+    cores, and its BLAS threads spin while they wait for a core: a two-thread clustering of a
+    10 min meeting, run while two model processes worked, took 7.9 CPU s instead of 1.1, and
+    slowed the ASR beside it as much."""
     if not set(queues) & set(MODEL_KINDS):
         return 1
     if settings.torch_threads > 0:
         return settings.torch_threads
+    if gpu:
+        return GPU_THREADS
     return max(1, cpus() // max(1, concurrency))
 
 
@@ -67,10 +81,14 @@ def _remember_pool(sender: str, instance: Any, **_: object) -> None:
 @signals.worker_process_init.connect
 def _init_pool_process(**_: object) -> None:
     from worker.engines import get_engine
+    from worker.engines.base import pick_device
     from worker.tasks.common import engine_name, settings
 
     cfg = settings()
-    threads = threads_per_process(cfg, _pool["concurrency"], _pool["queues"])
+    # Asked here, in the pool process, not in the main process before it forks: CUDA must not
+    # be initialised in a process that forks the ones using it.
+    gpu = bool(set(_pool["queues"]) & set(MODEL_KINDS)) and pick_device() == "cuda"
+    threads = threads_per_process(cfg, _pool["concurrency"], _pool["queues"], gpu)
     apply_threads(threads)
     if not cfg.preload_engines:
         return

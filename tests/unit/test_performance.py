@@ -57,6 +57,10 @@ def test_threads_are_shared_among_pool_processes():
     assert threads_per_process(Settings(torch_threads=0), 1, ("cpu",)) == 1
     assert threads_per_process(Settings(torch_threads=4), 1, ("cpu",)) == 1
     assert threads_per_process(Settings(torch_threads=0), 1, ("cpu", "asr")) == cpus()
+    # Models on a GPU: one host thread unless set; a non-model worker stays at one either way.
+    assert threads_per_process(Settings(torch_threads=0), 1, gpu=True) == 1
+    assert threads_per_process(Settings(torch_threads=3), 1, gpu=True) == 3
+    assert threads_per_process(Settings(torch_threads=0), 1, ("cpu",), gpu=True) == 1
 
 
 def test_batched_vad_gives_the_per_frame_models_probabilities():
