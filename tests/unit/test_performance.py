@@ -232,3 +232,43 @@ def test_clipwise_encoder_and_aligner_give_the_batched_words(three_voices):
     assert [[(w["word"], w["start"], w["end"]) for w in r.words] for r in clipwise] == [
         [(w["word"], w["start"], w["end"]) for w in r.words] for r in batched
     ]
+
+
+def test_model_processes_keep_freed_memory_and_others_do_not(monkeypatch):
+    """With the model processes' malloc settings, buffers freed after one pass are reused by the
+    next without faulting pages in again (by default glibc hands part of them back to the
+    kernel each time); and only a process serving a model queue applies them."""
+    import subprocess
+    import sys
+
+    import worker.tuning as tuning
+
+    code = """
+import resource, sys, numpy as np
+import worker.tuning as t
+if sys.argv[1] == "on":
+    assert t.keep_freed_memory()
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def one_pass():
+    blocks = [np.ones(20 << 20, np.uint8) for _ in range(6)]
+    del blocks
+one_pass()
+before = faults()
+for _ in range(10):
+    one_pass()
+print(faults() - before)
+"""
+    faults = {
+        mode: int(subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True).stdout)
+        for mode in ("off", "on")
+    }
+    assert faults["off"] > 5000 and faults["on"] < 500, faults
+    calls: list[str] = []
+    monkeypatch.setattr(tuning, "keep_freed_memory", lambda: calls.append("malloc") or True)
+    monkeypatch.setattr(tuning, "apply_threads", lambda n: calls.append(f"threads {n}"))
+    assert tuning.tune_process(Settings(torch_threads=0), 1, ("cpu",)) == 1
+    assert calls == ["threads 1"]
+    calls.clear()
+    assert tuning.tune_process(Settings(torch_threads=0), 1, ("asr", "embed"), gpu=True) == 1
+    assert calls == ["malloc", "threads 1"]
