@@ -73,10 +73,12 @@ def apply_threads(threads: int) -> None:
 # glibc's malloc settings for a model process (mallopt parameter numbers from malloc.h). By
 # default glibc gives freed memory at the top of its heap back to the kernel once more than a
 # little is free, and maps large blocks afresh, so a forward pass faults its buffers in again as
-# zeroed pages: Whisper tiny.en over a 10-minute meeting took 1.25 M page faults and 3 s of system
-# time. With blocks up to 32 MiB (glibc's largest threshold) taken from the heap and up to 1 GiB
-# free at its top kept: 0.15 M faults, 0.3 s, the ASR about a tenth faster, and the same peak RSS
-# (AMD EPYC Zen 3; BENCHMARKS.md).
+# zeroed pages. Blocks up to 32 MiB (glibc's largest threshold) are taken from the heap instead
+# and up to 1 GiB free at its top is kept. Whisper tiny.en alone over a 10-minute meeting: 1.25 M
+# page faults and 3 s of system time before, 0.15 M and 0.3 s after. In a 1-hour job's model
+# worker (two pool processes): 0.64-0.72 M faults and 1.5-1.9 s of system time per process
+# before, 0.2 M and 0.7 s after, about 1 % of their CPU, at the same peak RSS (AMD EPYC Zen 3;
+# BENCHMARKS.md).
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 MODEL_MALLOC = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 1 << 30, M_TOP_PAD: 64 << 20}
 
