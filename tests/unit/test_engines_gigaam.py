@@ -245,3 +245,22 @@ def test_sentencepiece_checkpoint_uses_the_tokenizer_file_in_its_directory(tmp_p
     (model_dir / "v1_rnnt_tokenizer.model").unlink()
     with pytest.raises(FileNotFoundError, match="tokenizer"):
         _loaded("gigaam-ctc", Settings(gigaam_ctc_dir=str(model_dir)))
+
+
+def test_encoder_passes_hold_at_most_the_devices_padded_seconds() -> None:
+    """Signals are grouped shortest first into passes of at most `pass_seconds(0, device)` padded
+    seconds (30 on a CPU), every signal encoded exactly once."""
+    from worker.engines.base import pass_seconds
+    from worker.engines.gigaam_model import encode_batches
+
+    model = build_model("ctc").eval()
+    rng = np.random.default_rng(3)
+    lengths = [4.0, 9.5, 2.0, 7.0, 12.0, 3.0, 6.5, 11.0]
+    signals = [(0.05 * rng.standard_normal(int(s * 16000))).astype(np.float32) for s in lengths]
+    passes = encode_batches(model, signals)
+    limit = pass_seconds(0, "cpu")
+    assert sorted(i for p in passes for i in p.index) == list(range(len(signals)))
+    for p in passes:
+        padded = len(p.index) * max(lengths[i] for i in p.index)
+        assert padded <= limit or len(p.index) == 1, (p.index, padded)
+    assert len(passes) > 1 and max(len(p.index) for p in passes) > 1

@@ -365,7 +365,7 @@ def test_missing_model_dir_is_a_clear_error_not_a_download(cfg, tmp_path, monkey
 def test_padded_seconds_per_pass_follow_the_device_unless_set(cfg) -> None:
     """0 (the default) gives a GPU large passes and a CPU small ones; a set value wins on both, and
     a loaded engine uses the value for the device it landed on."""
-    from worker.engines.funasr_models import PASS_S, pass_seconds
+    from worker.engines.base import PASS_S, pass_seconds
     from worker.engines.speaker_campplus import CamPlusSpeaker
 
     assert Settings().funasr_batch_s == 0

@@ -18,8 +18,8 @@ import torch
 
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
-from worker.engines.base import SegmentAudio, SegmentResult, pick_device, run_by_length
-from worker.engines.funasr_models import PASS_S, generate, load_model, model_dir, pass_seconds
+from worker.engines.base import PASS_S, SegmentAudio, SegmentResult, pass_seconds, pick_device, run_by_length
+from worker.engines.funasr_models import generate, load_model, model_dir
 
 SETTING = "HARK_PARAFORMER_DIR"
 PUNC_SETTING = "HARK_PARAFORMER_PUNC_DIR"

@@ -120,6 +120,19 @@ def require_model_dir(path: str | Path, setting: str, needs: Sequence[str | tupl
 T = TypeVar("T")
 R = TypeVar("R")
 
+# Padded seconds of audio per forward pass of the engines that pad (FunASR's, where the setting
+# `funasr_batch_s` is 0, the default; GigaAM's). A GPU is kept busy by large passes. On a CPU a
+# large pass allocates hundreds of megabytes of activations that the kernel must map and zero each
+# time: 240 s passes took SenseVoice-Small 2.2x, CAM++ 1.8x, a GigaAM-v2-sized encoder 1.6x and
+# Paraformer-large 1.25x the wall time of 30 s passes, much of it system time (published sizes,
+# a 10-minute meeting, AMD EPYC Zen 3, 2 cores; BENCHMARKS.md).
+PASS_S = {"cuda": 240.0, "cpu": 30.0}
+
+
+def pass_seconds(setting: float, device: str) -> float:
+    """Padded seconds per forward pass: `setting` when it is set (> 0), else the device's default."""
+    return setting if setting > 0 else PASS_S.get(device, PASS_S["cpu"])
+
 
 def length_batches(lengths: Sequence[float], max_padded_s: float) -> list[list[int]]:
     """Indices grouped for padded forward passes: longest first, and each group's padded size

@@ -61,19 +61,6 @@ def load_model(root: Path, device: str, threads: int = 0, filterbank: bool = Fal
     return model
 
 
-# Padded seconds of audio per forward pass when the setting `funasr_batch_s` is 0 (the default).
-# A GPU is kept busy by large passes. On a CPU a large pass allocates hundreds of megabytes of
-# activations that the kernel must map and zero each time: with 240 s passes SenseVoice-Small took
-# 2.2x and CAM++ 1.8x the wall time of 30 s passes, much of it system time, and Paraformer-large
-# 1.25x (published sizes, a 10-minute meeting, AMD EPYC Zen 3, 2 cores; BENCHMARKS.md).
-PASS_S = {"cuda": 240.0, "cpu": 30.0}
-
-
-def pass_seconds(setting: float, device: str) -> float:
-    """Padded seconds per forward pass: the setting when it is set, else the device's default."""
-    return setting if setting > 0 else PASS_S.get(device, PASS_S["cpu"])
-
-
 def model_device(model: Any) -> str:
     """Where the model's weights are (for logs and tests)."""
     return next(model.model.parameters()).device.type

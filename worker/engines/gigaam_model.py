@@ -30,14 +30,11 @@ import torch
 from torch import Tensor, nn
 
 from worker.engines import gigaam_features
-from worker.engines.base import pick_device
+from worker.engines.base import pass_seconds, pick_device
 
 log = logging.getLogger("hark.engines.gigaam")
 
 SAMPLE_RATE = gigaam_features.SAMPLE_RATE
-# Padded audio per encoder pass; a task's batch (about HARK_BATCH_SPEECH_S of speech) is cut into
-# passes of at most this much, shortest segments first.
-MAX_PADDED_S = 240.0
 INSTALL_HINT = "pip install -e '.[gigaam]' && pip install --no-deps gigaam==0.1.0"
 
 
@@ -154,15 +151,17 @@ class Encoded:
 
 def encode_batches(model: nn.Module, signals: list[np.ndarray]) -> list[Encoded]:
     """Encode float32 16 kHz signals in padded batches sorted by length (shortest first, at most
-    MAX_PADDED_S of padded audio each). Signals too short for one analysis window are zero-padded
+    `pass_seconds(0, device)` of padded audio each: 240 s on a GPU, 30 s on a CPU, where 240 s
+    passes took a GigaAM-v2-sized encoder 1.6x as long). Signals too short for one analysis window are zero-padded
     to it."""
     device = next(model.parameters()).device
+    limit = pass_seconds(0, device.type)
     minimum = model.preprocessor.min_samples
     order = sorted(range(len(signals)), key=lambda i: len(signals[i]))
     groups: list[list[int]] = []
     for i in order:
         n = max(len(signals[i]), minimum)
-        if groups and n * (len(groups[-1]) + 1) <= MAX_PADDED_S * SAMPLE_RATE:
+        if groups and n * (len(groups[-1]) + 1) <= limit * SAMPLE_RATE:
             groups[-1].append(i)
         else:
             groups.append([i])

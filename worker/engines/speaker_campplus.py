@@ -17,8 +17,8 @@ import torch
 
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
-from worker.engines.base import SegmentAudio, SegmentResult, Window, pick_device
-from worker.engines.funasr_models import PASS_S, load_model, model_dir, pass_seconds
+from worker.engines.base import PASS_S, SegmentAudio, SegmentResult, Window, pass_seconds, pick_device
+from worker.engines.funasr_models import load_model, model_dir
 
 SETTING = "HARK_CAMPPLUS_DIR"
 WEIGHTS = "campplus_cn_common.bin"
