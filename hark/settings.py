@@ -106,7 +106,7 @@ class Settings:
     # digits) is on unless a job sets the option `itn` false. Paraformer's punctuation model is
     # applied when its directory is set (empty: no punctuation). funasr_batch_s caps one padded
     # forward pass: segments x the longest of them, in seconds; 0 chooses by device (240 on a GPU,
-    # 30 on a CPU, see worker/engines/funasr_models.py).
+    # 30 on a CPU, see worker/engines/base.py, pass_seconds).
     sensevoice_dir: str = "/models/SenseVoiceSmall"
     sensevoice_itn: bool = True
     paraformer_dir: str = "/models/paraformer-large"
