@@ -118,6 +118,8 @@ def published_funasr(root: Path) -> dict[str, str]:
 
 
 def time_engine(name: str, settings: Settings, audio: np.ndarray, plan: Plan, single: int, reference: list[str] | None) -> Timing:
+    """The engine over every batch of the plan after one untimed warm-up batch; with `single`,
+    also its first `single` segments one per call; with `reference`, the ASR text's WER."""
     from worker.engines import get_engine
     from worker.engines.base import pick_device
 
