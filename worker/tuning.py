@@ -6,9 +6,9 @@ Two pool processes on a two-core machine that each start a library's default num
 (torch: one per core; CTranslate2: 4) run four or more busy threads on two cores, and every
 forward pass waits for the slowest. So the thread count is chosen per process: `torch_threads`
 when set, else the CPUs this worker may use divided among its pool processes (one where the
-models run on a GPU, whose host side needs no more). It is applied to
-torch, to the BLAS behind numpy (clustering) and, through `torch.get_num_threads()`, to the
-engines that take a thread count (CTranslate2).
+models run on a GPU, whose host side needs no more). It is applied to torch, to the BLAS behind
+numpy (clustering) and, through `torch.get_num_threads()`, to the engines that take a thread
+count (CTranslate2).
 """
 from __future__ import annotations
 
@@ -44,6 +44,11 @@ def cpus() -> int:
 GPU_THREADS = 1
 
 
+def serves_models(queues: tuple[str, ...]) -> bool:
+    """The worker consumes at least one model queue (asr, embed, emotion)."""
+    return bool(set(queues) & set(MODEL_KINDS))
+
+
 def threads_per_process(
     settings: Settings, concurrency: int, queues: tuple[str, ...] = MODEL_KINDS, gpu: bool = False
 ) -> int:
@@ -53,7 +58,7 @@ def threads_per_process(
     cores, and its BLAS threads spin while they wait for a core: a two-thread clustering of a
     10 min meeting, run while two model processes worked, took 7.9 CPU s instead of 1.1, and
     slowed the ASR beside it as much."""
-    if not set(queues) & set(MODEL_KINDS):
+    if not serves_models(queues):
         return 1
     if settings.torch_threads > 0:
         return settings.torch_threads
@@ -94,7 +99,7 @@ def keep_freed_memory(options: dict[int, int] = MODEL_MALLOC) -> bool:
 
 def tune_process(settings: Settings, concurrency: int, queues: tuple[str, ...], gpu: bool = False) -> int:
     """Threads (and, for a model process, malloc settings) of this process; returns the threads."""
-    if set(queues) & set(MODEL_KINDS):
+    if serves_models(queues):
         keep_freed_memory()
     threads = threads_per_process(settings, concurrency, queues, gpu)
     apply_threads(threads)
@@ -120,7 +125,7 @@ def _init_pool_process(**_: object) -> None:
     cfg = settings()
     # Asked here, in the pool process, not in the main process before it forks: CUDA must not
     # be initialised in a process that forks the ones using it.
-    gpu = bool(set(_pool["queues"]) & set(MODEL_KINDS)) and pick_device() == "cuda"
+    gpu = serves_models(_pool["queues"]) and pick_device() == "cuda"
     threads = tune_process(cfg, _pool["concurrency"], _pool["queues"], gpu)
     if not cfg.preload_engines:
         return

@@ -152,8 +152,8 @@ class Encoded:
 def encode_batches(model: nn.Module, signals: list[np.ndarray]) -> list[Encoded]:
     """Encode float32 16 kHz signals in padded batches sorted by length (shortest first, at most
     `pass_seconds(0, device)` of padded audio each: 240 s on a GPU, 30 s on a CPU, where 240 s
-    passes took a GigaAM-v2-sized encoder 1.6x as long). Signals too short for one analysis window are zero-padded
-    to it."""
+    passes took a GigaAM-v2-sized encoder 1.6x as long). Signals too short for one analysis
+    window are zero-padded to it."""
     device = next(model.parameters()).device
     limit = pass_seconds(0, device.type)
     minimum = model.preprocessor.min_samples
