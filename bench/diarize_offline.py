@@ -44,7 +44,7 @@ class Embedded:
     speech: SpeechProbabilities  # what prepare stores beside the PCM, as reduce reads it back
 
 
-def embed(path: Path, window_s: float, hop_s: float) -> Embedded:
+def embed(path: Path, window_s: float, hop_s: float, pass_s: float = 0.0) -> Embedded:
     import soundfile
 
     from hark.settings import Settings
@@ -58,7 +58,7 @@ def embed(path: Path, window_s: float, hop_s: float) -> Embedded:
     stream = SileroVad().stream()
     for a in range(0, pcm.size, 16000 * 60):
         stream.feed(pcm[a : a + 16000 * 60])
-    cfg = Settings(speaker_window_s=window_s, speaker_hop_s=hop_s)
+    cfg = Settings(speaker_window_s=window_s, speaker_hop_s=hop_s, speaker_pass_s=pass_s)
     # The segmentation prepare uses (worker.tasks.prepare.vad_options), merging included.
     segments = stream.segments(VadOptions(max_segment_s=cfg.max_segment_s, merge_length_s=cfg.merge_length_s))
     engine = ResemblyzerSpeaker()
@@ -136,26 +136,28 @@ def main() -> int:
     from hark.settings import Settings
     from synth import synth_meeting
 
-    cfg = Settings.from_env()  # HARK_SPEAKER_WINDOW_S / HARK_SPEAKER_HOP_S try other windows
+    cfg = Settings.from_env()  # HARK_SPEAKER_WINDOW_S / _HOP_S / _PASS_S try other windows
     rows = [
         "| recording | speakers | found | DER est. | DER est. ±0.25 s | DER given | DER given ±0.25 s | windows | reduce |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(rows), flush=True)
     rows.append(evaluate("sample", SAMPLE, SAMPLE.with_suffix(".rttm"), 2,
-                         embed(SAMPLE, cfg.speaker_window_s, cfg.speaker_hop_s)))
+                         embed(SAMPLE, cfg.speaker_window_s, cfg.speaker_hop_s, cfg.speaker_pass_s)))
     print(rows[-1], flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         runs = [(n, args.minutes, n) for n in args.speakers] + ([(4, args.long, 7), (8, args.long, 7)] if args.long else [])
         for n, minutes, seed in runs:
             wav = Path(tmp) / f"meeting{n}-{minutes:g}.wav"
             synth_meeting(wav, n, minutes, seed=seed)
-            rec = embed(wav, cfg.speaker_window_s, cfg.speaker_hop_s)
+            rec = embed(wav, cfg.speaker_window_s, cfg.speaker_hop_s, cfg.speaker_pass_s)
             rows.append(evaluate(f"generated {minutes:g} min, seed {seed}", wav, wav.with_suffix(".rttm"), n, rec))
             print(rows[-1], flush=True)
     lines = [
         f"In-process diarization (bench/diarize_offline.py), windows {cfg.speaker_window_s} s / hop "
-        f"{cfg.speaker_hop_s} s; DER overlap scored, no collar and a ±0.25 s collar, count estimated and given; "
+        f"{cfg.speaker_hop_s} s"
+        + (f", windows read off passes restarted every {cfg.speaker_pass_s} s" if cfg.speaker_pass_s else "")
+        + "; DER overlap scored, no collar and a ±0.25 s collar, count estimated and given; "
         "generated meetings from bench/synth.py:",
         "",
         *rows,

@@ -2,8 +2,15 @@
 
 Segments are cut into fixed windows (settings `speaker_window_s` / `speaker_hop_s`; GE2E was
 trained on 1.6 s) so a change of speaker inside a VAD segment is visible to clustering and to the
-resegmentation after it. All windows of a batch go through the encoder together, sorted and
+resegmentation after it. All passes of a batch go through the encoder together, sorted and
 grouped by length.
+
+By default every window is a pass of its own from a fresh LSTM state, so at the 0.25 s hop each
+second of speech goes through the LSTM four times. `speaker_pass_s` S > 0 reads the windows that
+start within S seconds of each other off one pass restarted every S seconds (the LSTM's output
+where each window ends): at S = 1.0, 2.1 times less CPU on a 10-minute meeting. A window then
+stands for its last `speaker_window_s` of audio but has heard up to S seconds more before it;
+BENCHMARKS.md has what that does to DER, and why it is not the default.
 """
 from __future__ import annotations
 
@@ -35,19 +42,22 @@ class ResemblyzerSpeaker:
         self.encoder = None
         self._filters = np.zeros((40, N_FFT // 2 + 1), dtype=np.float32)
         self._window = np.ones(N_FFT, dtype=np.float32)
-        self.window_frames, self.hop_frames = 150, 50
+        self.window_frames, self.hop_frames, self.pass_frames = 150, 50, 0
 
-    def configure(self, window_s: float, hop_s: float) -> None:
-        """Window length and hop in seconds (the settings' `speaker_window_s` / `speaker_hop_s`)."""
+    def configure(self, window_s: float, hop_s: float, pass_s: float = 0.0) -> None:
+        """Window length, hop and shared-pass restart in seconds (the settings' `speaker_window_s`,
+        `speaker_hop_s`, `speaker_pass_s`; a pass shorter than a hop is a pass per window)."""
         self.window_frames = max(MIN_FRAMES, int(round(window_s * FRAMES_PER_S)))
         self.hop_frames = max(1, int(round(hop_s * FRAMES_PER_S)))
+        pass_frames = int(round(pass_s * FRAMES_PER_S))
+        self.pass_frames = pass_frames if pass_frames > self.hop_frames else 0
 
     def load(self, settings: Settings) -> None:
         from resemblyzer import VoiceEncoder
 
         from librosa.filters import mel
 
-        self.configure(settings.speaker_window_s, settings.speaker_hop_s)
+        self.configure(settings.speaker_window_s, settings.speaker_hop_s, settings.speaker_pass_s)
         # float32 throughout: bfloat16 (where the CPU has it) halved the encoder's CPU and kept
         # vectors within cosine 0.997, yet took the sample's DER from 10.7 % to 13.9 %.
         self.encoder = VoiceEncoder(device=pick_device(), verbose=False)
@@ -68,35 +78,51 @@ class ResemblyzerSpeaker:
 
     def run(self, batch: list[SegmentAudio]) -> list[SegmentResult]:
         assert self.encoder is not None, "load() first"
-        pieces: list[tuple[int, float, float, np.ndarray]] = []  # (result index, start, end, mel)
         results = [SegmentResult(segment_id=seg.segment_id) for seg in batch]
+        # One LSTM pass per (segment, first frame), with the end frames of the windows read off it.
+        passes: dict[tuple[int, int], list[int]] = {}
+        mels: list[np.ndarray] = []
         for i, seg in enumerate(batch):
             mel = self._mel(seg.samples)
-            n = mel.shape[0]
-            if n < MIN_FRAMES:
-                continue
-            size, hop = self.window_frames, self.hop_frames
-            if n <= size:
-                starts = [0]
-            else:
-                starts = list(range(0, n - size + 1, hop))
-                if starts[-1] + size < n:  # cover the tail too
-                    starts.append(n - size)
-            for a in starts:
-                b = min(n, a + size)
-                pieces.append((i, seg.start_s + a / FRAMES_PER_S, seg.start_s + b / FRAMES_PER_S, mel[a:b]))
-        by_length: dict[int, list[int]] = {}
-        for k, piece in enumerate(pieces):
-            by_length.setdefault(piece[3].shape[0], []).append(k)
-        vectors: dict[int, np.ndarray] = {}
+            mels.append(mel)
+            for a, b in self.windows(mel.shape[0]):
+                first = (a // self.pass_frames) * self.pass_frames if self.pass_frames else a
+                passes.setdefault((i, first), []).append(b)
+        by_length: dict[int, list[tuple[int, int]]] = {}
+        for (i, first), ends in passes.items():
+            by_length.setdefault(max(ends) - first, []).append((i, first))
+        size = self.window_frames
         with torch.inference_mode():
-            for _, ks in sorted(by_length.items()):
-                for c in range(0, len(ks), FORWARD_WINDOWS):
-                    chunk = ks[c : c + FORWARD_WINDOWS]
-                    mels = torch.from_numpy(np.stack([pieces[k][3] for k in chunk])).to(self.encoder.device)
-                    embeds = self.encoder(mels).cpu().numpy()
-                    for k, e in zip(chunk, embeds):
-                        vectors[k] = e
-        for k, (i, s, e, _) in enumerate(pieces):
-            results[i].windows.append(Window(start_s=round(s, 3), end_s=round(min(e, batch[i].end_s), 3), vector=vectors[k]))
+            for length, keys in sorted(by_length.items()):
+                for c in range(0, len(keys), FORWARD_WINDOWS):
+                    chunk = keys[c : c + FORWARD_WINDOWS]
+                    x = np.stack([mels[i][first : first + length] for i, first in chunk])
+                    out, _ = self.encoder.lstm(torch.from_numpy(x).to(self.encoder.device))
+                    for row, (i, first) in enumerate(chunk):
+                        ends = passes[(i, first)]
+                        # As VoiceEncoder.forward, on the last layer's output where each window ends.
+                        raw = self.encoder.relu(self.encoder.linear(out[row, [b - first - 1 for b in ends]]))
+                        vectors = (raw / torch.norm(raw, dim=1, keepdim=True)).cpu().numpy()
+                        seg = batch[i]
+                        for b, vector in zip(ends, vectors):
+                            results[i].windows.append(Window(
+                                start_s=round(seg.start_s + max(0, b - size) / FRAMES_PER_S, 3),
+                                end_s=round(min(seg.start_s + b / FRAMES_PER_S, seg.end_s), 3),
+                                vector=vector,
+                            ))
+        for result in results:
+            result.windows.sort(key=lambda w: w.start_s)
         return results
+
+    def windows(self, frames: int) -> list[tuple[int, int]]:
+        """(first, end) frames of a segment's windows: one every hop, a last one ending with the
+        segment, none in a segment too short to embed."""
+        size, hop = self.window_frames, self.hop_frames
+        if frames < MIN_FRAMES:
+            return []
+        if frames <= size:
+            return [(0, frames)]
+        starts = list(range(0, frames - size + 1, hop))
+        if starts[-1] + size < frames:  # cover the tail too
+            starts.append(frames - size)
+        return [(a, a + size) for a in starts]
