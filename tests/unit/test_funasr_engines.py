@@ -291,8 +291,14 @@ def _resemblyzer_windows(engine, seg):  # type: ignore[no-untyped-def]
     class Zeros:
         device = "cpu"
 
-        def __call__(self, mels):  # type: ignore[no-untyped-def]
-            return torch.zeros((mels.shape[0], 4))
+        def lstm(self, mels):  # type: ignore[no-untyped-def]
+            return torch.zeros((mels.shape[0], mels.shape[1], 4)), None
+
+        def linear(self, x):  # type: ignore[no-untyped-def]
+            return x + 1.0
+
+        def relu(self, x):  # type: ignore[no-untyped-def]
+            return x
 
     engine.encoder = Zeros()
     return engine.run([seg])[0].windows
