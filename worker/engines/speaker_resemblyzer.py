@@ -98,18 +98,21 @@ class ResemblyzerSpeaker:
                     chunk = keys[c : c + FORWARD_WINDOWS]
                     x = np.stack([mels[i][first : first + length] for i, first in chunk])
                     out, _ = self.encoder.lstm(torch.from_numpy(x).to(self.encoder.device))
-                    for row, (i, first) in enumerate(chunk):
-                        ends = passes[(i, first)]
-                        # As VoiceEncoder.forward, on the last layer's output where each window ends.
-                        raw = self.encoder.relu(self.encoder.linear(out[row, [b - first - 1 for b in ends]]))
-                        vectors = (raw / torch.norm(raw, dim=1, keepdim=True)).cpu().numpy()
+                    # As VoiceEncoder.forward, on the last layer's output where each window ends,
+                    # all rows through the linear layer at once (the same sums as the whole batch).
+                    picks = [(row, b) for row, key in enumerate(chunk) for b in passes[key]]
+                    rows = torch.tensor([row for row, _ in picks])
+                    steps = torch.tensor([b - chunk[row][1] - 1 for row, b in picks])
+                    raw = self.encoder.relu(self.encoder.linear(out[rows, steps]))
+                    vectors = (raw / torch.norm(raw, dim=1, keepdim=True)).cpu().numpy()
+                    for (row, b), vector in zip(picks, vectors):
+                        i = chunk[row][0]
                         seg = batch[i]
-                        for b, vector in zip(ends, vectors):
-                            results[i].windows.append(Window(
-                                start_s=round(seg.start_s + max(0, b - size) / FRAMES_PER_S, 3),
-                                end_s=round(min(seg.start_s + b / FRAMES_PER_S, seg.end_s), 3),
-                                vector=vector,
-                            ))
+                        results[i].windows.append(Window(
+                            start_s=round(seg.start_s + max(0, b - size) / FRAMES_PER_S, 3),
+                            end_s=round(min(seg.start_s + b / FRAMES_PER_S, seg.end_s), 3),
+                            vector=vector,
+                        ))
         for result in results:
             result.windows.sort(key=lambda w: w.start_s)
         return results
