@@ -2,6 +2,8 @@
 (`speaker_pass_s`); either way every vector is what GE2E gives for the audio its pass heard."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile
@@ -10,7 +12,8 @@ import torch
 from hark.settings import Settings
 from worker.engines.base import SegmentAudio
 from worker.engines.speaker_resemblyzer import ResemblyzerSpeaker
-from tests.unit.test_diarization_quality import SAMPLE
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.wav"
 
 
 @pytest.fixture(scope="module")

@@ -79,19 +79,18 @@ class ResemblyzerSpeaker:
     def run(self, batch: list[SegmentAudio]) -> list[SegmentResult]:
         assert self.encoder is not None, "load() first"
         results = [SegmentResult(segment_id=seg.segment_id) for seg in batch]
-        # One LSTM pass per (segment, first frame), with the end frames of the windows read off it.
-        passes: dict[tuple[int, int], list[int]] = {}
+        # One LSTM pass per (segment, first frame), with the windows (first, end frame) read off it.
+        passes: dict[tuple[int, int], list[tuple[int, int]]] = {}
         mels: list[np.ndarray] = []
         for i, seg in enumerate(batch):
             mel = self._mel(seg.samples)
             mels.append(mel)
             for a, b in self.windows(mel.shape[0]):
                 first = (a // self.pass_frames) * self.pass_frames if self.pass_frames else a
-                passes.setdefault((i, first), []).append(b)
+                passes.setdefault((i, first), []).append((a, b))
         by_length: dict[int, list[tuple[int, int]]] = {}
-        for (i, first), ends in passes.items():
-            by_length.setdefault(max(ends) - first, []).append((i, first))
-        size = self.window_frames
+        for (i, first), spans in passes.items():
+            by_length.setdefault(max(b for _, b in spans) - first, []).append((i, first))
         with torch.inference_mode():
             for length, keys in sorted(by_length.items()):
                 for c in range(0, len(keys), FORWARD_WINDOWS):
@@ -100,16 +99,16 @@ class ResemblyzerSpeaker:
                     out, _ = self.encoder.lstm(torch.from_numpy(x).to(self.encoder.device))
                     # As VoiceEncoder.forward, on the last layer's output where each window ends,
                     # all rows through the linear layer at once (the same sums as the whole batch).
-                    picks = [(row, b) for row, key in enumerate(chunk) for b in passes[key]]
-                    rows = torch.tensor([row for row, _ in picks])
-                    steps = torch.tensor([b - chunk[row][1] - 1 for row, b in picks])
+                    picks = [(row, a, b) for row, key in enumerate(chunk) for a, b in passes[key]]
+                    rows = torch.tensor([row for row, _, _ in picks])
+                    steps = torch.tensor([b - chunk[row][1] - 1 for row, _, b in picks])
                     raw = self.encoder.relu(self.encoder.linear(out[rows, steps]))
                     vectors = (raw / torch.norm(raw, dim=1, keepdim=True)).cpu().numpy()
-                    for (row, b), vector in zip(picks, vectors):
+                    for (row, a, b), vector in zip(picks, vectors):
                         i = chunk[row][0]
                         seg = batch[i]
                         results[i].windows.append(Window(
-                            start_s=round(seg.start_s + max(0, b - size) / FRAMES_PER_S, 3),
+                            start_s=round(seg.start_s + a / FRAMES_PER_S, 3),
                             end_s=round(min(seg.start_s + b / FRAMES_PER_S, seg.end_s), 3),
                             vector=vector,
                         ))
