@@ -11,6 +11,7 @@ time, so a server that falls behind shows it in p99 instead of quietly lowering 
 Scenarios: `GET /v1/jobs/<id>` (a poller without a cached ETag → 200 with the body), the same with
 `If-None-Match` (a poller that has one → 304), and `GET /v1/jobs?limit=20` (a console listing).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,9 +55,18 @@ def seed(jobs: int) -> tuple[str, list[str]]:
         for i in range(jobs):
             status = statuses[i % len(statuses)]
             job = Job(
-                id=uuid.uuid4(), tenant_id=tenant_id, status=status, filename=f"meeting-{i:05d}.m4a",
-                source_key=f"raw/bench/{i}", sha256=f"{i:064x}", bytes=50_000_000, duration_s=3600.0,
-                options={}, segments_total=900, tasks_total=90, timings={"prepare_s": 40.0, "asr_s": 120.0},
+                id=uuid.uuid4(),
+                tenant_id=tenant_id,
+                status=status,
+                filename=f"meeting-{i:05d}.m4a",
+                source_key=f"raw/bench/{i}",
+                sha256=f"{i:064x}",
+                bytes=50_000_000,
+                duration_s=3600.0,
+                options={},
+                segments_total=900,
+                tasks_total=90,
+                timings={"prepare_s": 40.0, "asr_s": 120.0},
                 error_code="undecodable_audio" if status == "failed" else None,
             )
             s.add(job)
@@ -113,8 +123,15 @@ def run_scenario(port: int, requests: list[bytes], rate: float, seconds: float) 
     latencies = sorted(lat for lat, _ in results)
     ok = sum(1 for _, st in results if st in (200, 304))
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    return {"sent": len(results), "ok": ok, "rps": ok / seconds, "p50": pick(0.50), "p99": pick(0.99),
-            "max": latencies[-1] * 1000, "statuses": sorted({st for _, st in results})}
+    return {
+        "sent": len(results),
+        "ok": ok,
+        "rps": ok / seconds,
+        "p50": pick(0.50),
+        "p99": pick(0.99),
+        "max": latencies[-1] * 1000,
+        "statuses": sorted({st for _, st in results}),
+    }
 
 
 def request_bytes(path: str, key: str, etag: str | None = None) -> bytes:
@@ -145,9 +162,21 @@ def main() -> int:
     key, ids = seed(args.jobs)
     port = free_port()
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{port}", "--backlog", "2048",
-         "web:create_app()"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(args.workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--backlog",
+            "2048",
+            "web:create_app()",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     lines: list[str] = []
     try:
@@ -161,16 +190,19 @@ def main() -> int:
         polled = rng.sample(ids, min(200, len(ids)))
         scenarios = {
             "status 200 (no ETag)": [request_bytes(f"/v1/jobs/{j}", key) for j in polled],
-            "status 304 (If-None-Match)": [request_bytes(f"/v1/jobs/{j}", key, etag_of(port, f"/v1/jobs/{j}", key))
-                                           for j in polled[:50]],
+            "status 304 (If-None-Match)": [
+                request_bytes(f"/v1/jobs/{j}", key, etag_of(port, f"/v1/jobs/{j}", key)) for j in polled[:50]
+            ],
             "list 20 jobs": [request_bytes("/v1/jobs?limit=20", key)],
         }
         for name, reqs in scenarios.items():
             run_scenario(port, reqs, 50, 1.0)  # warm every worker's connections and caches
             for rate in (float(r) for r in args.rates.split(",")):
                 r = run_scenario(port, reqs, rate, args.seconds)
-                line = (f"- {name} at {rate:.0f} req/s offered: {r['rps']:.0f} req/s served, p50 {r['p50']:.1f} ms, "
-                        f"p99 {r['p99']:.1f} ms, max {r['max']:.0f} ms ({r['sent'] - r['ok']} errors)")
+                line = (
+                    f"- {name} at {rate:.0f} req/s offered: {r['rps']:.0f} req/s served, p50 {r['p50']:.1f} ms, "
+                    f"p99 {r['p99']:.1f} ms, max {r['max']:.0f} ms ({r['sent'] - r['ok']} errors)"
+                )
                 print(line, flush=True)
                 lines.append(line)
     finally:
@@ -178,8 +210,12 @@ def main() -> int:
         web.wait()
     from record import report
 
-    report(f"API under load ({args.jobs} jobs in the tenant, gunicorn -w {args.workers}, open-loop generator "
-           f"in its own process, {args.seconds:.0f} s per rate)", lines, args.record)
+    report(
+        f"API under load ({args.jobs} jobs in the tenant, gunicorn -w {args.workers}, open-loop generator "
+        f"in its own process, {args.seconds:.0f} s per rate)",
+        lines,
+        args.record,
+    )
     return 0
 
 

@@ -17,6 +17,7 @@ of up to 30 s, batches ending where a clip ends, and the engine's own clips per 
 CPU vendor: 1 on Intel, 8 elsewhere); `packed-one-clip-per-pass` forces 1; `packed-estimated-words` also skips the word-timestamp pass and estimates word times from
 Whisper's segment timestamps. All run with the same thread count (HARK_TORCH_THREADS, else torch's).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -168,11 +169,16 @@ def make_recordings(folder: Path) -> list[Recording]:
     for seed, speakers in ((21, 3), (22, 4)):
         path = folder / f"clean{seed}.wav"
         turns = synth_meeting(path, speakers, 5.0, seed=seed, overlap=0.0)
-        out.append(Recording(f"generated 5 min, {speakers} speakers, no overlap (seed {seed})", path,
-                             [t.__dict__ for t in turns]))
+        out.append(
+            Recording(
+                f"generated 5 min, {speakers} speakers, no overlap (seed {seed})", path, [t.__dict__ for t in turns]
+            )
+        )
     path = folder / "meeting.wav"
     turns = synth_meeting(path, 4, 10.0)  # the side-by-side meeting (bench/stages.py --peer)
-    out.append(Recording("generated 10 min, 4 speakers, 10 % overlap (seed 0)", path, [t.__dict__ for t in turns], True))
+    out.append(
+        Recording("generated 10 min, 4 speakers, 10 % overlap (seed 0)", path, [t.__dict__ for t in turns], True)
+    )
     sample = ROOT / "examples" / "sample.wav"
     out.append(Recording("sample (real speech, no reference text)", sample, None, rttm=sample.with_suffix(".rttm")))
     return out

@@ -6,6 +6,7 @@ Scored with pyannote.metrics (install with the `bench` extra), overlap included,
 default: the strictest reading. `bench/sample_der.sh` runs the whole pipeline on the example
 recording and scores it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reference")
     parser.add_argument("hypothesis")
-    parser.add_argument("--collar", type=float, default=0.0,
-                        help="seconds forgiven on either side of each reference boundary (NIST -c)")
+    parser.add_argument(
+        "--collar", type=float, default=0.0, help="seconds forgiven on either side of each reference boundary (NIST -c)"
+    )
     parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
     args = parser.parse_args()
     from pyannote.metrics.diarization import DiarizationErrorRate

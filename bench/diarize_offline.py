@@ -11,6 +11,7 @@ is the whole width, 0.5), with the speaker count estimated and given. `bench/syn
 measures the same through the whole pipeline. `--long M` adds meetings of 4 and 8 speakers lasting
 M minutes (seed 7), long enough that clustering goes through its sampled two-stage path.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,7 +89,9 @@ def diarize(rec: Embedded, num_speakers: int | None = None) -> list[tuple[float,
     return [(t.start_s, t.end_s, t.speaker) for t in result.turns + result.overlaps]
 
 
-def score(reference: list[tuple[float, float, str]], hypothesis: list[tuple[float, float, str]], collar: float) -> float:
+def score(
+    reference: list[tuple[float, float, str]], hypothesis: list[tuple[float, float, str]], collar: float
+) -> float:
     """DER with `collar` seconds forgiven on either side of every reference boundary."""
     from pyannote.core import Annotation, Segment
     from pyannote.metrics.diarization import DiarizationErrorRate
@@ -133,8 +136,9 @@ def main() -> int:
     parser.add_argument("--long", type=float, default=0, help="also 4- and 8-speaker meetings this many minutes long")
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
-    from hark.settings import Settings
     from synth import synth_meeting
+
+    from hark.settings import Settings
 
     cfg = Settings.from_env()  # HARK_SPEAKER_WINDOW_S / _HOP_S / _PASS_S try other windows
     rows = [
@@ -142,11 +146,20 @@ def main() -> int:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(rows), flush=True)
-    rows.append(evaluate("sample", SAMPLE, SAMPLE.with_suffix(".rttm"), 2,
-                         embed(SAMPLE, cfg.speaker_window_s, cfg.speaker_hop_s, cfg.speaker_pass_s)))
+    rows.append(
+        evaluate(
+            "sample",
+            SAMPLE,
+            SAMPLE.with_suffix(".rttm"),
+            2,
+            embed(SAMPLE, cfg.speaker_window_s, cfg.speaker_hop_s, cfg.speaker_pass_s),
+        )
+    )
     print(rows[-1], flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [(n, args.minutes, n) for n in args.speakers] + ([(4, args.long, 7), (8, args.long, 7)] if args.long else [])
+        runs = [(n, args.minutes, n) for n in args.speakers] + (
+            [(4, args.long, 7), (8, args.long, 7)] if args.long else []
+        )
         for n, minutes, seed in runs:
             wav = Path(tmp) / f"meeting{n}-{minutes:g}.wav"
             synth_meeting(wav, n, minutes, seed=seed)

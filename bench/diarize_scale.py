@@ -9,6 +9,7 @@ seconds), so no audio or model is needed; the figure is the reduce step's own co
 time, peak memory growth of this process, the speaker count found and the share of speech
 labelled with the right speaker (best one-to-one mapping).
 """
+
 from __future__ import annotations
 
 import argparse

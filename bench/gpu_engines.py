@@ -26,6 +26,7 @@ is the real models' (SenseVoice is non-autoregressive CTC; Paraformer's decoder 
 many tokens as its predictor fires, which random weights set arbitrarily), their words are noise,
 so no WER is printed for them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,7 +110,11 @@ def published_funasr(root: Path) -> dict[str, str]:
     from tests.funasr_checkpoints import build_campplus, build_paraformer, build_sensevoice
 
     dirs = {}
-    for setting, build in (("sensevoice_dir", build_sensevoice), ("paraformer_dir", build_paraformer), ("campplus_dir", build_campplus)):
+    for setting, build in (
+        ("sensevoice_dir", build_sensevoice),
+        ("paraformer_dir", build_paraformer),
+        ("campplus_dir", build_campplus),
+    ):
         path = root / setting.removesuffix("_dir")
         if not (path / "config.yaml").is_file():
             build(path, published=True)
@@ -117,14 +122,17 @@ def published_funasr(root: Path) -> dict[str, str]:
     return {**dirs, "paraformer_punc_dir": ""}
 
 
-def time_engine(name: str, settings: Settings, audio: np.ndarray, plan: Plan, single: int, reference: list[str] | None) -> Timing:
+def time_engine(
+    name: str, settings: Settings, audio: np.ndarray, plan: Plan, single: int, reference: list[str] | None
+) -> Timing:
     """The engine over every batch of the plan after one untimed warm-up batch; with `single`,
     also its first `single` segments one per call; with `reference`, the ASR text's WER."""
     from worker.engines import get_engine
     from worker.engines.base import pick_device
 
     segs = [
-        SegmentAudio(i, i, a, b, audio[int(round(a * RATE)) : int(round(b * RATE))]) for i, (a, b) in enumerate(plan.spans)
+        SegmentAudio(i, i, a, b, audio[int(round(a * RATE)) : int(round(b * RATE))])
+        for i, (a, b) in enumerate(plan.spans)
     ]
     engine = get_engine(name, settings)
     batches = [segs[first : last + 1] for first, last in plan.batches]
@@ -187,8 +195,16 @@ def report_lines(recording: Path, plan: Plan, timings: list[Timing]) -> list[str
     for t in timings:
         rtf = t.wall_s / t.speech_s
         cells = [
-            t.engine, t.device, str(t.batches), f"{t.wall_s:.2f}", f"{t.cpu_s:.2f}", f"{rtf:.4f}", f"{rtf * 10000:.1f}",
-            cell(t.single_rtf, ".4f"), cell(t.gpu_mib, ".0f"), cell(t.wer, ".1%"),
+            t.engine,
+            t.device,
+            str(t.batches),
+            f"{t.wall_s:.2f}",
+            f"{t.cpu_s:.2f}",
+            f"{rtf:.4f}",
+            f"{rtf * 10000:.1f}",
+            cell(t.single_rtf, ".4f"),
+            cell(t.gpu_mib, ".0f"),
+            cell(t.wer, ".1%"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -203,7 +219,12 @@ def main() -> int:
     parser.add_argument("--plan", type=Path, help="read segments and batches from this JSON")
     parser.add_argument("--write-plan", type=Path, help="write segments and batches to this JSON and stop")
     parser.add_argument("--single", type=int, default=64, help="segments timed one per call (0: none)")
-    parser.add_argument("--published-funasr", type=Path, metavar="DIR", help="time FunASR engines on random-weight models of published size built in DIR")
+    parser.add_argument(
+        "--published-funasr",
+        type=Path,
+        metavar="DIR",
+        help="time FunASR engines on random-weight models of published size built in DIR",
+    )
     parser.add_argument("--title", default="Model batch speed per engine")
     parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
     args = parser.parse_args()
@@ -231,7 +252,9 @@ def main() -> int:
     random_weights = {"sensevoice-small", "paraformer-large", "campplus"} if args.published_funasr else set()
     timings = []
     for name in args.engines:
-        timings.append(time_engine(name, settings, audio, plan, args.single, None if name in random_weights else reference))
+        timings.append(
+            time_engine(name, settings, audio, plan, args.single, None if name in random_weights else reference)
+        )
         print(timings[-1], flush=True)
     report(args.title, report_lines(args.recording, plan, timings), args.record)
     return 0

@@ -5,6 +5,7 @@ memory) so tests and benchmarks can push 1-10 hour recordings through the pipeli
 keeping them on disk. Each island is one or two sentences from one espeak-ng voice; its start and
 end (trimmed to where the voice is) are the reference segment boundaries.
 """
+
 from __future__ import annotations
 
 import random
@@ -12,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-
 from synth import RATE, SENTENCES, VOICES, speak
 
 BLOCK = RATE * 10
@@ -26,18 +26,27 @@ class Island:
     text: str
 
 
-def plan_islands(seconds: float, spacing_s: float, seed: int = 0, lead_in_s: float = 5.0) -> list[tuple[float, str, int]]:
+def plan_islands(
+    seconds: float, spacing_s: float, seed: int = 0, lead_in_s: float = 5.0
+) -> list[tuple[float, str, int]]:
     """(start time, text, voice index) of each island: one every `spacing_s` seconds, jittered."""
     rng = random.Random(seed)
     plan, t = [], lead_in_s
     while t < seconds - spacing_s / 2:
-        plan.append((round(t + rng.uniform(0, spacing_s / 4), 3), " ".join(rng.sample(SENTENCES, rng.randint(1, 2))),
-                     rng.randrange(len(VOICES))))
+        plan.append(
+            (
+                round(t + rng.uniform(0, spacing_s / 4), 3),
+                " ".join(rng.sample(SENTENCES, rng.randint(1, 2))),
+                rng.randrange(len(VOICES)),
+            )
+        )
         t += spacing_s
     return plan
 
 
-def island_audio(seconds: float, spacing_s: float, seed: int = 0, noise: float = 0.0) -> tuple[Iterator[np.ndarray], list[Island]]:
+def island_audio(
+    seconds: float, spacing_s: float, seed: int = 0, noise: float = 0.0
+) -> tuple[Iterator[np.ndarray], list[Island]]:
     """float32 16 kHz blocks of the whole recording, and the islands they contain. Speech is
     synthesised once per distinct (voice, text) and lazily, as the generator reaches it. `noise`
     adds a low noise floor (its RMS as a fraction of full scale) so silence is not digital zero."""
@@ -50,7 +59,9 @@ def island_audio(seconds: float, spacing_s: float, seed: int = 0, noise: float =
             cache[(idx, text)] = speak(VOICES[idx], text)
         return cache[(idx, text)]
 
-    islands = [Island(start, round((int(start * RATE) + voice(v, text).size) / RATE, 3), text) for start, text, v in plan]
+    islands = [
+        Island(start, round((int(start * RATE) + voice(v, text).size) / RATE, 3), text) for start, text, v in plan
+    ]
     total = int(seconds * RATE)
 
     def blocks() -> Iterator[np.ndarray]:

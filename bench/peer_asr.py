@@ -7,6 +7,7 @@ doing recognition, speaker diarization and emotion end to end through the API (u
 `python bench/stages.py --peer` runs both back to back on a generated meeting (Hark in a stack of its
 own, then the peer) and prints the ratio. The goal in issue 8 is a ratio (Hark / peer) of at most 1.0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,9 @@ def peer_run(path: Path, batch_size: int, threads: int) -> PeerRun:
     started, cpu = time.monotonic(), time.process_time()
     segments, info = pipeline.transcribe(str(path), batch_size=batch_size, language="en", beam_size=1)
     texts = [s.text for s in segments]  # the generator does the work
-    return PeerRun(time.monotonic() - started, float(info.duration), len(texts), time.process_time() - cpu, " ".join(texts))
+    return PeerRun(
+        time.monotonic() - started, float(info.duration), len(texts), time.process_time() - cpu, " ".join(texts)
+    )
 
 
 def main() -> int:
@@ -66,8 +69,10 @@ def main() -> int:
     ]
     ref = reference_words(args.recording)
     if ref:
-        lines.append(f"- the peer's word error rate against the generated meeting's text: "
-                     f"{100 * edit_distance(ref, words_of(peer.text)) / len(ref):.1f} %")
+        lines.append(
+            f"- the peer's word error rate against the generated meeting's text: "
+            f"{100 * edit_distance(ref, words_of(peer.text)) / len(ref):.1f} %"
+        )
     report("Side by side with faster-whisper's batched pipeline", lines, args.record)
     return 0
 

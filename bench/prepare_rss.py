@@ -13,6 +13,7 @@ worker: the fanned-out tasks are dropped from the broker afterwards.
 Run it isolated from other users of the same services (HARK_BROKER_KEY_PREFIX, HARK_S3_BUCKET,
 HARK_DATABASE_URL of its own).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,6 +47,7 @@ def cpu_s(pid: int) -> float:
 def make_input(storage, key: str, hours: float) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     """Generate, encode and upload one recording; returns (bytes, islands)."""
     from islands import island_audio
+
     from tests.audiofiles import encode_blocks
 
     blocks, islands = island_audio(hours * 3600, spacing_s=120.0, seed=int(hours * 10), noise=0.002)
@@ -104,9 +106,26 @@ def main() -> int:
             s.add(tenant)
         tenant_id = tenant.id
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "cpu", "--pool", "solo",
-         "-n", f"bench-prepare-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "--loglevel=WARNING"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "-Q",
+            "cpu",
+            "--pool",
+            "solo",
+            "-n",
+            f"bench-prepare-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     celery = make_celery(settings, name="bench")
     rows: list[tuple[float, int, int, float, float, float, str]] = []
@@ -117,16 +136,28 @@ def main() -> int:
         print(f"generating {hours:g} h …", flush=True)
         size, islands = make_input(storage, key, hours)
         with session_scope(settings.database_url) as s:
-            s.add(Job(id=job_id, tenant_id=tenant_id, status="queued", filename="archive.ogg", source_key=key,
-                      bytes=size, priority=9))
+            s.add(
+                Job(
+                    id=job_id,
+                    tenant_id=tenant_id,
+                    status="queued",
+                    filename="archive.ogg",
+                    source_key=key,
+                    bytes=size,
+                    priority=9,
+                )
+            )
         cpu_before, wall_before = cpu_s(worker.pid), time.monotonic()
         celery.send_task(PREPARE, args=[str(job_id)])
         status, peak = wait_prepared(settings, job_id, worker.pid, timeout_s=max(600.0, hours * 3600))
         wall, cpu = time.monotonic() - wall_before, cpu_s(worker.pid) - cpu_before
         with session_scope(settings.database_url) as s:
             segments = s.get(Job, job_id).segments_total or 0
-        print(f"{hours:g} h: {status}, {segments} segments ({islands} islands), peak {peak:.0f} MiB, "
-              f"{wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
+        print(
+            f"{hours:g} h: {status}, {segments} segments ({islands} islands), peak {peak:.0f} MiB, "
+            f"{wall:.0f} s wall, {cpu:.0f} s CPU",
+            flush=True,
+        )
         storage.delete_prefix(raw_key(job_id, ""))
         storage.delete_prefix(f"pcm/{job_id}.")
         return hours, size, segments, peak, wall, cpu, status

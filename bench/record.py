@@ -1,10 +1,11 @@
 """Appending a benchmark result to BENCHMARKS.md with date, machine and commit."""
+
 from __future__ import annotations
 
 import os
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +39,7 @@ def commit() -> str:
 
 def record(title: str, lines: list[str]) -> None:
     """Print the result and append it as a section of BENCHMARKS.md."""
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = [f"### {title}", f"{stamp} · {machine()} · commit {commit()}", "", *lines, ""]
     print("\n".join(section))
     path = ROOT / "BENCHMARKS.md"

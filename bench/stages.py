@@ -23,6 +23,7 @@ With --peer, faster-whisper's own batched pipeline (bench/peer_asr.py: same Whis
 VAD, ASR only) then runs on the same file in this process, right after Hark, and the ratio of
 the two times is printed (issue 8's goal: Hark end to end at most 1.0× the peer's time).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -165,8 +166,9 @@ def start_stack(cfg, concurrency: int, extra_env: dict[str, str], code: Path = R
         def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
             ARTIFACTS.mkdir(exist_ok=True)
             log = ARTIFACTS / f"{name}.log"
-            proc = subprocess.Popen(cmd, cwd=code, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, cwd=code, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+            )
             self.procs.append((name, proc, log))
             return proc
 
@@ -174,10 +176,14 @@ def start_stack(cfg, concurrency: int, extra_env: dict[str, str], code: Path = R
     procs = InCheckout()
     procs.start("bench-worker-cpu", celery_cmd("bench-cpu", "cpu"), env)
     # (log name, Celery node name, queues, pool processes)
-    models = [("bench-worker-model", "bench-model", "asr,embed,emotion", concurrency)] if not split else [
-        ("bench-worker-model", "bench-model", "asr", concurrency),
-        ("bench-worker-model-embed", "bench-model-embed", "embed,emotion", 1),
-    ]
+    models = (
+        [("bench-worker-model", "bench-model", "asr,embed,emotion", concurrency)]
+        if not split
+        else [
+            ("bench-worker-model", "bench-model", "asr", concurrency),
+            ("bench-worker-model-embed", "bench-model-embed", "embed,emotion", 1),
+        ]
+    )
     for name, node, queues, processes in models:
         procs.start(name, celery_cmd(node, queues, processes), env)
     url = start_web(procs, "bench-web", env)
@@ -220,7 +226,9 @@ def job_rows(cfg, job_id: str):  # type: ignore[no-untyped-def]
     return job, tasks
 
 
-def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sampler, concurrency: int) -> tuple[list[str], float]:  # type: ignore[no-untyped-def]
+def report_lines(
+    job, tasks, upload_start: float, seen_done: float, sampler: Sampler, concurrency: int
+) -> tuple[list[str], float]:  # type: ignore[no-untyped-def]
     t = job.timings or {}
     audio = job.duration_s or 0.0
     ts = datetime.timestamp
@@ -238,8 +246,14 @@ def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sam
         ("clustering (diarize)", get("clustering_s"), get("clustering_cpu_s")),
         ("assemble utterances", get("assemble_s"), get("assemble_cpu_s")),
         ("database (all tasks)", sum(get(f"{k}_db_s") for k in ("prepare", *kinds, "reduce")), None),
-        ("S3 reads and writes (all tasks)", get("prepare_s3_read_s") + get("prepare_s3_write_s")
-         + sum(get(f"{k}_fetch_s") for k in kinds) + get("reduce_s3_write_s"), None),
+        (
+            "S3 reads and writes (all tasks)",
+            get("prepare_s3_read_s")
+            + get("prepare_s3_write_s")
+            + sum(get(f"{k}_fetch_s") for k in kinds)
+            + get("reduce_s3_write_s"),
+            None,
+        ),
         ("model loading in tasks", sum(get(f"{k}_load_s") for k in kinds), None),
     ]
     # Queue overhead: a task is ready when it is sent (prepare's commit; for text emotion, chained
@@ -248,7 +262,7 @@ def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sam
     waits = []
     for x in tasks:
         ready = asr_done.get(x.batch_idx) if x.kind == "emotion" and x.batch_idx in asr_done else x.enqueued_at
-        waits.append((ts(x.started_at) - ts(ready)))
+        waits.append(ts(x.started_at) - ts(ready))
     first_sent = min(ts(x.enqueued_at) for x in tasks)
     last_done = max(ts(x.done_at) for x in tasks)
     busy = union_length([(ts(x.started_at), ts(x.done_at)) for x in tasks])
@@ -289,7 +303,8 @@ def report_lines(job, tasks, upload_start: float, seen_done: float, sampler: Sam
             for k in ("prepare", *kinds, "diarize", "reduce")
         ],
         "",
-        "Database and S3 by task (wall s): " + ", ".join(
+        "Database and S3 by task (wall s): "
+        + ", ".join(
             f"{k} {get(f'{k}_db_s'):.2f} / {get(f'{k}_fetch_s') if k in kinds else get(f'{k}_s3_read_s') + get(f'{k}_s3_write_s'):.2f}"
             for k in ("prepare", *kinds, "reduce")
         ),
@@ -321,8 +336,10 @@ def print_tasks(tasks, upload_start: float) -> None:  # type: ignore[no-untyped-
     print("kind     batch  segments   sent  start   done    run")
     for x in sorted(tasks, key=lambda x: x.started_at):
         a, b = ts(x.started_at) - upload_start, ts(x.done_at) - upload_start
-        print(f"{x.kind:8} {x.batch_idx:5}  {x.first_idx:4}-{x.last_idx:<4} {ts(x.enqueued_at) - upload_start:6.2f} "
-              f"{a:6.2f} {b:6.2f} {b - a:6.2f}")
+        print(
+            f"{x.kind:8} {x.batch_idx:5}  {x.first_idx:4}-{x.last_idx:<4} {ts(x.enqueued_at) - upload_start:6.2f} "
+            f"{a:6.2f} {b:6.2f} {b - a:6.2f}"
+        )
 
 
 def run_job(
@@ -331,12 +348,11 @@ def run_job(
     """One warm stack of its own, the recording through it; returns the report lines, the
     end-to-end wall seconds, the CPU seconds of all the stack's processes during the job, and the
     transcript's text (utterances in time order)."""
-    from tests.conftest import isolated_settings
-
     from hark.apikeys import create_key
     from hark.client import HarkClient
     from hark.db import session_scope
     from hark.settings import Settings
+    from tests.conftest import isolated_settings
 
     with isolated_settings(Settings.from_env()) as cfg:
         procs, url = start_stack(cfg, concurrency, extra_env, code, split)
@@ -370,12 +386,17 @@ def run_job(
         print_tasks(tasks, upload_start)
     cpu = sum(p.cpu_end - (p.cpu_start or 0.0) for p in sampler.procs.values())
     settings_note = ", ".join(f"{k}={v}" for k, v in extra_env.items()) or "default settings"
-    models = (f"model worker ({concurrency} pool process{'es' if concurrency > 1 else ''})" if not split else
-              f"ASR worker ({concurrency} pool process{'es' if concurrency > 1 else ''}), embedding and emotion worker (1)")
+    models = (
+        f"model worker ({concurrency} pool process{'es' if concurrency > 1 else ''})"
+        if not split
+        else f"ASR worker ({concurrency} pool process{'es' if concurrency > 1 else ''}), embedding and emotion worker (1)"
+    )
     lines.insert(0, f"- stack: gunicorn web (2 processes), CPU worker (1 process), {models}; {settings_note}")
     lines.append(f"- CPU seconds of all Hark processes during the job: {cpu:.1f}")
-    lines.append("- CPU seconds of the services during the job (they share the cores): "
-                 + ", ".join(f"{k} {v:.1f}" for k, v in services.items()))
+    lines.append(
+        "- CPU seconds of the services during the job (they share the cores): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in services.items())
+    )
     return lines, e2e, cpu, text
 
 
@@ -394,8 +415,10 @@ def summary_lines(
             lines += ["#### Worker scaling", ""] if n == 1 else []
             for c, e2e, _ in runs[1:]:
                 speedups.setdefault(c, []).append(runs[0][1] / e2e)
-                lines.append(f"- model worker × {c} against × 1{f' (round {n})' if many else ''}: **{runs[0][1] / e2e:.2f}× "
-                             f"faster** end to end ({e2e:.1f} s against {runs[0][1]:.1f} s; goal ≥ 1.8× where cores allow)")
+                lines.append(
+                    f"- model worker × {c} against × 1{f' (round {n})' if many else ''}: **{runs[0][1] / e2e:.2f}× "
+                    f"faster** end to end ({e2e:.1f} s against {runs[0][1]:.1f} s; goal ≥ 1.8× where cores allow)"
+                )
     for n, (runs, peer) in enumerate(rounds, start=1):
         if peer is None:
             continue
@@ -406,19 +429,33 @@ def summary_lines(
         lines.append(
             f"- right after{tag}, on the same file: faster-whisper `BatchedInferencePipeline` (tiny.en int8, batch 8, "
             f"its VAD, ASR only, default threads): {peer_s:.1f} s wall (RTF {peer_s / duration:.3f}), "
-            f"{peer_cpu:.1f} s CPU, {count} segments")
+            f"{peer_cpu:.1f} s CPU, {count} segments"
+        )
         for c, e2e, cpu in runs:
             ratios.setdefault(c, []).append(e2e / peer_s)
-            lines.append(f"- Hark end to end{tag}, model worker × {c}: {e2e:.1f} s wall, {cpu:.1f} s CPU; "
-                         f"**ratio Hark / peer {e2e / peer_s:.2f} wall** (goal ≤ 1.0), {cpu / peer_cpu:.2f} CPU")
+            lines.append(
+                f"- Hark end to end{tag}, model worker × {c}: {e2e:.1f} s wall, {cpu:.1f} s CPU; "
+                f"**ratio Hark / peer {e2e / peer_s:.2f} wall** (goal ≤ 1.0), {cpu / peer_cpu:.2f} CPU"
+            )
         if baseline is not None and n == 1:
-            lines.append(f"- baseline: {baseline[0]:.1f} s wall, {baseline[1]:.1f} s CPU; ratio Hark / peer "
-                         f"{baseline[0] / peer_s:.2f} wall, {baseline[1] / peer_cpu:.2f} CPU")
+            lines.append(
+                f"- baseline: {baseline[0]:.1f} s wall, {baseline[1]:.1f} s CPU; ratio Hark / peer "
+                f"{baseline[0] / peer_s:.2f} wall, {baseline[1] / peer_cpu:.2f} CPU"
+            )
     if many:
-        lines += ["", *[f"- median over {len(v)} rounds: model worker × {c} against × 1 **{statistics.median(v):.2f}×** "
-                        f"(each: {', '.join(f'{x:.2f}' for x in v)})" for c, v in speedups.items()],
-                  *[f"- median over {len(v)} rounds: ratio Hark (model worker × {c}) / peer **{statistics.median(v):.2f}** "
-                    f"(each: {', '.join(f'{x:.2f}' for x in v)})" for c, v in ratios.items()]]
+        lines += [
+            "",
+            *[
+                f"- median over {len(v)} rounds: model worker × {c} against × 1 **{statistics.median(v):.2f}×** "
+                f"(each: {', '.join(f'{x:.2f}' for x in v)})"
+                for c, v in speedups.items()
+            ],
+            *[
+                f"- median over {len(v)} rounds: ratio Hark (model worker × {c}) / peer **{statistics.median(v):.2f}** "
+                f"(each: {', '.join(f'{x:.2f}' for x in v)})"
+                for c, v in ratios.items()
+            ],
+        ]
     return lines
 
 
@@ -443,23 +480,44 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--speakers", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model-concurrency", type=int, nargs="+", default=[1],
-                        help="pool processes of the model worker; several values run one after another")
-    parser.add_argument("--set", action="append", default=[], metavar="HARK_X=Y", help="a setting for the stack's processes")
-    parser.add_argument("--peer", action="store_true", help="then run faster-whisper's batched pipeline on the same file")
-    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
-                        help="first run the same job on another checkout's code (e.g. a worktree of main), "
-                             "model worker with 1 process, and report its end-to-end time beside these")
-    parser.add_argument("--split-pools", action="store_true",
-                        help="ASR in a model worker of its own, embedding and emotion in another (baseline too)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run the model-concurrency list (and the peer) this many times; ratios per round and their median")
+    parser.add_argument(
+        "--model-concurrency",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="pool processes of the model worker; several values run one after another",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="HARK_X=Y", help="a setting for the stack's processes"
+    )
+    parser.add_argument(
+        "--peer", action="store_true", help="then run faster-whisper's batched pipeline on the same file"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="first run the same job on another checkout's code (e.g. a worktree of main), "
+        "model worker with 1 process, and report its end-to-end time beside these",
+    )
+    parser.add_argument(
+        "--split-pools",
+        action="store_true",
+        help="ASR in a model worker of its own, embedding and emotion in another (baseline too)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the model-concurrency list (and the peer) this many times; ratios per round and their median",
+    )
     parser.add_argument("--title", default="", help="added to the section title")
     parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.set)
 
     from record import report
+
     from tests.conftest import _load_service_env
 
     _load_service_env()
@@ -474,11 +532,15 @@ def main() -> int:
         baseline: tuple[float, float] | None = None
         if args.baseline:
             _, e2e, cpu, _ = run_job(recording, 1, extra_env, args.baseline.resolve(), args.split_pools)
-            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=args.baseline, capture_output=True,
-                                    text=True).stdout.strip()
+            commit = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=args.baseline, capture_output=True, text=True
+            ).stdout.strip()
             baseline = (e2e, cpu)
-            lines += [f"- baseline, the same job on commit {commit} ({'ASR' if args.split_pools else 'model'} worker with 1 process): "
-                      f"{e2e:.1f} s end to end, {cpu:.1f} s CPU", ""]
+            lines += [
+                f"- baseline, the same job on commit {commit} ({'ASR' if args.split_pools else 'model'} worker with 1 process): "
+                f"{e2e:.1f} s end to end, {cpu:.1f} s CPU",
+                "",
+            ]
         rounds: list[tuple[list[tuple[int, float, float]], PeerRun | None]] = []
         for round_no in range(args.rounds):
             runs: list[tuple[int, float, float]] = []
@@ -486,7 +548,10 @@ def main() -> int:
                 run_lines, e2e, cpu, text = run_job(recording, concurrency, extra_env, split=args.split_pools)
                 if round_no == 0:  # the stage tables once; later rounds only add their totals
                     if len(args.model_concurrency) > 1:
-                        lines += [f"#### Model worker with {concurrency} pool process{'es' if concurrency > 1 else ''}", ""]
+                        lines += [
+                            f"#### Model worker with {concurrency} pool process{'es' if concurrency > 1 else ''}",
+                            "",
+                        ]
                     lines += [*run_lines, ""]
                 runs.append((concurrency, e2e, cpu))
             peer = None

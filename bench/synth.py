@@ -7,6 +7,7 @@ with its reference RTTM and a JSON list of turns with their text.
 
     python bench/synth.py OUT.wav --speakers 4 --minutes 10 [--seed 1] [--overlap 0.1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,18 @@ RATE = 16000
 
 # (espeak-ng voice, pitch 0-99, words per minute): twelve distinct-sounding speakers.
 VOICES = [
-    ("en-us+m1", 35, 165), ("en-gb+f2", 65, 170), ("en-us+m3", 50, 150), ("en-gb-scotland+f3", 70, 160),
-    ("en-029+m5", 30, 175), ("en-us+f4", 75, 155), ("en-gb-x-rp+m7", 45, 145), ("en-us+f1", 60, 180),
-    ("en-gb+m2", 25, 160), ("en-gb-x-gbclan+f5", 80, 150), ("en-us+m4", 40, 185), ("en-gb+m6", 55, 140),
+    ("en-us+m1", 35, 165),
+    ("en-gb+f2", 65, 170),
+    ("en-us+m3", 50, 150),
+    ("en-gb-scotland+f3", 70, 160),
+    ("en-029+m5", 30, 175),
+    ("en-us+f4", 75, 155),
+    ("en-gb-x-rp+m7", 45, 145),
+    ("en-us+f1", 60, 180),
+    ("en-gb+m2", 25, 160),
+    ("en-gb-x-gbclan+f5", 80, 150),
+    ("en-us+m4", 40, 185),
+    ("en-gb+m6", 55, 140),
 ]
 
 SENTENCES = [
@@ -77,7 +87,8 @@ def speak(voice: tuple[str, int, int], text: str) -> np.ndarray:
     name, pitch, wpm = voice
     wav = subprocess.run(
         [require_espeak(), "-v", name, "-p", str(pitch), "-s", str(wpm), "--stdout", text],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout
     import io
 
@@ -93,8 +104,13 @@ def speak(voice: tuple[str, int, int], text: str) -> np.ndarray:
 
 
 def synth_meeting(
-    path: Path, speakers: int, minutes: float, seed: int = 0, overlap: float = 0.1,
-    pause: tuple[float, float] = (0.3, 1.5), lead_in: float = 1.0,
+    path: Path,
+    speakers: int,
+    minutes: float,
+    seed: int = 0,
+    overlap: float = 0.1,
+    pause: tuple[float, float] = (0.3, 1.5),
+    lead_in: float = 1.0,
 ) -> list[Turn]:
     """Write a meeting to `path` (16 kHz mono 16-bit WAV), `path.rttm` and `path.json`; return the turns."""
     if not 1 <= speakers <= len(VOICES):
@@ -130,7 +146,8 @@ def synth_meeting(
     stem = path.with_suffix("")
     Path(f"{stem}.rttm").write_text(
         "".join(
-            f"SPEAKER {path.stem} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n" for t in turns
+            f"SPEAKER {path.stem} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
+            for t in turns
         )
     )
     Path(f"{stem}.json").write_text(json.dumps([asdict(t) for t in turns], indent=1))

@@ -7,6 +7,7 @@ script named by HARK_DEMO, with its interface) twice: with the speaker count est
 the true count given. Prints the count found and DER (overlap scored) with no collar and with a
 ±0.25 s collar; `--record` appends the table to BENCHMARKS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,12 @@ def diarize(path: Path, extra: list[str]) -> Path:
         demo = os.environ.get("HARK_DEMO", str(ROOT / "infra" / "demo.sh"))
         # --force: the same recording is submitted twice (count estimated, then given), and a
         # tenant's repeated upload would otherwise return the first job.
-        subprocess.run(["bash", demo, str(path), "--format", "rttm", "--force", *extra],
-                       check=True, stdout=f, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["bash", demo, str(path), "--format", "rttm", "--force", *extra],
+            check=True,
+            stdout=f,
+            stderr=subprocess.DEVNULL,
+        )
     return out
 
 
@@ -61,7 +66,11 @@ def main() -> int:
                 f"| {n} | {scores[0][0]} | {scores[0][1] * 100:.1f} % | {scores[0][2] * 100:.1f} % | {scores[1][1] * 100:.1f} % |"
             )
             print(rows[-1], flush=True)
-    lines = [f"Generated meetings of {args.minutes:g} min (bench/synth.py, espeak-ng voices, seed = speaker count):", "", *rows]
+    lines = [
+        f"Generated meetings of {args.minutes:g} min (bench/synth.py, espeak-ng voices, seed = speaker count):",
+        "",
+        *rows,
+    ]
     from record import report
 
     report("Diarization on generated meetings", lines, args.record)

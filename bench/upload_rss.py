@@ -6,6 +6,7 @@ Starts one gunicorn worker against the local services, uploads a file of random 
 `POST /v1/jobs` with the streaming client, samples the worker's RSS every 50 ms, and reports
 throughput and peak RSS. (The job then fails as undecodable; only the upload is measured.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,21 @@ def main() -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", "--timeout", "3600", "web:create_app()"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "1",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "3600",
+            "web:create_app()",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         with tempfile.NamedTemporaryFile(suffix=".bin") as f:

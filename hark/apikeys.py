@@ -1,4 +1,5 @@
 """API keys: random secrets shown once, stored only as sha256 hashes, scoped to one tenant."""
+
 from __future__ import annotations
 
 import hashlib
@@ -35,7 +36,11 @@ def create_key(session: Session, tenant_name: str, name: str = "", scope: str = 
         session.add(tenant)
         session.flush()
     secret = "hark_" + secrets.token_urlsafe(32)
-    session.add(ApiKey(id=uuid.uuid4(), tenant_id=tenant.id, name=name, key_hash=hash_key(secret), prefix=secret[:12], scope=scope))
+    session.add(
+        ApiKey(
+            id=uuid.uuid4(), tenant_id=tenant.id, name=name, key_hash=hash_key(secret), prefix=secret[:12], scope=scope
+        )
+    )
     session.flush()
     return secret
 
@@ -68,7 +73,15 @@ def list_keys(session: Session, tenant_name: str | None = None) -> list[KeyInfo]
     if tenant_name:
         stmt = stmt.where(Tenant.name == tenant_name)
     return [
-        KeyInfo(k.id, t, k.name, k.prefix, k.scope, k.created_at.isoformat(), k.revoked_at.isoformat() if k.revoked_at else None)
+        KeyInfo(
+            k.id,
+            t,
+            k.name,
+            k.prefix,
+            k.scope,
+            k.created_at.isoformat(),
+            k.revoked_at.isoformat() if k.revoked_at else None,
+        )
         for k, t in session.execute(stmt).all()
     ]
 

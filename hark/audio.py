@@ -4,6 +4,7 @@ Decoding is streamed: blocks of samples are yielded as the decoder produces them
 not grow with the recording's length. Errors are raised as `AudioError` with a reason code that
 ends up on the failed job.
 """
+
 from __future__ import annotations
 
 import time

@@ -1,5 +1,6 @@
 """`hark` command line: submit and follow recordings through a running API (hark/remote.py), run
 the parts of a deployment (hark/processes.py), manage API keys and analysts' SQL roles."""
+
 from __future__ import annotations
 
 import argparse
@@ -137,8 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     revoke = keys.add_parser("revoke", help="revoke a key by id or shown prefix")
     revoke.add_argument("key")
     revoke.set_defaults(func=_keys_revoke)
-    roles = sub.add_parser("sql-role", help="read-only SQL logins for analysts").add_subparsers(dest="role_command", required=True)
-    role_create = roles.add_parser("create", help="create a login that reads only the tenant's analytics views; prints its URL")
+    roles = sub.add_parser("sql-role", help="read-only SQL logins for analysts").add_subparsers(
+        dest="role_command", required=True
+    )
+    role_create = roles.add_parser(
+        "create", help="create a login that reads only the tenant's analytics views; prints its URL"
+    )
     role_create.add_argument("--tenant", required=True)
     role_create.add_argument("--name", help="role name (default hark_ro_<tenant>)")
     role_create.set_defaults(func=_sql_role_create)

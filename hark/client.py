@@ -1,4 +1,5 @@
 """A small HTTP client for Hark's API, used by the CLI and the demo; it streams uploads from disk."""
+
 from __future__ import annotations
 
 import http.client
@@ -87,11 +88,15 @@ class HarkClient:
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.api_key, self.timeout = api_key, timeout
 
-    def _request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
+    def _request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes, str]:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
             try:
-                conn.request(method, path, body=body, headers={"Authorization": f"Bearer {self.api_key}", **(headers or {})})
+                conn.request(
+                    method, path, body=body, headers={"Authorization": f"Bearer {self.api_key}", **(headers or {})}
+                )
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the server refused before reading the whole body; its answer may still be there
             resp = conn.getresponse()
@@ -111,7 +116,9 @@ class HarkClient:
             files = [(os.path.basename(p), stack.enter_context(open(p, "rb")), os.path.getsize(p)) for p in paths]
             body = MultipartFile(fields, files)
             return self._json(
-                "POST", route, body=body,
+                "POST",
+                route,
+                body=body,
                 headers={"Content-Type": body.content_type, "Content-Length": str(body.length)},
             )
 
@@ -121,26 +128,40 @@ class HarkClient:
 
     def submit_object(self, s3_key: str, **body: Any) -> dict[str, Any]:
         """A job for an object already in the tenant's inbox."""
-        return self._json("POST", "/v1/jobs", body=json.dumps({"s3_key": s3_key, **body}),
-                          headers={"Content-Type": "application/json"})
+        return self._json(
+            "POST",
+            "/v1/jobs",
+            body=json.dumps({"s3_key": s3_key, **body}),
+            headers={"Content-Type": "application/json"},
+        )
 
     def submit_direct(self, path: str, options: dict[str, Any] | None = None, **body: Any) -> dict[str, Any]:
         """Upload straight to S3 through presigned part URLs (for very large files), then complete.
         A recording this tenant already submitted comes back as that job without an upload."""
         size = os.path.getsize(path)
-        plan = self._json("POST", "/v1/uploads", headers={"Content-Type": "application/json"}, body=json.dumps(
-            {"filename": os.path.basename(path), "size": size, "options": options or {}, **body}))
+        plan = self._json(
+            "POST",
+            "/v1/uploads",
+            headers={"Content-Type": "application/json"},
+            body=json.dumps({"filename": os.path.basename(path), "size": size, "options": options or {}, **body}),
+        )
         if "upload_id" not in plan:
             return plan
         etags = []
         with open(path, "rb") as f:
             for part in plan["parts"]:
-                etags.append({"part_number": part["part_number"], "etag": put_part(part["url"], f.read(plan["part_size"]))})
+                etags.append(
+                    {"part_number": part["part_number"], "etag": put_part(part["url"], f.read(plan["part_size"]))}
+                )
         return self.complete_upload(plan["upload_id"], etags)
 
     def create_upload(self, filename: str, size: int, **body: Any) -> dict[str, Any]:
-        return self._json("POST", "/v1/uploads", headers={"Content-Type": "application/json"},
-                          body=json.dumps({"filename": filename, "size": size, **body}))
+        return self._json(
+            "POST",
+            "/v1/uploads",
+            headers={"Content-Type": "application/json"},
+            body=json.dumps({"filename": filename, "size": size, **body}),
+        )
 
     def upload_status(self, upload_id: str) -> dict[str, Any]:
         """Parts already uploaded and fresh part URLs, to resume an interrupted direct upload."""
@@ -154,8 +175,12 @@ class HarkClient:
         return self._json("POST", f"/v1/jobs/{job_id}/cancel")
 
     def complete_upload(self, upload_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
-        return self._json("POST", f"/v1/uploads/{upload_id}/complete", headers={"Content-Type": "application/json"},
-                          body=json.dumps({"parts": parts}))
+        return self._json(
+            "POST",
+            f"/v1/uploads/{upload_id}/complete",
+            headers={"Content-Type": "application/json"},
+            body=json.dumps({"parts": parts}),
+        )
 
     def submit_batch(self, paths: list[str], options: dict[str, Any] | None = None, **fields: str) -> dict[str, Any]:
         """Many recordings in one request, one job each (`fields`: priority, name, force)."""
@@ -163,8 +188,12 @@ class HarkClient:
 
     def submit_prefix(self, prefix: str, **body: Any) -> dict[str, Any]:
         """One job per object under a prefix of the tenant's inbox."""
-        return self._json("POST", "/v1/batches", body=json.dumps({"prefix": prefix, **body}),
-                          headers={"Content-Type": "application/json"})
+        return self._json(
+            "POST",
+            "/v1/batches",
+            body=json.dumps({"prefix": prefix, **body}),
+            headers={"Content-Type": "application/json"},
+        )
 
     def batch(self, batch_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/batches/{batch_id}")
@@ -172,7 +201,9 @@ class HarkClient:
     def job(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/jobs/{job_id}")
 
-    def wait(self, job_id: str, timeout_s: float = 3600, on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    def wait(
+        self, job_id: str, timeout_s: float = 3600, on_progress: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while True:
             job = self.job(job_id)

@@ -5,6 +5,7 @@ Decoders are lenient with cut-off files: FFmpeg's WAV demuxer trusts the file si
 download into a "successful" job with the rest of the meeting missing. Reading a few kilobytes of
 header and tail is enough to tell, so these checks run first and raise `truncated_audio`.
 """
+
 from __future__ import annotations
 
 import io
@@ -56,7 +57,9 @@ def _check_wav(source: BinaryIO, size: int) -> None:
             held = size - offset - 8
             if held < length:
                 seconds = f" ({held / byte_rate:.1f} s of {length / byte_rate:.1f} s)" if byte_rate else ""
-                raise TruncatedError(f"the WAV header promises {length} bytes of audio but the file holds {held}{seconds}")
+                raise TruncatedError(
+                    f"the WAV header promises {length} bytes of audio but the file holds {held}{seconds}"
+                )
             return
         offset += 8 + length + (length & 1)
 

@@ -1,4 +1,5 @@
 """Engine and session handling. One engine per database URL per process."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

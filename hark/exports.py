@@ -3,6 +3,7 @@
 The reduce task builds the document once and writes every format to `out/<job>/`; the API serves
 those objects, so a finished job's exports never change under a reader.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,9 +29,7 @@ def _clock(seconds: float, sep: str) -> str:
 def to_srt(doc: dict[str, Any]) -> str:
     blocks = []
     for n, u in enumerate(doc["utterances"], start=1):
-        blocks.append(
-            f"{n}\n{_clock(u['start'], ',')} --> {_clock(u['end'], ',')}\n[{u['speaker']}] {u['text']}\n"
-        )
+        blocks.append(f"{n}\n{_clock(u['start'], ',')} --> {_clock(u['end'], ',')}\n[{u['speaker']}] {u['text']}\n")
     return "\n".join(blocks)
 
 
@@ -42,9 +41,7 @@ def to_vtt(doc: dict[str, Any]) -> str:
 
 
 def to_txt(doc: dict[str, Any]) -> str:
-    return "".join(
-        f"[{_clock(u['start'], '.')[:-4]}] {u['speaker']}: {u['text']}\n" for u in doc["utterances"]
-    )
+    return "".join(f"[{_clock(u['start'], '.')[:-4]}] {u['speaker']}: {u['text']}\n" for u in doc["utterances"])
 
 
 def to_rttm(doc: dict[str, Any]) -> str:

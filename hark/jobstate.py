@@ -4,6 +4,7 @@ uploading → queued → preparing → inferring → reducing → done, with fai
 any unfinished state. Transitions are done with a conditional UPDATE so two workers racing on the
 same job (redelivery, duplicate reduce) cannot both advance it.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -53,9 +54,7 @@ def advance(session: Session, job_id: uuid.UUID, to: str, **values: Any) -> bool
 
 def fail(session: Session, job_id: uuid.UUID, code: str, message: str) -> bool:
     """Mark a job failed with a machine-readable code and a human message."""
-    return advance(
-        session, job_id, "failed", error_code=code, error_message=message[:2000], finished_at=func.now()
-    )
+    return advance(session, job_id, "failed", error_code=code, error_message=message[:2000], finished_at=func.now())
 
 
 def cancel(session: Session, job_id: uuid.UUID) -> bool:

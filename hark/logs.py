@@ -1,4 +1,5 @@
 """Structured logs: one JSON object per line, carrying the job id (and segment range) when known."""
+
 from __future__ import annotations
 
 import json

@@ -2,6 +2,7 @@
 
 Every row below `tenants` carries `tenant_id` so that each query can filter on it directly.
 """
+
 from __future__ import annotations
 
 import uuid

@@ -7,6 +7,7 @@ audio is written as consecutive fixed-size chunks `pcm/<job>.s16le/<n>`, each re
 it is put. Byte offsets stay those of one continuous 16 kHz s16le stream (sample × 2); a read of
 [start, end) takes the one or two chunks it spans.
 """
+
 from __future__ import annotations
 
 from hark.storage import Storage

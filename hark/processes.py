@@ -1,5 +1,6 @@
 """`hark serve` and `hark worker`: run the parts of a deployment from the installed package, with
 the settings of the environment (HARK_*), so a host needs nothing but `pip install hark`."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,18 @@ from hark.queues import CPU_QUEUE, MODEL_KINDS
 
 
 def _serve(args: argparse.Namespace) -> int:
-    cmd = [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"{args.host}:{args.port}",
-           "--timeout", "3600", "web:create_app()"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        str(args.workers),
+        "-b",
+        f"{args.host}:{args.port}",
+        "--timeout",
+        "3600",
+        "web:create_app()",
+    ]
     os.execv(sys.executable, cmd)
     return 0  # not reached
 
@@ -20,10 +31,27 @@ def _worker(args: argparse.Namespace) -> int:
     queues = args.queues.split(",")
     unknown = set(queues) - {CPU_QUEUE, *MODEL_KINDS}
     if unknown:
-        print(f"unknown queues: {', '.join(sorted(unknown))} (known: {CPU_QUEUE}, {', '.join(MODEL_KINDS)})", file=sys.stderr)
+        print(
+            f"unknown queues: {', '.join(sorted(unknown))} (known: {CPU_QUEUE}, {', '.join(MODEL_KINDS)})",
+            file=sys.stderr,
+        )
         return 2
-    cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", args.queues,
-           "-c", str(args.concurrency), "-n", f"{args.name or queues[0]}@%h", "--without-mingle", "--without-gossip"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "-Q",
+        args.queues,
+        "-c",
+        str(args.concurrency),
+        "-n",
+        f"{args.name or queues[0]}@%h",
+        "--without-mingle",
+        "--without-gossip",
+    ]
     if args.beat:
         cmd += ["-B", "-s", args.beat_schedule]
     os.execv(sys.executable, cmd)

@@ -1,6 +1,7 @@
 """Progress bars for the command line: one line per job (upload bytes, then audio seconds processed)
 and an overall line. On a terminal the block is redrawn in place; in a log or CI only lines that
 changed are printed, so a night's archive does not flood the output."""
+
 from __future__ import annotations
 
 import sys
@@ -54,20 +55,28 @@ class Row:
         """The coarse state (stage and bar), which decides when a log line is worth printing."""
         if self.job is None:
             return "upload " + bar(self.sent / self.size if self.size else 0.0)
-        frac = 1.0 if self.job.get("status") == "done" else float((self.job.get("progress") or {}).get("fraction") or 0.0)
+        frac = (
+            1.0 if self.job.get("status") == "done" else float((self.job.get("progress") or {}).get("fraction") or 0.0)
+        )
         return f"{self.job.get('status')} {bar(frac)}"
 
     def line(self, width: int) -> str:
-        name = self.name if len(self.name) <= width else "…" + self.name[-(width - 1):]
+        name = self.name if len(self.name) <= width else "…" + self.name[-(width - 1) :]
         if self.job is None:
             frac = self.sent / self.size if self.size else 0.0
-            return f"{name:<{width}} upload     {bar(frac)} {human_bytes(self.sent)}/{human_bytes(self.size)} {self.note}"
+            return (
+                f"{name:<{width}} upload     {bar(frac)} {human_bytes(self.sent)}/{human_bytes(self.size)} {self.note}"
+            )
         job = self.job
         status = job.get("status", "?")
         p = job.get("progress") or {}
         done, total = self.audio()
         frac = 1.0 if status == "done" else float(p.get("fraction") or 0.0)
-        eta = f" ETA {clock(p.get('eta_s'))}" if p.get("eta_s") is not None and status not in ("done", "failed", "cancelled") else ""
+        eta = (
+            f" ETA {clock(p.get('eta_s'))}"
+            if p.get("eta_s") is not None and status not in ("done", "failed", "cancelled")
+            else ""
+        )
         err = f" {job['error']['code']}" if job.get("error") else ""
         return f"{name:<{width}} {status:<10} {bar(frac)} {clock(done)}/{clock(total)} audio{eta}{err}"
 

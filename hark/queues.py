@@ -4,6 +4,7 @@ The web process only sends tasks by name (it never imports the worker or its eng
 workers register the implementations under the same names. Both build their Celery app here so
 they share one routing table and one set of delivery guarantees.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -44,7 +45,9 @@ def model_priority(job_priority: int, kind: str) -> int:
     return base if kind == "embed" else base + 1
 
 
-def route(name: str, args: tuple, kwargs: dict[str, Any], options: dict[str, Any], task: Any = None, **kw: Any) -> dict[str, str]:
+def route(
+    name: str, args: tuple, kwargs: dict[str, Any], options: dict[str, Any], task: Any = None, **kw: Any
+) -> dict[str, str]:
     """prepare, diarize and reduce run on the CPU pool; model work goes to the queue named for its kind."""
     if name == INFER:
         kind = kwargs.get("kind")

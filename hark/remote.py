@@ -1,6 +1,7 @@
 """The `hark` commands that talk to a running deployment over its HTTP API (so they work the same
 against a laptop or a remote cluster): submit recordings or whole archives with progress, list jobs,
 show one, fetch a transcript, cancel. URL and key come from --url/--key or HARK_URL/HARK_API_KEY."""
+
 from __future__ import annotations
 
 import argparse
@@ -43,6 +44,7 @@ def _submit(args: argparse.Namespace) -> int:
     board = Board(rows)
     failures = 0
     for path, row in zip(paths, rows):
+
         def sent(n: int, row: Row = row) -> None:
             row.sent += n
             board.draw()
@@ -83,7 +85,9 @@ def _ls(args: argparse.Namespace) -> int:
     for job in page["jobs"]:
         progress = (job.get("progress") or {}).get("fraction") or 0.0
         duration = f"{job['duration_s']:.0f} s" if job.get("duration_s") else "-"
-        print(f"{job['id']}  {job['status']:<10} {progress * 100:5.1f} %  {duration:>8}  {job.get('created_at', '')[:19]}  {job.get('filename', '')}")
+        print(
+            f"{job['id']}  {job['status']:<10} {progress * 100:5.1f} %  {duration:>8}  {job.get('created_at', '')[:19]}  {job.get('filename', '')}"
+        )
     if page.get("next_cursor"):
         print(f"(more: --cursor {page['next_cursor']})", file=sys.stderr)
     return 0

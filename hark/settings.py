@@ -3,6 +3,7 @@
 Every process (web, workers, CLI, tests) builds its configuration the same way, so a deployment is
 described entirely by its environment (see `.env.example`).
 """
+
 from __future__ import annotations
 
 import os
@@ -132,7 +133,7 @@ class Settings:
     preload_engines: bool = True
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "Settings":
+    def from_env(cls, **overrides: object) -> Settings:
         """Read `HARK_<FIELD>` for every field; explicit overrides win (tests use them)."""
         values: dict[str, object] = {}
         for f in fields(cls):

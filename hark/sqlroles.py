@@ -4,6 +4,7 @@ A role gets USAGE on schema `analytics` and SELECT on its views, nothing on the 
 show a role listed in `sql_roles` only its tenant's rows (see migration 0003). Role names and
 passwords are checked/generated here because DDL cannot take bind parameters.
 """
+
 from __future__ import annotations
 
 import re

@@ -4,6 +4,7 @@ Key layout: `raw/<job>/<original name>` uploads, `pcm/<job>.s16le/<n>` canonical
 `out/<job>/transcript.<ext>` exports, `inbox/<tenant>/…` objects a tenant placed itself. Large objects are written with multipart uploads from a
 bounded buffer and read with ranged GETs, so no process holds a whole recording.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -99,10 +100,17 @@ class Storage:
         part answers with, which completing the upload needs) and GET presigned objects."""
         self.client.put_bucket_cors(
             Bucket=self.bucket,
-            CORSConfiguration={"CORSRules": [{
-                "AllowedOrigins": origins, "AllowedMethods": ["PUT", "GET", "HEAD"],
-                "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3600,
-            }]},
+            CORSConfiguration={
+                "CORSRules": [
+                    {
+                        "AllowedOrigins": origins,
+                        "AllowedMethods": ["PUT", "GET", "HEAD"],
+                        "AllowedHeaders": ["*"],
+                        "ExposeHeaders": ["ETag"],
+                        "MaxAgeSeconds": 3600,
+                    }
+                ]
+            },
         )
 
     def presigned_get(self, key: str, expires_s: int = 3600) -> str:
@@ -134,7 +142,9 @@ class Storage:
 
     def complete_multipart(self, key: str, upload_id: str, etags: list[tuple[int, str]]) -> None:
         self.client.complete_multipart_upload(
-            Bucket=self.bucket, Key=key, UploadId=upload_id,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
             MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in etags]},
         )
 
@@ -143,7 +153,9 @@ class Storage:
         parts: list[dict[str, Any]] = []
         paginator = self.client.get_paginator("list_parts")
         for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
-            parts += [{"part_number": p["PartNumber"], "etag": p["ETag"], "size": p["Size"]} for p in page.get("Parts", [])]
+            parts += [
+                {"part_number": p["PartNumber"], "etag": p["ETag"], "size": p["Size"]} for p in page.get("Parts", [])
+            ]
         return parts
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
@@ -167,7 +179,7 @@ class Storage:
             for obj in page.get("Contents", []):
                 yield obj["Key"], int(obj["Size"])
 
-    def writer(self, key: str, content_type: str = "application/octet-stream") -> "MultipartWriter":
+    def writer(self, key: str, content_type: str = "application/octet-stream") -> MultipartWriter:
         return MultipartWriter(self, key, content_type)
 
     def reader(self, key: str, buffer_size: int = 1024 * 1024) -> io.BufferedReader:
@@ -336,5 +348,5 @@ def in_inbox(tenant_id: object, key: str) -> bool:
     prefix = inbox_prefix(tenant_id)
     if not key.startswith(prefix) or len(key) == len(prefix):
         return False
-    parts = key[len(prefix):].split("/")
+    parts = key[len(prefix) :].split("/")
     return all(p not in ("", ".", "..") for p in parts) and "\\" not in key

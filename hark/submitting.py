@@ -6,6 +6,7 @@ What an upload has done is kept in a small state file per recording (keyed by it
 modification time) under `~/.cache/hark/uploads`; on the next run the parts the S3 server already
 holds are skipped. The state file is removed once the upload is complete.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,26 @@ from typing import Any
 from hark.client import ApiError, HarkClient, put_part
 
 AUDIO_SUFFIXES = {
-    ".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".aac", ".wma", ".amr", ".3gp",
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".aiff", ".aif", ".caf",
+    ".wav",
+    ".flac",
+    ".mp3",
+    ".ogg",
+    ".opus",
+    ".oga",
+    ".m4a",
+    ".aac",
+    ".wma",
+    ".amr",
+    ".3gp",
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".aiff",
+    ".aif",
+    ".caf",
 }
 
 

@@ -5,13 +5,14 @@ signed; the web process only creates and completes the upload. An upload that is
 leaves invisible parts behind that still cost storage, so `abort_abandoned` (run periodically as
 the Celery task `hark.abort_abandoned_uploads`) aborts them and fails their waiting jobs.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -54,7 +55,7 @@ def abort_abandoned(settings: Settings, now: datetime | None = None) -> AbortRep
     """Abort every open upload older than `upload_abandon_s`, mark its job failed
     (`upload_abandoned`), and abort multipart uploads under raw/ of that age that no row knows
     (a crash between creating the S3 upload and its row). Safe to run concurrently and repeatedly."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     cutoff = now - timedelta(seconds=settings.upload_abandon_s)
     storage = Storage(settings)
     aborted: list[uuid.UUID] = []

@@ -5,6 +5,7 @@ tasks notice the job finishing, one delivery is enqueued. The body is signed wit
 secret: header `X-Hark-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, so a
 receiver can check both origin and freshness.
 """
+
 from __future__ import annotations
 
 import hashlib

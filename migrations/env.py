@@ -1,4 +1,5 @@
 """Alembic environment: runs migrations against HARK_DATABASE_URL (or `-x url=...`)."""
+
 from __future__ import annotations
 
 from logging.config import fileConfig
@@ -17,7 +18,11 @@ target_metadata = Base.metadata
 
 
 def database_url() -> str:
-    return context.get_x_argument(as_dictionary=True).get("url") or config.attributes.get("url") or Settings.from_env().database_url
+    return (
+        context.get_x_argument(as_dictionary=True).get("url")
+        or config.attributes.get("url")
+        or Settings.from_env().database_url
+    )
 
 
 def run_migrations_offline() -> None:

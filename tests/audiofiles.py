@@ -1,4 +1,5 @@
 """Writing test recordings in the formats Hark accepts, with PyAV's encoders (no external tools)."""
+
 from __future__ import annotations
 
 import struct
@@ -56,7 +57,9 @@ def encode_blocks(blocks: Iterable[np.ndarray], rate: int, path: Path, fmt: str)
         resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=out_rate)
         pts = 0
         for block in blocks:
-            frame = av.AudioFrame.from_ndarray((np.clip(block, -1, 1) * 32767).astype(np.int16).reshape(1, -1), format="s16", layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                (np.clip(block, -1, 1) * 32767).astype(np.int16).reshape(1, -1), format="s16", layout="mono"
+            )
             frame.sample_rate, frame.pts = rate, pts
             pts += block.size
             for resampled in resampler.resample(frame):
@@ -70,8 +73,9 @@ def encode_blocks(blocks: Iterable[np.ndarray], rate: int, path: Path, fmt: str)
     return path
 
 
-def wav_bytes(samples: np.ndarray, rate: int = 16000, channels: int = 1, bits: int = 16,
-              declared_data: int | None = None) -> bytes:
+def wav_bytes(
+    samples: np.ndarray, rate: int = 16000, channels: int = 1, bits: int = 16, declared_data: int | None = None
+) -> bytes:
     """A PCM WAV whose `data` chunk may declare a size other than what follows (a lying header)."""
     if bits == 16:
         data = samples.astype("<i2").tobytes()
@@ -80,8 +84,17 @@ def wav_bytes(samples: np.ndarray, rate: int = 16000, channels: int = 1, bits: i
     size = len(data) if declared_data is None else declared_data
     block = channels * bits // 8
     fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, bits)
-    return b"RIFF" + struct.pack("<I", min(0xFFFFFFFF, 36 + size)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt \
-        + b"data" + struct.pack("<I", size) + data
+    return (
+        b"RIFF"
+        + struct.pack("<I", min(0xFFFFFFFF, 36 + size))
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", size)
+        + data
+    )
 
 
 def tone(seconds: float, rate: int = 16000, channels: int = 1) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Shared fixtures. Integration tests run against real services: PostgreSQL, Redis, an S3-protocol
 server (started by `infra/services.sh` when HARK_* variables are not already set), Celery workers
 and the web app in their own processes. Each test session gets its own database and bucket."""
+
 from __future__ import annotations
 
 import os
@@ -96,8 +97,9 @@ def alembic(url: str, *args: str) -> None:
 def isolated_settings(base_settings, **overrides):  # type: ignore[no-untyped-def]
     """Settings with a database (migrated), bucket and broker key prefix of their own, removed
     afterwards; so test sessions, and stacks inside one session, never see each other's work."""
-    import redis
     from dataclasses import replace
+
+    import redis
 
     from hark.storage import Storage
 
@@ -107,8 +109,12 @@ def isolated_settings(base_settings, **overrides):  # type: ignore[no-untyped-de
     alembic(db_url, "upgrade", "head")
     broker = base_settings.broker_url.rsplit("/", 1)[0] + "/13"
     cfg = replace(
-        base_settings, database_url=db_url, s3_bucket=f"hark-test-{tag}", broker_url=broker,
-        broker_key_prefix=f"hark-test-{tag}:", **overrides,
+        base_settings,
+        database_url=db_url,
+        s3_bucket=f"hark-test-{tag}",
+        broker_url=broker,
+        broker_key_prefix=f"hark-test-{tag}:",
+        **overrides,
     )
     storage = Storage(cfg)
     storage.ensure_bucket()
@@ -131,8 +137,12 @@ def settings(base_settings):
     out into several tasks per kind whose completions race each other on two model processes; S3's
     smallest parts, so a direct upload of a few MB has several."""
     with isolated_settings(
-        base_settings, batch_speech_s=0.5, upload_part_bytes=5 * 1024**2, webhook_backoff_s=0.5,
-        browser_origins="*", console_direct_upload_bytes=256 * 1024,
+        base_settings,
+        batch_speech_s=0.5,
+        upload_part_bytes=5 * 1024**2,
+        webhook_backoff_s=0.5,
+        browser_origins="*",
+        console_direct_upload_bytes=256 * 1024,
         rate_limit_jobs=100_000,  # the tests create jobs fast; the limit has a test with its own app
     ) as cfg:
         yield cfg
@@ -185,8 +195,21 @@ class Processes:
 
 def celery_cmd(name: str, queues: str, concurrency: int = 1) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues, "-c", str(concurrency),
-        "-n", f"{name}@%h", "--loglevel=INFO", "--without-mingle", "--without-gossip",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "--loglevel=INFO",
+        "--without-mingle",
+        "--without-gossip",
     ]
 
 
@@ -194,7 +217,18 @@ def start_web(procs: Processes, name: str, env: dict[str, str], port: int | None
     """gunicorn serving the app in its own processes (on `port`, else a free one); returns its
     base URL once it answers."""
     port = port or free_port()
-    cmd = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--timeout", "600", "web:create_app()"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        "2",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--timeout",
+        "600",
+        "web:create_app()",
+    ]
     procs.start(name, cmd, env)
     procs.wait_for_log(name, "Booting worker")
     _wait_http(port)
@@ -346,8 +380,10 @@ def finished_job(stack, api_key, receiver) -> dict[str, object]:
 
     with (ROOT / "examples" / "sample.wav").open("rb") as f:
         resp = requests.post(
-            f"{stack['url']}/v1/jobs", headers={"Authorization": f"Bearer {api_key}"},
-            files={"file": ("sample.wav", f, "audio/wav")}, timeout=120,
+            f"{stack['url']}/v1/jobs",
+            headers={"Authorization": f"Bearer {api_key}"},
+            files={"file": ("sample.wav", f, "audio/wav")},
+            timeout=120,
             data={"callback_url": f"{receiver.url}/done", "force": "true"},  # its own job, with its webhook
         )
     assert resp.status_code == 201, resp.text

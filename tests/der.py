@@ -6,6 +6,7 @@ reference labels to maximise the matched time (Hungarian assignment). Overlapped
 a collar removes frames within `collar` seconds of a reference boundary. bench/ uses
 pyannote.metrics for the recorded figures; the two agree to a fraction of a percent.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

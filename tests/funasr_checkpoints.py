@@ -9,6 +9,7 @@ sound, voiced (harmonic tones and clips of the sample recording's speech) and hi
 objective SenseVoice is trained with (cross-entropy on the four tag slots, CTC on the rest), so
 the tags the engine parses really come out of the model.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,31 @@ import yaml
 
 RATE = 16000
 SENSEVOICE_TAGS = [
-    "<|zh|>", "<|en|>", "<|yue|>", "<|ja|>", "<|ko|>", "<|nospeech|>",
-    "<|HAPPY|>", "<|SAD|>", "<|ANGRY|>", "<|NEUTRAL|>", "<|FEARFUL|>", "<|DISGUSTED|>", "<|SURPRISED|>",
-    "<|EMO_UNKNOWN|>", "<|Speech|>", "<|BGM|>", "<|Applause|>", "<|Laughter|>", "<|Cry|>", "<|Sneeze|>",
-    "<|Breath|>", "<|Cough|>", "<|Event_UNK|>", "<|withitn|>", "<|woitn|>",
+    "<|zh|>",
+    "<|en|>",
+    "<|yue|>",
+    "<|ja|>",
+    "<|ko|>",
+    "<|nospeech|>",
+    "<|HAPPY|>",
+    "<|SAD|>",
+    "<|ANGRY|>",
+    "<|NEUTRAL|>",
+    "<|FEARFUL|>",
+    "<|DISGUSTED|>",
+    "<|SURPRISED|>",
+    "<|EMO_UNKNOWN|>",
+    "<|Speech|>",
+    "<|BGM|>",
+    "<|Applause|>",
+    "<|Laughter|>",
+    "<|Cry|>",
+    "<|Sneeze|>",
+    "<|Breath|>",
+    "<|Cough|>",
+    "<|Event_UNK|>",
+    "<|withitn|>",
+    "<|woitn|>",
 ]
 # What the fitted tiny SenseVoice answers for each kind of sound (tags: language, emotion, event).
 VOICED_ANSWER = ("<|en|>", "<|HAPPY|>", "<|Laughter|>", "hello world")
@@ -32,7 +54,13 @@ SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample.wav"
 # `published=True` builds a model at its model card's size (config.yaml dimensions and vocabulary)
 # with random weights: it answers noise, but costs per second of audio what the real model costs,
 # which is what bench/gpu_engines.py times where the real weights are not at hand.
-SENSEVOICE_PUBLISHED = {"output_size": 512, "attention_heads": 4, "linear_units": 2048, "num_blocks": 50, "tp_blocks": 20}
+SENSEVOICE_PUBLISHED = {
+    "output_size": 512,
+    "attention_heads": 4,
+    "linear_units": 2048,
+    "num_blocks": 50,
+    "tp_blocks": 20,
+}
 SENSEVOICE_PUBLISHED_VOCAB = 25055
 PARAFORMER_PUBLISHED = {"output_size": 512, "attention_heads": 4, "linear_units": 2048, "num_blocks": 50}
 PARAFORMER_PUBLISHED_DECODER_BLOCKS = 16
@@ -91,7 +119,15 @@ def _cmvn(root: Path, dim: int, means: np.ndarray, scales: np.ndarray) -> None:
 
 
 def _frontend_conf() -> dict[str, Any]:
-    return {"fs": RATE, "window": "hamming", "n_mels": 80, "frame_length": 25, "frame_shift": 10, "lfr_m": 7, "lfr_n": 6}
+    return {
+        "fs": RATE,
+        "window": "hamming",
+        "n_mels": 80,
+        "frame_length": 25,
+        "frame_shift": 10,
+        "lfr_m": 7,
+        "lfr_n": 6,
+    }
 
 
 def _fit_cmvn(root: Path, clips: list[np.ndarray]) -> None:
@@ -100,8 +136,10 @@ def _fit_cmvn(root: Path, clips: list[np.ndarray]) -> None:
     from funasr.frontends.wav_frontend import WavFrontend
 
     frontend = WavFrontend(cmvn_file=None, **_frontend_conf())
-    feats, lens = frontend(torch.nn.utils.rnn.pad_sequence([torch.from_numpy(c) for c in clips], batch_first=True),
-                           torch.tensor([len(c) for c in clips]))
+    feats, lens = frontend(
+        torch.nn.utils.rnn.pad_sequence([torch.from_numpy(c) for c in clips], batch_first=True),
+        torch.tensor([len(c) for c in clips]),
+    )
     rows = torch.cat([feats[i, : lens[i]] for i in range(len(clips))]).numpy()
     _cmvn(root, rows.shape[1], -rows.mean(0), 1.0 / (rows.std(0) + 1e-5))
 
@@ -126,11 +164,18 @@ def build_sensevoice(root: Path, steps: int = 200, seed: int = 0, published: boo
     lines = 12000 if published else 400  # enough distinct pieces for the vocabulary
     corpus.write_text("\n".join([*["hello world", "good morning"] * 20, *_pseudo_words(lines, seed)]))
     spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(root / SENSEVOICE_BPE.removesuffix(".model")),
+        input=str(corpus),
+        model_prefix=str(root / SENSEVOICE_BPE.removesuffix(".model")),
         vocab_size=SENSEVOICE_PUBLISHED_VOCAB if published else 160,
-        model_type="bpe", user_defined_symbols=SENSEVOICE_TAGS, unk_id=0, bos_id=1, eos_id=2,
-        character_coverage=1.0, add_dummy_prefix=False,
-        remove_extra_whitespaces=False, minloglevel=2,
+        model_type="bpe",
+        user_defined_symbols=SENSEVOICE_TAGS,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        character_coverage=1.0,
+        add_dummy_prefix=False,
+        remove_extra_whitespaces=False,
+        minloglevel=2,
     )
     corpus.unlink()
     (root / SENSEVOICE_BPE.replace(".model", ".vocab")).unlink()
@@ -151,31 +196,52 @@ def build_sensevoice(root: Path, steps: int = 200, seed: int = 0, published: boo
     _fit_cmvn(root, clips)
 
     encoder_conf = {
-        "output_size": 32, "attention_heads": 2, "linear_units": 64, "num_blocks": 2, "tp_blocks": 1,
-        "dropout_rate": 0.0, "positional_dropout_rate": 0.0, "attention_dropout_rate": 0.0, "input_layer": "pe",
-        "pos_enc_class": "SinusoidalPositionEncoder", "normalize_before": True, "kernel_size": 11, "sanm_shfit": 0,
+        "output_size": 32,
+        "attention_heads": 2,
+        "linear_units": 64,
+        "num_blocks": 2,
+        "tp_blocks": 1,
+        "dropout_rate": 0.0,
+        "positional_dropout_rate": 0.0,
+        "attention_dropout_rate": 0.0,
+        "input_layer": "pe",
+        "pos_enc_class": "SinusoidalPositionEncoder",
+        "normalize_before": True,
+        "kernel_size": 11,
+        "sanm_shfit": 0,
         "selfattention_layer_type": "sanm",
         **(SENSEVOICE_PUBLISHED if published else {}),
     }
     config = {
-        "encoder": "SenseVoiceEncoderSmall", "encoder_conf": encoder_conf,
-        "model": "SenseVoiceSmall", "model_conf": {"length_normalized_loss": True, "sos": 1, "eos": 2, "ignore_id": -1},
+        "encoder": "SenseVoiceEncoderSmall",
+        "encoder_conf": encoder_conf,
+        "model": "SenseVoiceSmall",
+        "model_conf": {"length_normalized_loss": True, "sos": 1, "eos": 2, "ignore_id": -1},
         "tokenizer": "SentencepiecesTokenizer",
         "tokenizer_conf": {"bpemodel": None, "unk_symbol": "<unk>", "split_with_space": True},
-        "frontend": "WavFrontend", "frontend_conf": {**_frontend_conf(), "cmvn_file": None},
+        "frontend": "WavFrontend",
+        "frontend_conf": {**_frontend_conf(), "cmvn_file": None},
     }
     frontend = WavFrontend(cmvn_file=str(root / "am.mvn"), **_frontend_conf())
     model = tables.model_classes["SenseVoiceSmall"](
-        encoder="SenseVoiceEncoderSmall", encoder_conf=encoder_conf, input_size=560, vocab_size=sp.GetPieceSize(),
+        encoder="SenseVoiceEncoderSmall",
+        encoder_conf=encoder_conf,
+        input_size=560,
+        vocab_size=sp.GetPieceSize(),
         **config["model_conf"],
     )
     _fit_sensevoice(model, frontend, sp, clips, answers, 0 if published else steps, extract_fbank)
     configuration = {
-        "framework": "pytorch", "task": "auto-speech-recognition", "model": {"type": "funasr"},
-        "pipeline": {"type": "funasr-pipeline"}, "model_name_in_hub": {"ms": "", "hf": ""},
+        "framework": "pytorch",
+        "task": "auto-speech-recognition",
+        "model": {"type": "funasr"},
+        "pipeline": {"type": "funasr-pipeline"},
+        "model_name_in_hub": {"ms": "", "hf": ""},
         "file_path_metas": {
-            "init_param": "model.pt", "config": "config.yaml",
-            "tokenizer_conf": {"bpemodel": SENSEVOICE_BPE}, "frontend_conf": {"cmvn_file": "am.mvn"},
+            "init_param": "model.pt",
+            "config": "config.yaml",
+            "tokenizer_conf": {"bpemodel": SENSEVOICE_BPE},
+            "frontend_conf": {"cmvn_file": "am.mvn"},
         },
     }
     _write(root, config, configuration, model.state_dict())
@@ -218,7 +284,10 @@ def _fit_steps(model, frontend, sp, clips, answers, steps, extract_fbank) -> Non
         loss_ctc = F.ctc_loss(
             F.log_softmax(logits[:, 4:], dim=-1).transpose(0, 1),
             torch.LongTensor([i for w in words for i in w]),
-            enc_lens - 4, torch.LongTensor([len(w) for w in words]), blank=0, zero_infinity=True,
+            enc_lens - 4,
+            torch.LongTensor([len(w) for w in words]),
+            blank=0,
+            zero_infinity=True,
         )
         optimiser.zero_grad()
         (loss_tags + loss_ctc).backward()
@@ -229,7 +298,22 @@ def _fit_steps(model, frontend, sp, clips, answers, steps, extract_fbank) -> Non
 # Paraformer-large with timestamps (BiCifParaformer, as iic/speech_paraformer-large-vad-punc_asr_nat-
 # zh-cn-16k-common-vocab8404-pytorch): model.pt, config.yaml, configuration.json, am.mvn, tokens.json.
 
-PARAFORMER_TOKENS = ["<blank>", "<s>", "</s>", "你", "好", "世", "界", "大", "家", "hello", "world", "good", "morning", "<unk>"]
+PARAFORMER_TOKENS = [
+    "<blank>",
+    "<s>",
+    "</s>",
+    "你",
+    "好",
+    "世",
+    "界",
+    "大",
+    "家",
+    "hello",
+    "world",
+    "good",
+    "morning",
+    "<unk>",
+]
 
 
 def build_paraformer(root: Path, seed: int = 0, published: bool = False) -> Path:
@@ -242,47 +326,91 @@ def build_paraformer(root: Path, seed: int = 0, published: bool = False) -> Path
     tokens = list(PARAFORMER_TOKENS)
     if published:  # filler words before <unk>, up to the published vocabulary
         filler = _pseudo_words(PARAFORMER_PUBLISHED_VOCAB, seed)
-        tokens[-1:] = list(dict.fromkeys(w.replace(" ", "") for w in filler))[: PARAFORMER_PUBLISHED_VOCAB - len(tokens)] + ["<unk>"]
+        tokens[-1:] = list(dict.fromkeys(w.replace(" ", "") for w in filler))[
+            : PARAFORMER_PUBLISHED_VOCAB - len(tokens)
+        ] + ["<unk>"]
     (root / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False))
     d = PARAFORMER_PUBLISHED["output_size"] if published else 32
     blocks = PARAFORMER_PUBLISHED_DECODER_BLOCKS if published else 2
     config = {
         "model": "BiCifParaformer",
         "model_conf": {
-            "ctc_weight": 0.0, "lsm_weight": 0.1, "length_normalized_loss": True, "predictor_weight": 1.0,
-            "predictor_bias": 1, "sampling_ratio": 0.75,
+            "ctc_weight": 0.0,
+            "lsm_weight": 0.1,
+            "length_normalized_loss": True,
+            "predictor_weight": 1.0,
+            "predictor_bias": 1,
+            "sampling_ratio": 0.75,
         },
         "encoder": "SANMEncoder",
         "encoder_conf": {
-            "output_size": d, "attention_heads": 2, "linear_units": 64, "num_blocks": 2, "dropout_rate": 0.0,
-            "positional_dropout_rate": 0.0, "attention_dropout_rate": 0.0, "input_layer": "pe",
-            "pos_enc_class": "SinusoidalPositionEncoder", "normalize_before": True, "kernel_size": 11, "sanm_shfit": 0,
-            "selfattention_layer_type": "sanm", **(PARAFORMER_PUBLISHED if published else {}),
+            "output_size": d,
+            "attention_heads": 2,
+            "linear_units": 64,
+            "num_blocks": 2,
+            "dropout_rate": 0.0,
+            "positional_dropout_rate": 0.0,
+            "attention_dropout_rate": 0.0,
+            "input_layer": "pe",
+            "pos_enc_class": "SinusoidalPositionEncoder",
+            "normalize_before": True,
+            "kernel_size": 11,
+            "sanm_shfit": 0,
+            "selfattention_layer_type": "sanm",
+            **(PARAFORMER_PUBLISHED if published else {}),
         },
         "decoder": "ParaformerSANMDecoder",
         "decoder_conf": {
-            "attention_heads": 4 if published else 2, "linear_units": 2048 if published else 64, "num_blocks": blocks,
-            "dropout_rate": 0.0, "positional_dropout_rate": 0.0, "self_attention_dropout_rate": 0.0,
-            "src_attention_dropout_rate": 0.0, "att_layer_num": blocks, "kernel_size": 11, "sanm_shfit": 0,
+            "attention_heads": 4 if published else 2,
+            "linear_units": 2048 if published else 64,
+            "num_blocks": blocks,
+            "dropout_rate": 0.0,
+            "positional_dropout_rate": 0.0,
+            "self_attention_dropout_rate": 0.0,
+            "src_attention_dropout_rate": 0.0,
+            "att_layer_num": blocks,
+            "kernel_size": 11,
+            "sanm_shfit": 0,
         },
         "predictor": "CifPredictorV3",
         "predictor_conf": {
-            "idim": d, "threshold": 1.0, "l_order": 1, "r_order": 1, "tail_threshold": 0.45, "smooth_factor2": 0.25,
-            "noise_threshold2": 0.01, "upsample_times": 3, "use_cif1_cnn": False, "upsample_type": "cnn_blstm",
+            "idim": d,
+            "threshold": 1.0,
+            "l_order": 1,
+            "r_order": 1,
+            "tail_threshold": 0.45,
+            "smooth_factor2": 0.25,
+            "noise_threshold2": 0.01,
+            "upsample_times": 3,
+            "use_cif1_cnn": False,
+            "upsample_type": "cnn_blstm",
         },
-        "frontend": "WavFrontend", "frontend_conf": {**_frontend_conf(), "cmvn_file": None},
-        "tokenizer": "CharTokenizer", "tokenizer_conf": {"unk_symbol": "<unk>", "split_with_space": True},
+        "frontend": "WavFrontend",
+        "frontend_conf": {**_frontend_conf(), "cmvn_file": None},
+        "tokenizer": "CharTokenizer",
+        "tokenizer_conf": {"unk_symbol": "<unk>", "split_with_space": True},
     }
     model = tables.model_classes["BiCifParaformer"](
-        **{k: v for k, v in config.items() if k not in ("model", "model_conf", "frontend", "frontend_conf", "tokenizer", "tokenizer_conf")},
-        **config["model_conf"], input_size=560, vocab_size=len(tokens),
+        **{
+            k: v
+            for k, v in config.items()
+            if k not in ("model", "model_conf", "frontend", "frontend_conf", "tokenizer", "tokenizer_conf")
+        },
+        **config["model_conf"],
+        input_size=560,
+        vocab_size=len(tokens),
     )
     configuration = {
-        "framework": "pytorch", "task": "auto-speech-recognition", "model": {"type": "funasr"},
-        "pipeline": {"type": "funasr-pipeline"}, "model_name_in_hub": {"ms": "", "hf": ""},
+        "framework": "pytorch",
+        "task": "auto-speech-recognition",
+        "model": {"type": "funasr"},
+        "pipeline": {"type": "funasr-pipeline"},
+        "model_name_in_hub": {"ms": "", "hf": ""},
         "file_path_metas": {
-            "init_param": "model.pt", "config": "config.yaml",
-            "tokenizer_conf": {"token_list": "tokens.json"}, "frontend_conf": {"cmvn_file": "am.mvn"},
+            "init_param": "model.pt",
+            "config": "config.yaml",
+            "tokenizer_conf": {"token_list": "tokens.json"},
+            "frontend_conf": {"cmvn_file": "am.mvn"},
         },
     }
     _write(root, config, configuration, model.state_dict())
@@ -306,25 +434,52 @@ def build_punc(root: Path, seed: int = 0) -> Path:
     config = {
         "model": "CTTransformer",
         "model_conf": {
-            "ignore_id": 0, "embed_unit": d, "att_unit": d, "dropout_rate": 0.0,
-            "punc_list": ["<unk>", "_", "，", "。", "？", "、"], "punc_weight": [1.0] * 6, "sentence_end_id": 3,
+            "ignore_id": 0,
+            "embed_unit": d,
+            "att_unit": d,
+            "dropout_rate": 0.0,
+            "punc_list": ["<unk>", "_", "，", "。", "？", "、"],
+            "punc_weight": [1.0] * 6,
+            "sentence_end_id": 3,
         },
         "encoder": "SANMEncoder",
         "encoder_conf": {
-            "input_size": d, "output_size": d, "attention_heads": 2, "linear_units": 64, "num_blocks": 1,
-            "dropout_rate": 0.0, "positional_dropout_rate": 0.0, "attention_dropout_rate": 0.0, "input_layer": "pe",
-            "pos_enc_class": "SinusoidalPositionEncoder", "normalize_before": True, "kernel_size": 11, "sanm_shfit": 0,
-            "selfattention_layer_type": "sanm", "padding_idx": 0,
+            "input_size": d,
+            "output_size": d,
+            "attention_heads": 2,
+            "linear_units": 64,
+            "num_blocks": 1,
+            "dropout_rate": 0.0,
+            "positional_dropout_rate": 0.0,
+            "attention_dropout_rate": 0.0,
+            "input_layer": "pe",
+            "pos_enc_class": "SinusoidalPositionEncoder",
+            "normalize_before": True,
+            "kernel_size": 11,
+            "sanm_shfit": 0,
+            "selfattention_layer_type": "sanm",
+            "padding_idx": 0,
         },
-        "tokenizer": "CharTokenizer", "tokenizer_conf": {"unk_symbol": "<unk>"},
+        "tokenizer": "CharTokenizer",
+        "tokenizer_conf": {"unk_symbol": "<unk>"},
     }
     model = tables.model_classes["CTTransformer"](
-        encoder=config["encoder"], encoder_conf=config["encoder_conf"], vocab_size=len(PUNC_TOKENS), **config["model_conf"]
+        encoder=config["encoder"],
+        encoder_conf=config["encoder_conf"],
+        vocab_size=len(PUNC_TOKENS),
+        **config["model_conf"],
     )
     configuration = {
-        "framework": "pytorch", "task": "punctuation", "model": {"type": "funasr"},
-        "pipeline": {"type": "funasr-pipeline"}, "model_name_in_hub": {"ms": "", "hf": ""},
-        "file_path_metas": {"init_param": "model.pt", "config": "config.yaml", "tokenizer_conf": {"token_list": "tokens.json"}},
+        "framework": "pytorch",
+        "task": "punctuation",
+        "model": {"type": "funasr"},
+        "pipeline": {"type": "funasr-pipeline"},
+        "model_name_in_hub": {"ms": "", "hf": ""},
+        "file_path_metas": {
+            "init_param": "model.pt",
+            "config": "config.yaml",
+            "tokenizer_conf": {"token_list": "tokens.json"},
+        },
     }
     _write(root, config, configuration, model.state_dict())
     return root
@@ -333,21 +488,31 @@ def build_punc(root: Path, seed: int = 0) -> Path:
 # --------------------------------------------------------------------------------------------
 # CAM++ (iic/speech_campplus_sv_zh-cn_16k-common): campplus_cn_common.bin, config.yaml, configuration.json.
 
+
 def build_campplus(root: Path, seed: int = 0, embedding_size: int = 16, published: bool = False) -> Path:
     import torch
     from funasr.register import tables
 
     torch.manual_seed(seed)
     conf = {
-        "feat_dim": 80, "embedding_size": embedding_size, "growth_rate": 4, "bn_size": 2, "init_channels": 16,
-        "config_str": "batchnorm-relu", "memory_efficient": True, "output_level": "segment",
+        "feat_dim": 80,
+        "embedding_size": embedding_size,
+        "growth_rate": 4,
+        "bn_size": 2,
+        "init_channels": 16,
+        "config_str": "batchnorm-relu",
+        "memory_efficient": True,
+        "output_level": "segment",
     }
     if published:
         conf.update(embedding_size=192, growth_rate=32, bn_size=4, init_channels=128)
     model = tables.model_classes["CAMPPlus"](**conf)
     configuration = {
-        "framework": "pytorch", "task": "speaker-verification", "model": {"type": "funasr"},
-        "pipeline": {"type": "funasr-pipeline"}, "model_name_in_hub": {"ms": "", "hf": ""},
+        "framework": "pytorch",
+        "task": "speaker-verification",
+        "model": {"type": "funasr"},
+        "pipeline": {"type": "funasr-pipeline"},
+        "model_name_in_hub": {"ms": "", "hf": ""},
         "file_path_metas": {"init_param": "campplus_cn_common.bin", "config": "config.yaml"},
     }
     _write(root, {"model": "CAMPPlus", "model_conf": conf}, configuration, model.state_dict())
@@ -358,7 +523,17 @@ def build_campplus(root: Path, seed: int = 0, embedding_size: int = 16, publishe
 # emotion2vec+ (iic/emotion2vec_plus_large / _base): model.pt, config.yaml, configuration.json and
 # tokens.txt with its nine labels.
 
-EMOTION2VEC_LABELS = ["生气/angry", "厌恶/disgusted", "恐惧/fearful", "开心/happy", "中立/neutral", "其他/other", "难过/sad", "吃惊/surprised", "<unk>"]
+EMOTION2VEC_LABELS = [
+    "生气/angry",
+    "厌恶/disgusted",
+    "恐惧/fearful",
+    "开心/happy",
+    "中立/neutral",
+    "其他/other",
+    "难过/sad",
+    "吃惊/surprised",
+    "<unk>",
+]
 
 
 def build_emotion2vec(root: Path, seed: int = 0) -> Path:
@@ -370,39 +545,109 @@ def build_emotion2vec(root: Path, seed: int = 0) -> Path:
     (root / "tokens.txt").write_text("\n".join(EMOTION2VEC_LABELS) + "\n")
     d = 32
     audio = {
-        "type": "AUDIO", "prenet_depth": 1, "prenet_layerdrop": 0.0, "prenet_dropout": 0.0, "start_drop_path_rate": 0.0,
-        "end_drop_path_rate": 0.0, "num_extra_tokens": 10, "init_extra_token_zero": True, "mask_noise_std": 0.01,
-        "mask_prob_min": None, "inverse_mask": False, "mask_prob": 0.7, "mask_prob_adjust": 0.05, "keep_masked_pct": 0.0,
-        "mask_length": 5, "add_masks": False, "remove_masks": False, "mask_dropout": 0.0, "encoder_zero_mask": True,
-        "mask_channel_prob": 0.0, "mask_channel_length": 64, "ema_local_encoder": False, "local_grad_mult": 1.0,
-        "use_alibi_encoder": True, "alibi_scale": 1.0, "learned_alibi": False, "alibi_max_pos": None,
-        "learned_alibi_scale": True, "learned_alibi_scale_per_head": True, "learned_alibi_scale_per_layer": False,
-        "num_alibi_heads": 2, "model_depth": 2, "decoder": None, "extractor_mode": "layer_norm",
+        "type": "AUDIO",
+        "prenet_depth": 1,
+        "prenet_layerdrop": 0.0,
+        "prenet_dropout": 0.0,
+        "start_drop_path_rate": 0.0,
+        "end_drop_path_rate": 0.0,
+        "num_extra_tokens": 10,
+        "init_extra_token_zero": True,
+        "mask_noise_std": 0.01,
+        "mask_prob_min": None,
+        "inverse_mask": False,
+        "mask_prob": 0.7,
+        "mask_prob_adjust": 0.05,
+        "keep_masked_pct": 0.0,
+        "mask_length": 5,
+        "add_masks": False,
+        "remove_masks": False,
+        "mask_dropout": 0.0,
+        "encoder_zero_mask": True,
+        "mask_channel_prob": 0.0,
+        "mask_channel_length": 64,
+        "ema_local_encoder": False,
+        "local_grad_mult": 1.0,
+        "use_alibi_encoder": True,
+        "alibi_scale": 1.0,
+        "learned_alibi": False,
+        "alibi_max_pos": None,
+        "learned_alibi_scale": True,
+        "learned_alibi_scale_per_head": True,
+        "learned_alibi_scale_per_layer": False,
+        "num_alibi_heads": 2,
+        "model_depth": 2,
+        "decoder": None,
+        "extractor_mode": "layer_norm",
         "feature_encoder_spec": "[(16, 10, 5)] + [(16, 3, 2)] * 4 + [(16,2,2)] + [(16,2,2)]",
-        "conv_pos_width": 95, "conv_pos_groups": 4, "conv_pos_depth": 2, "conv_pos_pre_ln": False,
+        "conv_pos_width": 95,
+        "conv_pos_groups": 4,
+        "conv_pos_depth": 2,
+        "conv_pos_pre_ln": False,
     }
     model_conf = {
-        "loss_beta": 0.0, "loss_scale": None, "depth": 2, "start_drop_path_rate": 0.0, "end_drop_path_rate": 0.0,
-        "num_heads": 2, "norm_eps": 1e-05, "norm_affine": True, "encoder_dropout": 0.0, "post_mlp_drop": 0.0,
-        "attention_dropout": 0.0, "activation_dropout": 0.0, "dropout_input": 0.0, "layerdrop": 0.0, "embed_dim": d,
-        "mlp_ratio": 2.0, "layer_norm_first": False, "average_top_k_layers": 2, "end_of_block_targets": False,
-        "clone_batch": 1, "layer_norm_target_layer": False, "batch_norm_target_layer": False,
-        "instance_norm_target_layer": True, "instance_norm_targets": False, "layer_norm_targets": True,
-        "ema_decay": 0.999, "ema_same_dtype": True, "log_norms": True, "ema_end_decay": 0.99999,
-        "ema_encoder_only": False, "max_update": 100000, "min_target_var": 0.1, "min_pred_var": 0.01,
-        "supported_modality": "AUDIO", "mae_init": False, "seed": 1, "skip_ema": False, "cls_loss": 1.0,
-        "recon_loss": 0.0, "d2v_loss": 1.0, "decoder_group": False, "normalize": True,
+        "loss_beta": 0.0,
+        "loss_scale": None,
+        "depth": 2,
+        "start_drop_path_rate": 0.0,
+        "end_drop_path_rate": 0.0,
+        "num_heads": 2,
+        "norm_eps": 1e-05,
+        "norm_affine": True,
+        "encoder_dropout": 0.0,
+        "post_mlp_drop": 0.0,
+        "attention_dropout": 0.0,
+        "activation_dropout": 0.0,
+        "dropout_input": 0.0,
+        "layerdrop": 0.0,
+        "embed_dim": d,
+        "mlp_ratio": 2.0,
+        "layer_norm_first": False,
+        "average_top_k_layers": 2,
+        "end_of_block_targets": False,
+        "clone_batch": 1,
+        "layer_norm_target_layer": False,
+        "batch_norm_target_layer": False,
+        "instance_norm_target_layer": True,
+        "instance_norm_targets": False,
+        "layer_norm_targets": True,
+        "ema_decay": 0.999,
+        "ema_same_dtype": True,
+        "log_norms": True,
+        "ema_end_decay": 0.99999,
+        "ema_encoder_only": False,
+        "max_update": 100000,
+        "min_target_var": 0.1,
+        "min_pred_var": 0.01,
+        "supported_modality": "AUDIO",
+        "mae_init": False,
+        "seed": 1,
+        "skip_ema": False,
+        "cls_loss": 1.0,
+        "recon_loss": 0.0,
+        "d2v_loss": 1.0,
+        "decoder_group": False,
+        "normalize": True,
         "modalities": {"audio": audio},
     }
     config = {
-        "model": "Emotion2vec", "model_conf": model_conf,
-        "tokenizer": "CharTokenizer", "tokenizer_conf": {"unk_symbol": "<unk>", "split_with_space": True},
+        "model": "Emotion2vec",
+        "model_conf": model_conf,
+        "tokenizer": "CharTokenizer",
+        "tokenizer_conf": {"unk_symbol": "<unk>", "split_with_space": True},
     }
     model = tables.model_classes["Emotion2vec"](model_conf=model_conf, vocab_size=len(EMOTION2VEC_LABELS))
     configuration = {
-        "framework": "pytorch", "task": "emotion-recognition", "model": {"type": "funasr"},
-        "pipeline": {"type": "funasr-pipeline"}, "model_name_in_hub": {"ms": "", "hf": ""},
-        "file_path_metas": {"init_param": "model.pt", "config": "config.yaml", "tokenizer_conf": {"token_list": "tokens.txt"}},
+        "framework": "pytorch",
+        "task": "emotion-recognition",
+        "model": {"type": "funasr"},
+        "pipeline": {"type": "funasr-pipeline"},
+        "model_name_in_hub": {"ms": "", "hf": ""},
+        "file_path_metas": {
+            "init_param": "model.pt",
+            "config": "config.yaml",
+            "tokenizer_conf": {"token_list": "tokens.txt"},
+        },
     }
     _write(root, config, configuration, model.state_dict())
     return root

@@ -1,6 +1,7 @@
 """Tiny GigaAM checkpoints in the real on-disk format (`torch.save({"cfg", "state_dict"})`, the
 config an OmegaConf DictConfig naming the library's classes), built from the gigaam library's own
 model classes with random weights: what the GigaAM engine tests load through the production path."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,14 +20,24 @@ SPACE_BIAS = 8.0
 
 def _encoder(attention: str) -> dict:
     return {
-        "_target_": "gigaam.encoder.ConformerEncoder", "feat_in": 64, "n_layers": 2, "d_model": D_MODEL,
-        "subsampling_factor": 4, "ff_expansion_factor": 2, "self_attention_model": attention, "n_heads": 2,
-        "pos_emb_max_len": 5000, "conv_kernel_size": 5, "flash_attn": False,
+        "_target_": "gigaam.encoder.ConformerEncoder",
+        "feat_in": 64,
+        "n_layers": 2,
+        "d_model": D_MODEL,
+        "subsampling_factor": 4,
+        "ff_expansion_factor": 2,
+        "self_attention_model": attention,
+        "n_heads": 2,
+        "pos_emb_max_len": 5000,
+        "conv_kernel_size": 5,
+        "flash_attn": False,
     }
 
 
 def _config(kind: str) -> dict:
-    cfg: dict = {"preprocessor": {"_target_": "gigaam.preprocess.FeatureExtractor", "sample_rate": 16000, "features": 64}}
+    cfg: dict = {
+        "preprocessor": {"_target_": "gigaam.preprocess.FeatureExtractor", "sample_rate": 16000, "features": 64}
+    }
     classes = len(VOCABULARY) + 1
     if kind == "ctc":
         cfg["encoder"] = _encoder("rotary")
@@ -39,7 +50,11 @@ def _config(kind: str) -> dict:
             "decoder": {"pred_hidden": 12, "pred_rnn_layers": 1, "num_classes": classes},
             "joint": {"enc_hidden": D_MODEL, "pred_hidden": 12, "joint_hidden": 12, "num_classes": classes},
         }
-        cfg["decoding"] = {"_target_": "gigaam.decoding.RNNTGreedyDecoding", "vocabulary": VOCABULARY, "max_symbols_per_step": 3}
+        cfg["decoding"] = {
+            "_target_": "gigaam.decoding.RNNTGreedyDecoding",
+            "vocabulary": VOCABULARY,
+            "max_symbols_per_step": 3,
+        }
     else:  # GigaAM-Emo is a v1 model: relative-position attention, a linear head over pooled frames
         cfg["encoder"] = _encoder("rel_pos")
         cfg["head"] = {"_target_": "torch.nn.Linear", "in_features": D_MODEL, "out_features": len(EMOTIONS)}

@@ -3,6 +3,7 @@ with tokenizer.json and preprocessor_config.json), built like a real one: transf
 WhisperForConditionalGeneration with large-v3's vocabulary layout and 128 mel bands but tiny
 dimensions, converted by CTranslate2's own Transformers converter. The tokenizer has Whisper's
 multilingual special tokens at their large-v3 ids over a synthetic byte-level vocabulary."""
+
 from __future__ import annotations
 
 import itertools
@@ -16,7 +17,9 @@ N_MELS = 128
 
 def _byte_alphabet() -> list[str]:
     """GPT-2's byte → printable character table (what the ByteLevel decoder inverts)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars, extra = [], 0
     for b in range(256):
         if b in printable:
@@ -31,9 +34,18 @@ def special_tokens() -> list[str]:
     from faster_whisper.tokenizer import _LANGUAGE_CODES
 
     timestamps = [f"<|{i * 0.02:.2f}|>" for i in range(1501)]
-    return ["<|endoftext|>", "<|startoftranscript|>", *(f"<|{code}|>" for code in _LANGUAGE_CODES),
-            "<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>",
-            "<|notimestamps|>", *timestamps]
+    return [
+        "<|endoftext|>",
+        "<|startoftranscript|>",
+        *(f"<|{code}|>" for code in _LANGUAGE_CODES),
+        "<|translate|>",
+        "<|transcribe|>",
+        "<|startoflm|>",
+        "<|startofprev|>",
+        "<|nospeech|>",
+        "<|notimestamps|>",
+        *timestamps,
+    ]
 
 
 def build_tokenizer():  # type: ignore[no-untyped-def]
@@ -57,17 +69,32 @@ def write_model(out_dir: Path, work_dir: Path, seed: int = 0) -> Path:
     """Build, save (transformers) and convert (CTranslate2) a tiny Whisper into `out_dir`."""
     import torch
     from ctranslate2.converters import TransformersConverter
-    from transformers import PreTrainedTokenizerFast, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+    from transformers import (
+        PreTrainedTokenizerFast,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+    )
 
     tok = build_tokenizer()
     specials = special_tokens()
     ids = {t: BASE_VOCAB + i for i, t in enumerate(specials)}
     langs = {t: ids[t] for t in specials[2:102]}  # <|af|> … <|yue|>
     config = WhisperConfig(
-        vocab_size=BASE_VOCAB + len(specials), num_mel_bins=N_MELS, d_model=64, encoder_layers=2, decoder_layers=2,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=128, decoder_ffn_dim=128,
-        max_source_positions=1500, max_target_positions=448, pad_token_id=ids["<|endoftext|>"],
-        bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|endoftext|>"],
+        vocab_size=BASE_VOCAB + len(specials),
+        num_mel_bins=N_MELS,
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_source_positions=1500,
+        max_target_positions=448,
+        pad_token_id=ids["<|endoftext|>"],
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|endoftext|>"],
         decoder_start_token_id=ids["<|startoftranscript|>"],
     )
     torch.manual_seed(seed)

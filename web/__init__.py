@@ -1,4 +1,5 @@
 """Hark's HTTP API: the Flask application factory."""
+
 from __future__ import annotations
 
 import gc
@@ -26,7 +27,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["hark.settings"] = settings
     app.extensions["hark.storage"] = Storage(settings)
     if settings.browser_origins:
-        app.extensions["hark.storage"].allow_browser_uploads([o.strip() for o in settings.browser_origins.split(",") if o.strip()])
+        app.extensions["hark.storage"].allow_browser_uploads(
+            [o.strip() for o in settings.browser_origins.split(",") if o.strip()]
+        )
     app.extensions["hark.celery"] = make_celery(settings, name="hark-web")
     app.extensions["hark.keys"] = KeyCache(settings.auth_cache_s)
     app.extensions["hark.reader"] = KeptConnection(settings.database_url)

@@ -1,5 +1,6 @@
 """Blueprints of the job API's collection, stats, webhook and OpenAPI routes, registered together
 so the app factory stays one line per concern."""
+
 from __future__ import annotations
 
 from flask import Flask

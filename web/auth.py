@@ -1,4 +1,5 @@
 """API key authentication: `Authorization: Bearer <key>` or `X-API-Key: <key>` on every /v1 route."""
+
 from __future__ import annotations
 
 import time

@@ -5,6 +5,7 @@ arrives, like a single upload) or JSON naming a prefix of the tenant's inbox. Ba
 the `overnight` priority, so the night's archive waits behind interactive work in every queue.
 `GET /v1/batches/<id>` aggregates its jobs' status and progress.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -59,15 +60,36 @@ class Plan:
 @operation(
     "An archive batch: many recordings (multipart `file` fields) or an inbox prefix (JSON), one job each",
     responses={201: "Batch", 413: "Error"},
-    body={"required": True, "content": {
-        "multipart/form-data": {"schema": {"type": "object", "properties": {
-            "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
-            "options": {"type": "string"}, "priority": {"enum": ["interactive", "overnight"]}, "name": {"type": "string"},
-            "force": {"type": "string"}}}},
-        "application/json": {"schema": {"type": "object", "required": ["prefix"], "properties": {
-            "prefix": {"type": "string"}, "options": {"type": "object"}, "priority": {"enum": ["interactive", "overnight"]},
-            "name": {"type": "string"}, "force": {"type": "boolean"}}}},
-    }},
+    body={
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "options": {"type": "string"},
+                        "priority": {"enum": ["interactive", "overnight"]},
+                        "name": {"type": "string"},
+                        "force": {"type": "string"},
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["prefix"],
+                    "properties": {
+                        "prefix": {"type": "string"},
+                        "options": {"type": "object"},
+                        "priority": {"enum": ["interactive", "overnight"]},
+                        "name": {"type": "string"},
+                        "force": {"type": "boolean"},
+                    },
+                }
+            },
+        },
+    },
 )
 @require_key("submit")
 def create_batch():  # type: ignore[no-untyped-def]
@@ -86,10 +108,20 @@ def create_batch():  # type: ignore[no-untyped-def]
             if duplicate is not None:
                 duplicates.append((src, duplicate))
                 continue
-            s.add(Job(
-                id=src.job_id, tenant_id=tenant_id, status="queued", filename=src.filename, source_key=src.key,
-                sha256=src.sha256, bytes=src.size, options=plan.options, priority=plan.priority, batch_id=batch_id,
-            ))
+            s.add(
+                Job(
+                    id=src.job_id,
+                    tenant_id=tenant_id,
+                    status="queued",
+                    filename=src.filename,
+                    source_key=src.key,
+                    sha256=src.sha256,
+                    bytes=src.size,
+                    options=plan.options,
+                    priority=plan.priority,
+                    batch_id=batch_id,
+                )
+            )
             created.append((src.job_id, plan.priority))
     storage: Storage = current_app.extensions["hark.storage"]
     for src, _ in duplicates:
@@ -131,8 +163,10 @@ def _from_files() -> Plan:
         if writers:
             writers[-1][1].finish()
         plan = Plan(
-            name=str(form.get("name") or "")[:200], options=parse_options(form_options(form)),
-            priority=parse_priority(form.get("priority"), "overnight"), force=parse_flag(form.get("force")),
+            name=str(form.get("name") or "")[:200],
+            options=parse_options(form_options(form)),
+            priority=parse_priority(form.get("priority"), "overnight"),
+            force=parse_flag(form.get("force")),
         )
     except BaseException:
         for src, w in writers:
@@ -155,14 +189,18 @@ def _from_prefix(body: Any) -> Plan:
         raise ApiError(400, "invalid_body", "send a JSON object")
     tenant_id = principal().tenant_id
     prefix = body.get("prefix")
-    if not isinstance(prefix, str) or not (prefix == inbox_prefix(tenant_id) or in_inbox(tenant_id, prefix.rstrip("/"))):
+    if not isinstance(prefix, str) or not (
+        prefix == inbox_prefix(tenant_id) or in_inbox(tenant_id, prefix.rstrip("/"))
+    ):
         raise ApiError(403, "key_not_allowed", f"prefix must lie under this tenant's prefix {inbox_prefix(tenant_id)}")
     raw_options = body.get("options") or {}
     if not isinstance(raw_options, dict):
         raise ApiError(400, "invalid_options", "options must be a JSON object")
     plan = Plan(
-        name=str(body.get("name") or prefix)[:200], options=parse_options(raw_options),
-        priority=parse_priority(body.get("priority"), "overnight"), force=parse_flag(body.get("force")),
+        name=str(body.get("name") or prefix)[:200],
+        options=parse_options(raw_options),
+        priority=parse_priority(body.get("priority"), "overnight"),
+        force=parse_flag(body.get("force")),
     )
     storage: Storage = current_app.extensions["hark.storage"]
     for key, size in storage.objects(prefix):
@@ -214,8 +252,7 @@ def _batch_view(batch_id: uuid.UUID) -> dict[str, Any]:
             "audio_s_known": round(audio_total, 3),
         },
         "jobs": [
-            {"id": str(job.id), "filename": job.filename, "status": job.status,
-             "error": job.error_code} for job in jobs
+            {"id": str(job.id), "filename": job.filename, "status": job.status, "error": job.error_code} for job in jobs
         ],
         "created_at": batch.created_at.isoformat() if batch.created_at else None,
     }

@@ -1,6 +1,7 @@
 """The web console: one page served by the API process itself, with its script and styles shipped in
 the package (no build step, nothing fetched from a network at run time). It talks to the same /v1 API
 as every other client, with the API key the user pastes in, so it can do nothing a key could not."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template

@@ -1,4 +1,5 @@
 """Every error leaves the API as {"error": {"code": ..., "message": ...}} with a fitting status."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Liveness/readiness: answers 200 only when the database, broker and bucket all answer."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify

@@ -4,6 +4,7 @@ Every query is bounded by the caller's tenant, so another tenant's job is simply
 never forbidden (which would confirm it exists). List items are summaries; the full view with
 progress is `GET /v1/jobs/<id>`.
 """
+
 from __future__ import annotations
 
 import base64

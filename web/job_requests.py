@@ -1,5 +1,6 @@
 """What job creation reads besides the upload itself: the webhook target, the Idempotency-Key,
 and the multipart body as the OpenAPI document describes it."""
+
 from __future__ import annotations
 
 import re
@@ -24,7 +25,10 @@ UPLOAD_BODY = {
                 "properties": {
                     "file": {"type": "string", "format": "binary"},
                     "options": {"type": "string", "description": "JSON object of job options"},
-                    "callback_url": {"type": "string", "description": "http(s) URL for the signed job.done / job.failed webhook"},
+                    "callback_url": {
+                        "type": "string",
+                        "description": "http(s) URL for the signed job.done / job.failed webhook",
+                    },
                     "num_speakers": {"type": "integer"},
                     "min_speakers": {"type": "integer"},
                     "max_speakers": {"type": "integer"},
@@ -35,6 +39,7 @@ UPLOAD_BODY = {
     },
 }
 
+
 def parse_callback_url(raw: str | None) -> str | None:
     """A webhook target must be an absolute http(s) URL; anything else is a 400 now, not a
     failed delivery later."""
@@ -42,7 +47,9 @@ def parse_callback_url(raw: str | None) -> str | None:
         return None
     parts = urlsplit(raw)
     if len(raw) > 2000 or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ApiError(400, "invalid_callback_url", "callback_url must be an absolute http(s) URL up to 2000 characters")
+        raise ApiError(
+            400, "invalid_callback_url", "callback_url must be an absolute http(s) URL up to 2000 characters"
+        )
     return raw
 
 

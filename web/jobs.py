@@ -1,5 +1,6 @@
 """Jobs: create by uploading a recording (or naming one in the bucket), poll status and progress,
 fetch the transcript."""
+
 from __future__ import annotations
 
 import json
@@ -103,7 +104,9 @@ def form_options(form: Any) -> dict[str, Any]:
     return raw
 
 
-def job_view(job: Job | SimpleNamespace, counts: TaskCounts, failed_segments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def job_view(
+    job: Job | SimpleNamespace, counts: TaskCounts, failed_segments: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": str(job.id),
         "status": job.status,

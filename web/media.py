@@ -1,6 +1,7 @@
 """A job's original recording for playback: a short-lived presigned GET, so the browser streams (and
 seeks in) the audio straight from S3 while the API process never carries the bytes. The URL is issued
 only to a key of the job's own tenant."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify

@@ -4,6 +4,7 @@ finished jobs. Computed from Redis and PostgreSQL at scrape time, so any number 
 report the same truth and none keeps counters of its own. Worker processes serve their own
 metrics (task durations, engine real-time factors; see worker/metrics.py). Unauthenticated, like
 /healthz: expose it on the cluster network only."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
@@ -26,10 +27,18 @@ def metrics():  # type: ignore[no-untyped-def]
     depth = Gauge("hark_queue_depth", "Tasks waiting in each queue", ["queue"], registry=registry)
     jobs = Gauge("hark_jobs", "Jobs per status", ["status"], registry=registry)
     failures = Gauge("hark_job_failures", "Failed jobs per reason code (all time)", ["reason"], registry=registry)
-    stage = Gauge("hark_job_stage_seconds", "Per-stage seconds of jobs finished in the last 24 h",
-                  ["stage", "quantile"], registry=registry)
-    wall = Gauge("hark_job_wall_seconds", "Upload-to-done seconds of jobs finished in the last 24 h",
-                 ["quantile"], registry=registry)
+    stage = Gauge(
+        "hark_job_stage_seconds",
+        "Per-stage seconds of jobs finished in the last 24 h",
+        ["stage", "quantile"],
+        registry=registry,
+    )
+    wall = Gauge(
+        "hark_job_wall_seconds",
+        "Upload-to-done seconds of jobs finished in the last 24 h",
+        ["quantile"],
+        registry=registry,
+    )
     audio = Gauge("hark_audio_seconds_done_24h", "Seconds of audio in jobs done in the last 24 h", registry=registry)
 
     for queue, n in queue_depths(current_app.extensions["hark.celery"], settings.broker_key_prefix).items():

@@ -5,6 +5,7 @@ Flask's URL map and emits one operation per (rule, method), so the document cann
 that does not exist, and `undocumented(app)` (checked by the tests) names any route that lacks one.
 Routes of blueprints this module does not own (health) are described in `EXTERNAL` by endpoint.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,7 +37,9 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "status", "progress", "created_at"],
         "properties": {
             "id": {"type": "string", "format": "uuid"},
-            "status": {"enum": ["uploading", "queued", "preparing", "inferring", "reducing", "done", "failed", "cancelled"]},
+            "status": {
+                "enum": ["uploading", "queued", "preparing", "inferring", "reducing", "done", "failed", "cancelled"]
+            },
             "stage": {"type": "string"},
             "filename": {"type": "string"},
             "bytes": NULLABLE_INT,
@@ -53,7 +56,11 @@ SCHEMAS: dict[str, Any] = {
             "error": {
                 "oneOf": [
                     {"type": "null"},
-                    {"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}, "message": NULLABLE_STR}},
+                    {
+                        "type": "object",
+                        "required": ["code"],
+                        "properties": {"code": {"type": "string"}, "message": NULLABLE_STR},
+                    },
                 ]
             },
             "created_at": NULLABLE_STR,
@@ -79,7 +86,10 @@ SCHEMAS: dict[str, Any] = {
     "JobList": {
         "type": "object",
         "required": ["jobs", "next_cursor"],
-        "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/JobSummary"}}, "next_cursor": NULLABLE_STR},
+        "properties": {
+            "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/JobSummary"}},
+            "next_cursor": NULLABLE_STR,
+        },
     },
     "EmotionStats": {
         "type": "object",
@@ -218,7 +228,12 @@ def operation(
 
     def attach(view: Callable[..., Any]) -> Callable[..., Any]:
         view.openapi = {  # type: ignore[attr-defined]
-            "summary": summary, "responses": responses, "params": params, "body": body, "headers": headers, "auth": auth,
+            "summary": summary,
+            "responses": responses,
+            "params": params,
+            "body": body,
+            "headers": headers,
+            "auth": auth,
         }
         return view
 
@@ -280,9 +295,14 @@ def build_spec(app: Flask) -> dict[str, Any]:
         if info is None:
             continue
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
-        params = [
-            {"name": arg, "in": "path", "required": True, "schema": {"type": "string"}} for arg in sorted(rule.arguments)
-        ] + list(info["params"]) + list(info["headers"])
+        params = (
+            [
+                {"name": arg, "in": "path", "required": True, "schema": {"type": "string"}}
+                for arg in sorted(rule.arguments)
+            ]
+            + list(info["params"])
+            + list(info["headers"])
+        )
         responses = {str(k): _response(k, v) for k, v in info["responses"].items()}
         for status, text in ERRORS.items():
             if info["auth"] or status in (400, 404):

@@ -7,12 +7,13 @@ with its seconds of speech; a segment (and its speech) is done when every kind o
 batch is. The ETA
 divides what is left by the rate since the stage began (`stage_started_at`).
 """
+
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -62,7 +63,13 @@ def counts_query(job_id: Any) -> Select[Any]:
     """One row of TaskCounts' fields (in order) for `job_id`: a value, or `Job.id` to use the
     query as a lateral join beside the job's row (the status read, one statement)."""
     batches = (
-        select(JobTask.first_idx, JobTask.last_idx, JobTask.speech_s, func.count().label("total"), func.count(JobTask.done_at).label("done"))
+        select(
+            JobTask.first_idx,
+            JobTask.last_idx,
+            JobTask.speech_s,
+            func.count().label("total"),
+            func.count(JobTask.done_at).label("done"),
+        )
         .where(JobTask.job_id == job_id)
         .group_by(JobTask.batch_idx, JobTask.first_idx, JobTask.last_idx, JobTask.speech_s)
         .correlate(Job)
@@ -99,7 +106,7 @@ def _eta(done: float, total: float, since: datetime | None, now: datetime) -> fl
 
 
 def job_progress(job: Job | SimpleNamespace, counts: TaskCounts, now: datetime | None = None) -> Progress:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     status = job.status
     if status == "preparing":
         total = job.declared_duration_s
@@ -108,9 +115,14 @@ def job_progress(job: Job | SimpleNamespace, counts: TaskCounts, now: datetime |
         # Batches sent while decoding goes on (worker/tasks/prepare.py) are counted as they finish;
         # the fraction and ETA follow decoding, since the whole work is known only at its end.
         return Progress(
-            fraction=round(PREPARE_SHARE * share, 4), stage=status, audio_s_total=total, audio_s_done=round(done, 3),
+            fraction=round(PREPARE_SHARE * share, 4),
+            stage=status,
+            audio_s_total=total,
+            audio_s_done=round(done, 3),
             eta_s=_eta(done, total or 0.0, job.stage_started_at, now) if total else None,
-            segments_done=counts.segments_done, tasks_total=counts.tasks_total, tasks_done=counts.tasks_done,
+            segments_done=counts.segments_done,
+            tasks_total=counts.tasks_total,
+            tasks_done=counts.tasks_done,
             speech_s_total=round(counts.speech_s_total, 3) if counts.tasks_total else None,
             speech_s_done=round(counts.speech_s_done, 3),
         )

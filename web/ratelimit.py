@@ -3,6 +3,7 @@
 One INCR per request on `<prefix>ratelimit:<key id>:<window number>` (expiring with the window)
 is shared by every web process, so the limit holds however many gunicorn workers run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,6 @@ from flask import current_app
 from hark.apikeys import Principal
 from web.errors import ApiError
 
-
 log = logging.getLogger("hark.web")
 
 
@@ -26,7 +26,9 @@ def _redis(url: str) -> redis.Redis:
 
 class RateLimited(ApiError):
     def __init__(self, retry_after: int, limit: int, window_s: int) -> None:
-        super().__init__(429, "rate_limited", f"at most {limit} jobs per {window_s} s per API key; retry in {retry_after} s")
+        super().__init__(
+            429, "rate_limited", f"at most {limit} jobs per {window_s} s per API key; retry in {retry_after} s"
+        )
         self.retry_after = retry_after
 
 

@@ -1,5 +1,6 @@
 """Statistics over finished jobs, read from the same `analytics` views analysts query in SQL, so
 the API and SQL cannot disagree."""
+
 from __future__ import annotations
 
 import uuid
@@ -29,7 +30,9 @@ def _job_filter() -> uuid.UUID | None:
 def _rows(sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     with session_scope(current_app.extensions["hark.settings"].database_url) as s:
         rows = s.execute(text(sql), {"tenant": principal().tenant_id, **params}).mappings().all()
-    return [{k: (str(v) if isinstance(v, uuid.UUID) or hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows]
+    return [
+        {k: (str(v) if isinstance(v, uuid.UUID) or hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows
+    ]
 
 
 @bp.get("/emotions")

@@ -13,6 +13,7 @@ fork gets a connection of its own (the parent's is left alone), and a thread's c
 when the thread ends and its reference goes. Anything else surfaces as psycopg's error (503 while
 the database is unreachable, see web/errors.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -118,7 +119,16 @@ def read_status(reader: KeptConnection, job_id: uuid.UUID, tenant_id: uuid.UUID)
 
 
 # What a list item shows (web/job_actions.py job_summary), and the filters a listing may combine.
-LIST_COLUMNS = (Job.id, Job.status, Job.filename, Job.duration_s, Job.error_code, Job.error_message, Job.created_at, Job.finished_at)
+LIST_COLUMNS = (
+    Job.id,
+    Job.status,
+    Job.filename,
+    Job.duration_s,
+    Job.error_code,
+    Job.error_message,
+    Job.created_at,
+    Job.finished_at,
+)
 LIST_FILTERS = ("status", "batch_id", "created_after", "created_before", "cursor")
 
 
@@ -136,7 +146,9 @@ def list_query(filters: frozenset[str]) -> Compiled:
     if "created_before" in filters:
         stmt = stmt.where(Job.created_at < bindparam("created_before"))
     if "cursor" in filters:
-        stmt = stmt.where(tuple_(Job.created_at, Job.id) < tuple_(bindparam("cursor_created_at"), bindparam("cursor_id")))
+        stmt = stmt.where(
+            tuple_(Job.created_at, Job.id) < tuple_(bindparam("cursor_created_at"), bindparam("cursor_id"))
+        )
     return Compiled(stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(bindparam("limit")))
 
 

@@ -4,6 +4,7 @@ Werkzeug's form parser asks the request for a file object to write each uploaded
 hands it an S3 multipart writer chosen by the view before the body is read, so an upload of any
 size passes through the web process in part-sized pieces and never lands in memory or on disk.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -20,7 +21,10 @@ class StreamingRequest(Request):
     max_form_memory_size = 1024 * 1024
 
     def _get_file_stream(
-        self, total_content_length: int | None, content_type: str | None, filename: str | None = None,
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
         content_length: int | None = None,
     ) -> Any:
         if self.upload_sink is None:

@@ -1,5 +1,6 @@
 """What every way of submitting a recording shares (multipart upload, direct upload, an object
 already in the bucket, archive batches): priority, dedupe by content, and enqueueing prepare."""
+
 from __future__ import annotations
 
 import logging
@@ -71,4 +72,3 @@ def enqueue_prepare(job_id: uuid.UUID, priority: int) -> None:
         current_app.extensions["hark.celery"].send_task(PREPARE, args=[str(job_id)], priority=priority)
     except Exception:
         log.warning("broker unreachable; the janitor will enqueue the job", extra={"job_id": str(job_id)})
-

@@ -5,10 +5,11 @@ the S3 server and `POST /v1/uploads/<id>/complete` (with the parts' ETags) compl
 the job, which waited in `uploading` meanwhile. A JSON `POST /v1/jobs` with `s3_key` creates a job
 for an object the tenant already put in its inbox (`inbox/<tenant>/…`), and only there.
 """
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -56,8 +57,14 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
     "Start a direct upload: presigned S3 part URLs for a large recording",
     responses={201: "Upload", 200: "Job", 413: "Error"},
     body=json_body(
-        {"filename": {"type": "string"}, "size": {"type": "integer", "minimum": 1}, "sha256": {"type": "string"},
-         "options": {"type": "object"}, "priority": {"enum": ["interactive", "overnight"]}, "force": {"type": "boolean"}},
+        {
+            "filename": {"type": "string"},
+            "size": {"type": "integer", "minimum": 1},
+            "sha256": {"type": "string"},
+            "options": {"type": "object"},
+            "priority": {"enum": ["interactive", "overnight"]},
+            "force": {"type": "boolean"},
+        },
         required=("filename", "size"),
     ),
 )
@@ -91,27 +98,49 @@ def create_upload():  # type: ignore[no-untyped-def]
         duplicate = None if parse_flag(body.get("force")) else existing_job(s, tenant_id, sha256)
         if duplicate is None:
             s3_upload_id = storage.create_multipart(key)
-            expires_at = datetime.now(timezone.utc) + timedelta(seconds=settings.upload_url_expiry_s)
-            s.add(Job(
-                id=job_id, tenant_id=tenant_id, status="uploading", filename=name, source_key=key,
-                sha256=sha256, bytes=size, options=options, priority=priority,
-            ))
+            expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_expiry_s)
+            s.add(
+                Job(
+                    id=job_id,
+                    tenant_id=tenant_id,
+                    status="uploading",
+                    filename=name,
+                    source_key=key,
+                    sha256=sha256,
+                    bytes=size,
+                    options=options,
+                    priority=priority,
+                )
+            )
             s.flush()
-            s.add(Upload(
-                id=upload_id, tenant_id=tenant_id, job_id=job_id, key=key, s3_upload_id=s3_upload_id,
-                part_bytes=plan.part_bytes, parts=plan.parts, expires_at=expires_at,
-            ))
+            s.add(
+                Upload(
+                    id=upload_id,
+                    tenant_id=tenant_id,
+                    job_id=job_id,
+                    key=key,
+                    s3_upload_id=s3_upload_id,
+                    part_bytes=plan.part_bytes,
+                    parts=plan.parts,
+                    expires_at=expires_at,
+                )
+            )
     if duplicate is not None:
         return _job_response(duplicate, status=200)
     urls = [
         {"part_number": n, "url": storage.presigned_part(key, s3_upload_id, n, settings.upload_url_expiry_s)}
         for n in range(1, plan.parts + 1)
     ]
-    response = jsonify({
-        "upload_id": str(upload_id), "job_id": str(job_id), "part_size": plan.part_bytes,
-        "parts": urls, "expires_at": expires_at.isoformat(),
-        "complete_url": f"/v1/uploads/{upload_id}/complete",
-    })
+    response = jsonify(
+        {
+            "upload_id": str(upload_id),
+            "job_id": str(job_id),
+            "part_size": plan.part_bytes,
+            "parts": urls,
+            "expires_at": expires_at.isoformat(),
+            "complete_url": f"/v1/uploads/{upload_id}/complete",
+        }
+    )
     response.status_code = 201
     return response
 
@@ -142,8 +171,12 @@ def upload_status(upload_id: str):  # type: ignore[no-untyped-def]
         key, s3_id, status, job_id = upload.key, upload.s3_upload_id, upload.status, upload.job_id
         part_bytes, parts_total, expires_at = upload.part_bytes, upload.parts, upload.expires_at
     body: dict[str, Any] = {
-        "upload_id": upload_id, "job_id": str(job_id), "status": status, "part_size": part_bytes,
-        "parts_total": parts_total, "expires_at": expires_at.isoformat(),
+        "upload_id": upload_id,
+        "job_id": str(job_id),
+        "status": status,
+        "part_size": part_bytes,
+        "parts_total": parts_total,
+        "expires_at": expires_at.isoformat(),
     }
     if status == "open":
         storage = _storage()
@@ -177,7 +210,9 @@ def _parse_etags(body: dict[str, Any], parts: int) -> list[tuple[int, str]]:
 @operation(
     "Complete a direct upload with its part ETags; queues the job",
     responses={201: "Job", 409: "Error"},
-    body=json_body({"parts": {"type": "array", "items": {"type": "object", "required": ["part_number", "etag"]}}}, ("parts",)),
+    body=json_body(
+        {"parts": {"type": "array", "items": {"type": "object", "required": ["part_number", "etag"]}}}, ("parts",)
+    ),
 )
 @require_key("submit")
 def complete_upload(upload_id: str):  # type: ignore[no-untyped-def]
@@ -230,10 +265,19 @@ def create_job_from_object(body: Any) -> Response:
     with session_scope(_settings().database_url) as s:
         duplicate = None if parse_flag(body.get("force")) else existing_job(s, tenant_id, sha256)
         if duplicate is None:
-            s.add(Job(
-                id=job_id, tenant_id=tenant_id, status="queued", filename=key.rsplit("/", 1)[-1][:500],
-                source_key=key, sha256=sha256, bytes=size, options=options, priority=priority,
-            ))
+            s.add(
+                Job(
+                    id=job_id,
+                    tenant_id=tenant_id,
+                    status="queued",
+                    filename=key.rsplit("/", 1)[-1][:500],
+                    source_key=key,
+                    sha256=sha256,
+                    bytes=size,
+                    options=options,
+                    priority=priority,
+                )
+            )
     if duplicate is not None:
         return _job_response(duplicate, status=200)
     enqueue_prepare(job_id, priority)

@@ -1,4 +1,5 @@
 """Webhook routes: a job's delivery history, and the tenant's signing secret."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify

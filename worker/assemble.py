@@ -6,6 +6,7 @@ statistics. Utterances (the transcript's lines) come from the words, each word
 taking the speaker of the turn at its middle. Segments without word timings (an engine that gives
 none, or no speech recognised) take the speaker covering most of them.
 """
+
 from __future__ import annotations
 
 from collections import Counter

@@ -17,6 +17,7 @@ float64 matrices, and a few seconds of eigendecomposition on two cores). A longe
 then joins the speaker whose centroid it is closest to: memory and time stay bounded however many
 hours the recording has, and a speaker present for minutes still has dozens of sampled windows.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 How many Whisper clips go through one forward pass was measured to flip between CPUs: CTranslate2
 runs on Intel MKL on Intel CPUs and on oneDNN elsewhere, and the best batch differs.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

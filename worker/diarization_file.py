@@ -10,6 +10,7 @@ their vectors, the speaker-count options and the VAD's probabilities. reduce use
 when its own inputs give the same fingerprint and otherwise clusters itself, so a stale or
 half-written file can never label a job; it only costs the time it would have saved.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,11 +33,18 @@ def fingerprint(
 ) -> str:
     """A hash of the clustering's inputs (exact bytes: the same rows give the same hash)."""
     h = hashlib.sha256()
-    for part in (np.asarray(spans, dtype=np.float64), starts.astype(np.float64), ends.astype(np.float64), vectors.astype(np.float32)):
+    for part in (
+        np.asarray(spans, dtype=np.float64),
+        starts.astype(np.float64),
+        ends.astype(np.float64),
+        vectors.astype(np.float32),
+    ):
         h.update(str(part.shape).encode())
         h.update(np.ascontiguousarray(part).tobytes())
     h.update(repr(options).encode())
-    h.update(b"no-speech" if speech is None else np.ascontiguousarray(speech.probs).tobytes() + repr(speech.frame_s).encode())
+    h.update(
+        b"no-speech" if speech is None else np.ascontiguousarray(speech.probs).tobytes() + repr(speech.frame_s).encode()
+    )
     return h.hexdigest()
 
 

@@ -5,6 +5,7 @@
 worker process outright (as a segfault or the OOM killer would). Empty, the default, injects nothing.
 It exists so the poison-segment path is exercised with real workers, not only with fakes.
 """
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ children record into prometheus_client's multiprocess files and the main process
 on `HARK_METRICS_PORT` (0, the default, turns this off). The directory has to be chosen before
 prometheus_client is first imported, which is why this module is imported first by the Celery app.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,12 +24,16 @@ if PORT and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, start_http_server  # noqa: E402
 
 TASK_SECONDS = Histogram(
-    "hark_task_seconds", "Wall seconds per task run", ["task", "kind", "outcome"],
+    "hark_task_seconds",
+    "Wall seconds per task run",
+    ["task", "kind", "outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
 )
 TASK_FAILURES = Counter("hark_task_failures", "Task runs that raised, per exception type", ["task", "kind", "error"])
 ENGINE_RTF = Histogram(
-    "hark_engine_rtf", "Engine compute seconds per second of audio, per batch", ["engine", "kind"],
+    "hark_engine_rtf",
+    "Engine compute seconds per second of audio, per batch",
+    ["engine", "kind"],
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
 )
 ENGINE_AUDIO = Counter("hark_engine_audio_seconds", "Seconds of audio processed per engine", ["engine", "kind"])

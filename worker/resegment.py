@@ -14,6 +14,7 @@ reference annotations keep them. Where one speaker follows another with no pause
 usually talking for a moment, so each is also marked a little into the other's turn
 (`Diarization.overlaps`): a single label per frame cannot score overlapped speech otherwise.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -73,7 +74,7 @@ class SpeechProbabilities:
         return np.clip(np.round(self.probs * 255), 0, 255).astype(np.uint8).tobytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes, frame_s: float) -> "SpeechProbabilities":
+    def from_bytes(cls, data: bytes, frame_s: float) -> SpeechProbabilities:
         return cls(np.frombuffer(data, dtype=np.uint8).astype(np.float32) / 255, frame_s)
 
 
@@ -128,7 +129,9 @@ def diarize(
     `segments` are in time order; windows (`starts`, `ends`, `vectors`) in any order."""
     if vectors.shape[0] == 0:  # every segment too short to embed: one speaker
         spans = [p for a, b in segments for p in (speech_spans(speech, a, b) if speech is not None else [(a, b)])]
-        return Diarization([Turn(round(s, 3), round(e, 3), speaker_name(0)) for s, e in spans], np.zeros(0, dtype=int), {})
+        return Diarization(
+            [Turn(round(s, 3), round(e, 3), speaker_name(0)) for s, e in spans], np.zeros(0, dtype=int), {}
+        )
     order = np.argsort(starts, kind="stable")
     starts, ends, vectors = starts[order], ends[order], vectors[order]
     x = centred(vectors)
@@ -173,6 +176,7 @@ def diarize(
     }
     window_labels = np.empty_like(labels)
     window_labels[order] = labels
+
     def rename(ts: list[Turn]) -> list[Turn]:
         return [Turn(t.start_s, t.end_s, names[t.speaker]) for t in ts]
 
@@ -221,7 +225,9 @@ def _reassign(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.searchsorted(present, new)
 
 
-def _frame_scores(seg_start: float, seg_end: float, starts: np.ndarray, ends: np.ndarray, scores: np.ndarray) -> np.ndarray:
+def _frame_scores(
+    seg_start: float, seg_end: float, starts: np.ndarray, ends: np.ndarray, scores: np.ndarray
+) -> np.ndarray:
     """Per 0.1 s frame of one segment, the mean score of the windows covering it; frames no
     window covers take the nearest window's scores."""
     frames = max(1, int(np.ceil((seg_end - seg_start) / FRAME_S - 1e-6)))
@@ -294,4 +300,3 @@ def _viterbi(frame_scores: np.ndarray, costs: np.ndarray | None = None) -> np.nd
     for i in range(t - 1, 0, -1):
         path[i - 1] = back[i, path[i]]
     return path
-

@@ -5,6 +5,7 @@ Each part costs two clock reads at its start and two at its end, so a task can t
 pool process runs one task at a time, so they belong to the task. The parts are summed into the
 job's timings under `<name>_s` and `<name>_cpu_s`; tasks of one job that run in parallel add up.
 """
+
 from __future__ import annotations
 
 import time

@@ -10,6 +10,7 @@ models run on a GPU, whose host side needs no more). It is applied to torch, to 
 numpy (clustering) and, through `torch.get_num_threads()`, to the engines that take a thread
 count (CTranslate2).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -139,4 +140,7 @@ def _init_pool_process(**_: object) -> None:
         except Exception:  # noqa: BLE001 - the first task loads it again and fails the job with the reason
             log.exception("engine failed to load", extra={"kind": kind})
             continue
-        log.info(f"engine {name} loaded, {threads} threads", extra={"kind": kind, "seconds": round(time.monotonic() - started, 3)})
+        log.info(
+            f"engine {name} loaded, {threads} threads",
+            extra={"kind": kind, "seconds": round(time.monotonic() - started, 3)},
+        )

@@ -5,6 +5,7 @@ through Python's parameter adaptation (0.2 s per batch of 480 windows, inside th
 binary COPY sends the same rows in a tenth of that. Reading them back for clustering the same way
 takes about a third of the CPU of a plain SELECT, which parsed each array as text.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -32,7 +33,9 @@ def copy_windows(s: Session, job_id: uuid.UUID, results: Iterable[SegmentResult]
             copy.set_types(list(_TYPES))
             for r in results:
                 for i, w in enumerate(r.windows):
-                    copy.write_row((job_id, r.segment_id, i, w.start_s, w.end_s, np.asarray(w.vector, np.float32).tolist()))
+                    copy.write_row(
+                        (job_id, r.segment_id, i, w.start_s, w.end_s, np.asarray(w.vector, np.float32).tolist())
+                    )
                     written += 1
     return written
 
@@ -46,18 +49,16 @@ def load_windows(s: Session, job_id: uuid.UUID, expected: int = 1024) -> tuple[n
     vectors: np.ndarray | None = None
     n = 0
     query = "COPY (SELECT start_s, end_s, vector FROM embeddings WHERE job_id = %s ORDER BY start_s) TO STDOUT (FORMAT BINARY)"
-    with _driver(s).cursor() as cursor:
-        with cursor.copy(query, (job_id,)) as copy:
-            copy.set_types(["float8", "float8", "float4[]"])
-            for start, end, vector in copy.rows():
-                if vectors is None:
-                    vectors = np.zeros((size, len(vector)), dtype=np.float32)
-                if n == len(starts):
-                    starts, ends = np.resize(starts, 2 * n), np.resize(ends, 2 * n)
-                    vectors = np.concatenate([vectors, np.zeros_like(vectors)])
-                starts[n], ends[n], vectors[n] = start, end, vector
-                n += 1
+    with _driver(s).cursor() as cursor, cursor.copy(query, (job_id,)) as copy:
+        copy.set_types(["float8", "float8", "float4[]"])
+        for start, end, vector in copy.rows():
+            if vectors is None:
+                vectors = np.zeros((size, len(vector)), dtype=np.float32)
+            if n == len(starts):
+                starts, ends = np.resize(starts, 2 * n), np.resize(ends, 2 * n)
+                vectors = np.concatenate([vectors, np.zeros_like(vectors)])
+            starts[n], ends[n], vectors[n] = start, end, vector
+            n += 1
     if vectors is None:  # every segment too short to embed
         return np.zeros(0), np.zeros(0), np.zeros((0, 1), dtype=np.float32)
     return starts[:n], ends[:n], vectors[:n]
-

@@ -4,6 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-22
 """
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
@@ -27,7 +28,13 @@ def upgrade() -> None:
     op.create_table(
         "api_keys",
         sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
-        sa.Column("tenant_id", pg.UUID(as_uuid=True), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
+        sa.Column(
+            "tenant_id",
+            pg.UUID(as_uuid=True),
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("name", sa.String(200), nullable=False, server_default=""),
         sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("prefix", sa.String(16), nullable=False),
@@ -39,7 +46,13 @@ def upgrade() -> None:
     op.create_table(
         "jobs",
         sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
-        sa.Column("tenant_id", pg.UUID(as_uuid=True), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
+        sa.Column(
+            "tenant_id",
+            pg.UUID(as_uuid=True),
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("status", sa.String(16), nullable=False, server_default="uploading", index=True),
         sa.Column("filename", sa.String(500), nullable=False, server_default=""),
         sa.Column("source_key", sa.String(1000), nullable=False, server_default=""),
@@ -84,7 +97,9 @@ def upgrade() -> None:
     op.create_table(
         "embeddings",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("job_id", pg.UUID(as_uuid=True), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True),
+        sa.Column(
+            "job_id", pg.UUID(as_uuid=True), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True
+        ),
         sa.Column("segment_id", sa.BigInteger, sa.ForeignKey("segments.id", ondelete="CASCADE"), nullable=False),
         sa.Column("win_idx", sa.Integer, nullable=False),
         sa.Column("start_s", sa.Float, nullable=False),

@@ -9,6 +9,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-23
 """
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
@@ -95,7 +96,10 @@ def upgrade() -> None:
     op.add_column("tenants", sa.Column("webhook_secret", sa.String(128)))
     op.add_column("jobs", sa.Column("callback_url", sa.String(2000)))
     op.create_index(
-        "jobs_tenant_idempotency", "jobs", ["tenant_id", "idempotency_key"], unique=True,
+        "jobs_tenant_idempotency",
+        "jobs",
+        ["tenant_id", "idempotency_key"],
+        unique=True,
         postgresql_where=sa.text("idempotency_key IS NOT NULL"),
     )
     op.create_table(
@@ -114,7 +118,13 @@ def upgrade() -> None:
     op.create_table(
         "webhook_attempts",
         sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
-        sa.Column("delivery_id", sa.BigInteger, sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False, index=True),
+        sa.Column(
+            "delivery_id",
+            sa.BigInteger,
+            sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("attempt", sa.Integer, nullable=False),
         sa.Column("status_code", sa.Integer),
         sa.Column("error", sa.Text),

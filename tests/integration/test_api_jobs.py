@@ -1,5 +1,6 @@
 """The job API beyond upload: listing, cancel, delete, ETag, Idempotency-Key, rate limit, errors;
 all against the running gunicorn app, real PostgreSQL, Redis and S3."""
+
 from __future__ import annotations
 
 import uuid
@@ -24,10 +25,15 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def upload(url: str, key: str, content: bytes = b"not audio at all\n" * 20, name: str = "notes.wav", **headers: str) -> requests.Response:
+def upload(
+    url: str, key: str, content: bytes = b"not audio at all\n" * 20, name: str = "notes.wav", **headers: str
+) -> requests.Response:
     return requests.post(
-        f"{url}/v1/jobs", headers={**auth(key), **headers}, files={"file": (name, content)},
-        data={"force": "true"}, timeout=60,  # a job of its own even when another test sent the same bytes
+        f"{url}/v1/jobs",
+        headers={**auth(key), **headers},
+        files={"file": (name, content)},
+        data={"force": "true"},
+        timeout=60,  # a job of its own even when another test sent the same bytes
     )
 
 
@@ -45,17 +51,28 @@ def test_list_filters_and_paginates(stack, api_key, finished_job):
         if cursor is None:
             break
     assert len(seen) == len(set(seen)) and set(made) | {finished_job["id"]} <= set(seen)
-    created = [j["created_at"] for j in requests.get(f"{url}/v1/jobs?limit=100", headers=auth(api_key), timeout=30).json()["jobs"]]
+    created = [
+        j["created_at"]
+        for j in requests.get(f"{url}/v1/jobs?limit=100", headers=auth(api_key), timeout=30).json()["jobs"]
+    ]
     assert created == sorted(created, reverse=True)
 
-    done = requests.get(f"{url}/v1/jobs", headers=auth(api_key), params={"status": "done", "limit": 100}, timeout=30).json()
+    done = requests.get(
+        f"{url}/v1/jobs", headers=auth(api_key), params={"status": "done", "limit": 100}, timeout=30
+    ).json()
     assert finished_job["id"] in {j["id"] for j in done["jobs"]} and all(j["status"] == "done" for j in done["jobs"])
     later = requests.get(
-        f"{url}/v1/jobs", headers=auth(api_key), params={"created_after": finished_job["created_at"], "limit": 100}, timeout=30
+        f"{url}/v1/jobs",
+        headers=auth(api_key),
+        params={"created_after": finished_job["created_at"], "limit": 100},
+        timeout=30,
     ).json()
     assert set(made) <= {j["id"] for j in later["jobs"]}
     earlier = requests.get(
-        f"{url}/v1/jobs", headers=auth(api_key), params={"created_before": finished_job["created_at"], "limit": 100}, timeout=30
+        f"{url}/v1/jobs",
+        headers=auth(api_key),
+        params={"created_before": finished_job["created_at"], "limit": 100},
+        timeout=30,
     ).json()
     assert finished_job["id"] not in {j["id"] for j in earlier["jobs"]}
     for bad in ({"status": "sleeping"}, {"limit": "0"}, {"cursor": "nonsense"}, {"created_after": "yesterday"}):
@@ -128,7 +145,9 @@ def test_delete_removes_objects_and_rows(stack, api_key, settings):
 
     client = HarkClient(stack["url"], api_key, timeout=120)
     samples_path = ROOT / "examples" / "sample.wav"
-    job = client.wait(upload(stack["url"], api_key, samples_path.read_bytes(), "sample.wav").json()["id"], timeout_s=300)
+    job = client.wait(
+        upload(stack["url"], api_key, samples_path.read_bytes(), "sample.wav").json()["id"], timeout_s=300
+    )
     assert job["status"] == "done"
     storage = Storage(settings)
     keys = [raw_key(job["id"], "sample.wav"), chunk_key(job["id"], 0), vad_key(job["id"]), out_key(job["id"], "json")]
@@ -168,8 +187,11 @@ def test_scopes_are_enforced_on_new_routes(stack, settings, finished_job):
 
 def test_bad_callback_url_is_rejected(stack, api_key):
     resp = requests.post(
-        f"{stack['url']}/v1/jobs", headers=auth(api_key), files={"file": ("a.wav", b"x" * 100)},
-        data={"callback_url": "file:///etc/passwd"}, timeout=30,
+        f"{stack['url']}/v1/jobs",
+        headers=auth(api_key),
+        files={"file": ("a.wav", b"x" * 100)},
+        data={"callback_url": "file:///etc/passwd"},
+        timeout=30,
     )
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_callback_url"
 
@@ -200,14 +222,20 @@ def test_request_size_limit_is_a_json_413(settings, api_key):
 
     app = create_app(replace(settings, max_upload_bytes=1000))
     resp = app.test_client().post(
-        "/v1/jobs", headers=auth(api_key), data={"file": (__import__("io").BytesIO(b"x" * 5000), "big.wav")},
+        "/v1/jobs",
+        headers=auth(api_key),
+        data={"file": (__import__("io").BytesIO(b"x" * 5000), "big.wav")},
         content_type="multipart/form-data",
     )
     assert resp.status_code == 413 and resp.json["error"]["code"] == "request_entity_too_large"
 
 
 def test_unknown_routes_and_methods_answer_json(stack, api_key):
-    for method, path, status in (("PUT", "/v1/jobs", 405), ("GET", "/v1/nothing-here", 404), ("PATCH", "/v1/stats/speakers", 405)):
+    for method, path, status in (
+        ("PUT", "/v1/jobs", 405),
+        ("GET", "/v1/nothing-here", 404),
+        ("PATCH", "/v1/stats/speakers", 405),
+    ):
         resp = requests.request(method, stack["url"] + path, headers=auth(api_key), timeout=30)
         assert resp.status_code == status and resp.json()["error"]["code"] and resp.json()["error"]["message"]
 
@@ -223,8 +251,19 @@ def test_status_counts_tasks_and_failed_segments_in_one_read(stack, api_key, set
         tenant_id = s.scalar(select(Tenant.id).where(Tenant.name == "tenant-a"))
         jobs = []
         for status in ("inferring", "done"):
-            job = Job(id=uuid.uuid4(), tenant_id=tenant_id, status=status, filename="counted.wav", source_key="raw/x",
-                      sha256=uuid.uuid4().hex * 2, bytes=1, duration_s=90.0, options={}, segments_total=6, tasks_total=6)
+            job = Job(
+                id=uuid.uuid4(),
+                tenant_id=tenant_id,
+                status=status,
+                filename="counted.wav",
+                source_key="raw/x",
+                sha256=uuid.uuid4().hex * 2,
+                bytes=1,
+                duration_s=90.0,
+                options={},
+                segments_total=6,
+                tasks_total=6,
+            )
             s.add(job)
             jobs.append(job.id)
         s.flush()
@@ -233,8 +272,17 @@ def test_status_counts_tasks_and_failed_segments_in_one_read(stack, api_key, set
             for batch, (first, last, speech) in enumerate([(0, 2, 30.0), (3, 5, 20.0)]):
                 for kind in ("asr", "embed", "emotion"):
                     done = batch == 0 or kind == "asr"
-                    s.add(JobTask(job_id=jid, batch_idx=batch, kind=kind, first_idx=first, last_idx=last, speech_s=speech,
-                                  done_at=func.now() if done else None))
+                    s.add(
+                        JobTask(
+                            job_id=jid,
+                            batch_idx=batch,
+                            kind=kind,
+                            first_idx=first,
+                            last_idx=last,
+                            speech_s=speech,
+                            done_at=func.now() if done else None,
+                        )
+                    )
         s.add(Segment(job_id=jobs[1], tenant_id=tenant_id, idx=4, start_s=40.0, end_s=45.0, errors={"asr": "boom"}))
     try:
         for jid in jobs:
@@ -273,9 +321,12 @@ def test_status_read_matches_the_orm_view_and_survives_a_dropped_connection(sett
     assert body == expected
 
     with session_scope(settings.database_url) as s:
-        killed = s.execute(text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name AND datname = current_database()"
-        ), {"name": APPLICATION_NAME}).scalar()
+        killed = s.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name AND datname = current_database()"
+            ),
+            {"name": APPLICATION_NAME},
+        ).scalar()
     assert killed >= 1
     again = client.get(url, headers=auth(api_key))
     assert again.status_code == 200 and again.get_json()["status"] == "done"
@@ -296,8 +347,17 @@ def test_list_filters_combine_batch_status_and_cursor(stack, api_key, settings):
         s.flush()
         made = []
         for i, (status, in_batch) in enumerate([("done", True), ("failed", True), ("done", True), ("done", False)]):
-            job = Job(id=uuid.uuid4(), tenant_id=tenant_id, status=status, filename=f"f{i}.wav", source_key="raw/x",
-                      sha256=uuid.uuid4().hex * 2, bytes=1, options={}, batch_id=batch.id if in_batch else None)
+            job = Job(
+                id=uuid.uuid4(),
+                tenant_id=tenant_id,
+                status=status,
+                filename=f"f{i}.wav",
+                source_key="raw/x",
+                sha256=uuid.uuid4().hex * 2,
+                bytes=1,
+                options={},
+                batch_id=batch.id if in_batch else None,
+            )
             s.add(job)
             s.flush()
             made.append((job.id, status, in_batch))

@@ -1,5 +1,6 @@
 """`hark keys create|list|revoke` and `hark sql-role create|drop`, run as commands against the
 session's database."""
+
 from __future__ import annotations
 
 import subprocess
@@ -18,7 +19,12 @@ pytestmark = pytest.mark.integration
 
 def hark(settings, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "hark.cli", *args], cwd=ROOT, env=settings_env(settings), capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "hark.cli", *args],
+        cwd=ROOT,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -1,6 +1,7 @@
 """The `hark` command line against the running stack, as a user runs it (a separate process talking
 HTTP): submit an archive directory and wait with progress, list, show, fetch a transcript, cancel,
 and resume a direct upload that was interrupted part-way."""
+
 from __future__ import annotations
 
 import os
@@ -31,11 +32,15 @@ def cli_key(settings) -> str:
         return create_key(s, "cli")
 
 
-def hark(stack, key: str, *args: str, state_dir: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def hark(
+    stack, key: str, *args: str, state_dir: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "HARK_URL": stack["url"], "HARK_API_KEY": key}
     if state_dir:
         env["HARK_STATE_DIR"] = str(state_dir)
-    return subprocess.run([sys.executable, "-m", "hark.cli", *args], env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "hark.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_submit_an_archive_directory_and_wait(stack, cli_key, tmp_path) -> None:

@@ -2,6 +2,7 @@
 chromedriver) against the real stack: upload the shared sample through the page, watch the job finish,
 open the transcript, and check what a user sees — two speakers, the emotion plot, audio that plays
 from S3 and follows the transcript, exports that download. Screenshots go to artifacts/."""
+
 from __future__ import annotations
 
 import shutil
@@ -29,8 +30,14 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebDrive
     downloads = tmp_path_factory.mktemp("downloads")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100",
-                "--autoplay-policy=no-user-gesture-required", "--mute-audio"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1100",
+        "--autoplay-policy=no-user-gesture-required",
+        "--mute-audio",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
@@ -75,6 +82,7 @@ def test_upload_follow_and_read_a_transcript(stack, console_key, browser) -> Non
     assert "uploaded (direct)" in driver.find_element(By.CSS_SELECTOR, "#uploads li").text
     job_id = row.get_attribute("data-job")
     _shot(driver, "1-uploaded")
+
     def job_row(d: WebDriver) -> tuple[str, str]:
         row = d.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]')
         return row.get_attribute("data-status"), row.text
@@ -95,7 +103,15 @@ def test_upload_follow_and_read_a_transcript(stack, console_key, browser) -> Non
     assert bars
     shares: dict[str, float] = {}
     for bar in bars:
-        assert bar.get_attribute("data-emotion") in {"neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"}
+        assert bar.get_attribute("data-emotion") in {
+            "neutral",
+            "happy",
+            "sad",
+            "angry",
+            "fearful",
+            "disgusted",
+            "surprised",
+        }
         speaker = bar.get_attribute("data-speaker")
         shares[speaker] = shares.get(speaker, 0.0) + float(bar.get_attribute("data-share"))
     assert set(shares) == {"SPEAKER_00", "SPEAKER_01"}
@@ -113,7 +129,9 @@ def test_upload_follow_and_read_a_transcript(stack, console_key, browser) -> Non
     start = float(last.get_attribute("data-start"))
     last.click()
     wait.until(lambda d: abs(d.execute_script("return document.getElementById('player').currentTime") - start) < 1.5)
-    wait.until(lambda d: "current" in (d.find_elements(By.CSS_SELECTOR, "#utterances li")[-1].get_attribute("class") or ""))
+    wait.until(
+        lambda d: "current" in (d.find_elements(By.CSS_SELECTOR, "#utterances li")[-1].get_attribute("class") or "")
+    )
     _shot(driver, "2-transcript")
 
     # Exports download with the key (fetched by the page, handed over as a file).
@@ -134,5 +152,7 @@ def test_console_without_a_valid_key_shows_the_reason(stack, browser) -> None:
     field.clear()
     field.send_keys("hark_not-a-real-key")
     driver.find_element(By.CSS_SELECTOR, "#key-form button").click()
-    toast = WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "toast").is_displayed() and d.find_element(By.ID, "toast"))
+    toast = WebDriverWait(driver, 10).until(
+        lambda d: d.find_element(By.ID, "toast").is_displayed() and d.find_element(By.ID, "toast")
+    )
     assert "unknown or revoked" in toast.text

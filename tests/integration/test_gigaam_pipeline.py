@@ -2,6 +2,7 @@
 (their settings point at tiny checkpoints in the real format, tests/gigaam_tiny.py) against the
 real services: the segment rows in Postgres get the engines' text, words and acoustic emotion,
 exactly what the engines give for the same audio in this process."""
+
 from __future__ import annotations
 
 import uuid

@@ -3,6 +3,7 @@ through the real web app and workers: each one ends as a 4xx answer or a failed 
 reason code (never a generic stage error, a crash loop or a hang), leaves no half-written canonical
 audio behind, the same workers then finish a real job, and no worker process grew past a stated
 memory limit."""
+
 from __future__ import annotations
 
 import gzip
@@ -52,13 +53,22 @@ def cut(make, fraction: float):  # type: ignore[no-untyped-def]
 def float_wav(samples: np.ndarray, rate: int = 16000) -> bytes:
     data = samples.astype("<f4").tobytes()
     fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
-    return b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt \
-        + b"data" + struct.pack("<I", len(data)) + data
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
 
 
 def speech_clip(seconds: float = 4.0) -> np.ndarray:
     samples, rate = read_wav(SAMPLE)
-    return samples[int(6.5 * rate): int((6.5 + seconds) * rate)]
+    return samples[int(6.5 * rate) : int((6.5 + seconds) * rate)]
 
 
 def video_without_audio(tmp: Path) -> bytes:
@@ -114,8 +124,14 @@ INF[5000] = np.inf
 FAILING: dict[str, tuple] = {
     "random-1k.wav": (lambda tmp: rng.bytes(1024), "undecodable_audio"),
     "random-8m.mp3": (lambda tmp: rng.bytes(8 * 1024 * 1024), "undecodable_audio"),
-    "page.wav": (lambda tmp: b"<!doctype html><html><body><h1>404 Not Found</h1></body></html>" * 40, "undecodable_audio"),
-    "notes.m4a": (lambda tmp: json.dumps({"meeting": "notes", "items": list(range(500))}).encode(), "undecodable_audio"),
+    "page.wav": (
+        lambda tmp: b"<!doctype html><html><body><h1>404 Not Found</h1></body></html>" * 40,
+        "undecodable_audio",
+    ),
+    "notes.m4a": (
+        lambda tmp: json.dumps({"meeting": "notes", "items": list(range(500))}).encode(),
+        "undecodable_audio",
+    ),
     "archive.wav": (zip_of_wav, "undecodable_audio"),
     "archive.tar.gz.flac": (tar_gz_of_wav, "undecodable_audio"),
     "gzip.ogg": (lambda tmp: gzip.compress(wav_bytes(tone(2.0))), "undecodable_audio"),
@@ -123,7 +139,10 @@ FAILING: dict[str, tuple] = {
     "riff-header-only.wav": (lambda tmp: wav_bytes(tone(1.0))[:40], "undecodable_audio"),
     "picture.png.wav": (png, "no_audio_stream"),
     "silent-film.mp4": (video_without_audio, "no_audio_stream"),
-    "claims-100h.wav": (lambda tmp: wav_bytes(tone(1.0, 8000), rate=8000, bits=8, declared_data=100 * 3600 * 8000), "truncated_audio"),
+    "claims-100h.wav": (
+        lambda tmp: wav_bytes(tone(1.0, 8000), rate=8000, bits=8, declared_data=100 * 3600 * 8000),
+        "truncated_audio",
+    ),
     "mid-sample.wav": (lambda tmp: wav_bytes(tone(4.0))[:-1], "truncated_audio"),
     "cut-half.wav": (lambda tmp: wav_bytes(tone(6.0))[: 16000 * 6], "truncated_audio"),
     "cut.ogg": (cut(encoded("ogg", tone(10.0).astype(np.float32) / 32768), 2 / 3), "truncated_audio"),
@@ -184,8 +203,18 @@ def _multipart(fields: list[tuple[str, str | None, bytes]]) -> tuple[bytes, str]
 REFUSED: dict[str, tuple] = {
     "empty file": ("POST", *_multipart([("file", "empty.wav", b"")]), 400, "empty_upload"),
     "no file field": ("POST", *_multipart([("options", None, b"{}")]), 400, "missing_file"),
-    "two files": ("POST", *_multipart([("file", "a.wav", wav_bytes(tone(1.0))), ("file", "b.wav", wav_bytes(tone(1.0)))]), 400, "too_many_files"),
-    "options not JSON": ("POST", *_multipart([("options", None, b"{nope"), ("file", "a.wav", wav_bytes(tone(1.0)))]), 400, "invalid_options"),
+    "two files": (
+        "POST",
+        *_multipart([("file", "a.wav", wav_bytes(tone(1.0))), ("file", "b.wav", wav_bytes(tone(1.0)))]),
+        400,
+        "too_many_files",
+    ),
+    "options not JSON": (
+        "POST",
+        *_multipart([("options", None, b"{nope"), ("file", "a.wav", wav_bytes(tone(1.0)))]),
+        400,
+        "invalid_options",
+    ),
     "plain text body": ("POST", b"just some text", "text/plain", 415, "unsupported_media_type"),
 }
 

@@ -1,6 +1,7 @@
 """Getting recordings in, for real (web, S3 server, Redis, Celery workers in their own processes):
 presigned direct uploads and their janitor, jobs from inbox objects, dedupe, archive batches,
 and interactive work overtaking an overnight archive in the queue."""
+
 from __future__ import annotations
 
 import io
@@ -175,8 +176,11 @@ def test_resubmit_answers_200_with_the_job(intake, tmp_path):
 
 def _form(path: Path) -> tuple[bytes, dict[str, str]]:
     boundary = uuid.uuid4().hex
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n\r\n'.encode()
-            + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode())
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n\r\n'.encode()
+        + path.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
@@ -227,8 +231,16 @@ def test_interactive_job_overtakes_a_queued_archive(settings, tmp_path):
         for i, name in enumerate(order):
             jid = uuid.uuid4()
             storage.put_bytes(raw_key(jid, "quiet.wav"), silent_wav(1.0 + i * 0.1))
-            s.add(Job(id=jid, tenant_id=tid, status="queued", filename="quiet.wav", source_key=raw_key(jid, "quiet.wav"),
-                      priority=PRIORITIES[name]))
+            s.add(
+                Job(
+                    id=jid,
+                    tenant_id=tid,
+                    status="queued",
+                    filename="quiet.wav",
+                    source_key=raw_key(jid, "quiet.wav"),
+                    priority=PRIORITIES[name],
+                )
+            )
             jobs.append((jid, PRIORITIES[name]))
     app = make_celery(cfg, name="test-priority")
     for jid, priority in jobs:
@@ -239,7 +251,9 @@ def test_interactive_job_overtakes_a_queued_archive(settings, tmp_path):
         deadline = time.monotonic() + 180
         while True:
             with session_scope(cfg.database_url) as s:
-                rows = s.execute(select(Job.id, Job.status, Job.started_at).where(Job.id.in_([j for j, _ in jobs]))).all()
+                rows = s.execute(
+                    select(Job.id, Job.status, Job.started_at).where(Job.id.in_([j for j, _ in jobs]))
+                ).all()
             if all(r.status == "failed" for r in rows):
                 break
             assert time.monotonic() < deadline, rows
@@ -261,8 +275,11 @@ def test_a_jobs_embeddings_are_taken_before_its_asr_and_interactive_before_overn
     for name in ("overnight", "interactive"):
         for batch in range(3):
             for kind in ("asr", "emotion", "embed"):
-                app.send_task(INFER, kwargs={"job_id": name, "batch_idx": batch, "kind": kind},
-                              priority=model_priority(PRIORITIES[name], kind))
+                app.send_task(
+                    INFER,
+                    kwargs={"job_id": name, "batch_idx": batch, "kind": kind},
+                    priority=model_priority(PRIORITIES[name], kind),
+                )
     taken: list[tuple[str, str]] = []
 
     def take(body, message) -> None:  # type: ignore[no-untyped-def]
@@ -277,5 +294,10 @@ def test_a_jobs_embeddings_are_taken_before_its_asr_and_interactive_before_overn
                 conn.drain_events(timeout=5)
     assert len(taken) == 18
     order = [(job, "embed" if kind == "embed" else "rest") for job, kind in taken]
-    expected = [(job, part) for job in ("interactive", "overnight") for part in ("embed", "rest") for _ in range(3 if part == "embed" else 6)]
+    expected = [
+        (job, part)
+        for job in ("interactive", "overnight")
+        for part in ("embed", "rest")
+        for _ in range(3 if part == "embed" else 6)
+    ]
     assert order == expected, taken

@@ -1,5 +1,6 @@
 """Two tenants: no route lets tenant B read, list, cancel, delete or fetch tenant A's jobs,
 transcripts, stats, webhook logs or objects."""
+
 from __future__ import annotations
 
 import uuid
@@ -32,20 +33,32 @@ def test_other_tenant_reaches_nothing(stack, settings, finished_job, other_key, 
     assert requests.get(f"{url}/v1/jobs/{jid}/media", headers=b, timeout=30).status_code == 404
     listed = requests.get(f"{url}/v1/jobs", headers=b, params={"limit": 100}, timeout=30).json()
     assert jid not in {j["id"] for j in listed["jobs"]}
-    for path in ("/v1/stats/speakers", f"/v1/stats/speakers?job_id={jid}", f"/v1/stats/emotions?job_id={jid}",
-                 "/v1/stats/emotions?grain=day"):
+    for path in (
+        "/v1/stats/speakers",
+        f"/v1/stats/speakers?job_id={jid}",
+        f"/v1/stats/emotions?job_id={jid}",
+        "/v1/stats/emotions?grain=day",
+    ):
         rows = requests.get(url + path, headers=b, timeout=30).json()["rows"]
         assert all(r.get("job_id") != jid for r in rows)
         if "job_id=" in path:
             assert rows == []
     # B's secret is its own: it cannot verify (or forge) A's webhooks.
-    secret_a = requests.get(f"{url}/v1/webhooks/secret", headers={"Authorization": f"Bearer {api_key}"}, timeout=30).json()
+    secret_a = requests.get(
+        f"{url}/v1/webhooks/secret", headers={"Authorization": f"Bearer {api_key}"}, timeout=30
+    ).json()
     secret_b = requests.get(f"{url}/v1/webhooks/secret", headers=b, timeout=30).json()
     assert secret_a["secret"] != secret_b["secret"]
     # The same Idempotency-Key in another tenant is another job.
     key = f"shared-{uuid.uuid4()}"
     jobs = [
-        requests.post(f"{url}/v1/jobs", headers={**h, "Idempotency-Key": key}, files={"file": ("n.wav", b"no" * 100)}, data={"force": "true"}, timeout=30)
+        requests.post(
+            f"{url}/v1/jobs",
+            headers={**h, "Idempotency-Key": key},
+            files={"file": ("n.wav", b"no" * 100)},
+            data={"force": "true"},
+            timeout=30,
+        )
         for h in ({"Authorization": f"Bearer {api_key}"}, b)
     ]
     assert [r.status_code for r in jobs] == [201, 201] and jobs[0].json()["id"] != jobs[1].json()["id"]

@@ -5,6 +5,7 @@ segment at its true place, with no drift over half an hour of lossy decoding.
 Takes about a minute and a half on two cores: the three prepares (VAD over 30 minutes each) run
 one after another on the single CPU worker; the islands are only a few seconds each for ASR.
 """
+
 from __future__ import annotations
 
 import sys
@@ -55,15 +56,18 @@ def test_half_hour_recording_segments_match_ground_truth(client, settings, islan
         with session_scope(settings.database_url) as s:
             segments = s.execute(
                 select(Segment.start_s, Segment.end_s, Segment.text)
-                .where(Segment.job_id == uuid.UUID(job_id)).order_by(Segment.idx)
+                .where(Segment.job_id == uuid.UUID(job_id))
+                .order_by(Segment.idx)
             ).all()
         assert len(segments) == len(islands), (fmt, [(round(a, 1), round(b, 1)) for a, b, _ in segments])
         for seg, island in zip(segments, islands):
             assert seg.start_s == pytest.approx(island.start, abs=TOLERANCE_S), (fmt, seg, island)
             assert seg.end_s == pytest.approx(island.end, abs=TOLERANCE_S), (fmt, seg, island)
         # The words are recognisable too: most islands share at least one word with their text.
-        hits = sum(bool(set(island.text.lower().split()) & set((seg.text or "").lower().split()))
-                   for seg, island in zip(segments, islands))
+        hits = sum(
+            bool(set(island.text.lower().split()) & set((seg.text or "").lower().split()))
+            for seg, island in zip(segments, islands)
+        )
         assert hits >= len(islands) * 0.7, (fmt, hits)
         with session_scope(settings.database_url) as s:
             job = s.get(Job, uuid.UUID(job_id))

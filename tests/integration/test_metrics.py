@@ -1,5 +1,6 @@
 """Prometheus metrics after a real job: the web tier reports queues, job states and stage times from
 the shared state; each worker's main process reports what its pool children measured."""
+
 from __future__ import annotations
 
 import urllib.request

@@ -1,4 +1,5 @@
 """The schema exists only through Alembic: upgrade from empty, downgrade to nothing, upgrade again."""
+
 from __future__ import annotations
 
 import uuid
@@ -11,8 +12,18 @@ from tests.conftest import alembic, create_database, drop_database
 pytestmark = pytest.mark.integration
 
 TABLES = {
-    "tenants", "api_keys", "jobs", "segments", "embeddings", "speakers", "job_tasks", "batches", "uploads",
-    "sql_roles", "webhook_deliveries", "webhook_attempts",
+    "tenants",
+    "api_keys",
+    "jobs",
+    "segments",
+    "embeddings",
+    "speakers",
+    "job_tasks",
+    "batches",
+    "uploads",
+    "sql_roles",
+    "webhook_deliveries",
+    "webhook_attempts",
 }
 
 

@@ -1,5 +1,6 @@
 """The OpenAPI document covers every route, real responses validate against it, and a bounded
 schemathesis run against the running gunicorn app finds no 5xx."""
+
 from __future__ import annotations
 
 import subprocess
@@ -22,7 +23,9 @@ def validate(spec: dict, path: str, method: str, response: requests.Response) ->
     schema = entry.get("content", {}).get("application/json", {}).get("schema")
     if schema is None:
         return
-    jsonschema.validate(response.json(), {**schema, "components": spec["components"]}, cls=jsonschema.Draft202012Validator)
+    jsonschema.validate(
+        response.json(), {**schema, "components": spec["components"]}, cls=jsonschema.Draft202012Validator
+    )
 
 
 def test_every_route_is_documented(settings):
@@ -62,7 +65,9 @@ def test_real_responses_match_the_document(stack, api_key, finished_job, other_k
         resp = requests.request(method, full, headers=headers, timeout=30)
         assert str(resp.status_code) in spec["paths"][path][method]["responses"], (full, resp.status_code)
         validate(spec, path, method, resp)
-    created = requests.post(f"{url}/v1/jobs", headers=h, files={"file": ("x.wav", b"junk" * 50)}, data={"force": "true"}, timeout=30)
+    created = requests.post(
+        f"{url}/v1/jobs", headers=h, files={"file": ("x.wav", b"junk" * 50)}, data={"force": "true"}, timeout=30
+    )
     validate(spec, "/v1/jobs", "post", created)
     cancelled = requests.post(f"{url}/v1/jobs/{created.json()['id']}/cancel", headers=h, timeout=30)
     assert cancelled.status_code in (200, 409)
@@ -79,10 +84,23 @@ def test_fuzzing_finds_no_server_errors(stack, settings, finished_job, tmp_path)
     with session_scope(settings.database_url) as s:
         api_key = create_key(s, "tenant-fuzz")
     cmd = [
-        str(Path(sys.executable).parent / "schemathesis"), "run", f"{stack['url']}/v1/openapi.json",
-        "--checks", "not_a_server_error", "--max-examples", "25", "--workers", "1",
-        "-H", f"Authorization: Bearer {api_key}", "--exclude-path", "/healthz",
-        "--phases", "examples,coverage,fuzzing", "--seed", "1",
+        str(Path(sys.executable).parent / "schemathesis"),
+        "run",
+        f"{stack['url']}/v1/openapi.json",
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        "25",
+        "--workers",
+        "1",
+        "-H",
+        f"Authorization: Bearer {api_key}",
+        "--exclude-path",
+        "/healthz",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--seed",
+        "1",
     ]
     run = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     (ROOT / "artifacts").mkdir(exist_ok=True)

@@ -9,6 +9,7 @@ can stop them without disturbing anything else, and a stack of web + workers aga
 - The S3 server stopped for a few seconds: requests are retried and the job completes.
 
 Every disturbed job must end `done` with the same transcript as an undisturbed run."""
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,12 @@ class PrivateServices:
     def __init__(self) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="hark-o-", dir="/tmp"))
         self.home.chmod(0o755)  # the PostgreSQL server runs as postgres and keeps its cluster here
-        self.env = {**os.environ, "HARK_HOME": str(self.home), "HARK_VENV_PYTHON": sys.executable,
-                    **{k: str(v) for k, v in _ports().items()}}
+        self.env = {
+            **os.environ,
+            "HARK_HOME": str(self.home),
+            "HARK_VENV_PYTHON": sys.executable,
+            **{k: str(v) for k, v in _ports().items()},
+        }
         for key in ("HARK_DATABASE_URL", "HARK_BROKER_URL", "HARK_S3_ENDPOINT"):
             self.env.pop(key, None)
 
@@ -78,7 +83,7 @@ class PrivateServices:
         values = {}
         for line in (self.home / "services.env").read_text().splitlines():
             if line.startswith("export "):
-                key, _, value = line[len("export "):].partition("=")
+                key, _, value = line[len("export ") :].partition("=")
                 values[key] = shlex.split(value)[0] if value else ""
         return values
 
@@ -100,9 +105,15 @@ def outage_stack(tmp_path_factory) -> Iterator[dict]:
         services.run("start")
         base = services.settings_env()
         cfg = Settings.from_env(
-            database_url=base["HARK_DATABASE_URL"], broker_url=base["HARK_BROKER_URL"], s3_endpoint=base["HARK_S3_ENDPOINT"],
-            s3_bucket=base["HARK_S3_BUCKET"], max_segment_s=3.0, batch_speech_s=2.0,
-            janitor_interval_s=1.0, janitor_stale_s=20.0, janitor_lost_s=4.0,
+            database_url=base["HARK_DATABASE_URL"],
+            broker_url=base["HARK_BROKER_URL"],
+            s3_endpoint=base["HARK_S3_ENDPOINT"],
+            s3_bucket=base["HARK_S3_BUCKET"],
+            max_segment_s=3.0,
+            batch_speech_s=2.0,
+            janitor_interval_s=1.0,
+            janitor_stale_s=20.0,
+            janitor_lost_s=4.0,
         )
         alembic(cfg.database_url, "upgrade", "head")
         env = settings_env(cfg)
@@ -119,8 +130,14 @@ def outage_stack(tmp_path_factory) -> Iterator[dict]:
         client = HarkClient(url, key, timeout=60)
         reference = client.wait(client.submit(str(SAMPLE))["id"], timeout_s=180)
         assert reference["status"] == "done"
-        yield {"services": services, "settings": cfg, "client": client, "url": url, "key": key,
-               "reference": client.transcript(reference["id"], "txt")}
+        yield {
+            "services": services,
+            "settings": cfg,
+            "client": client,
+            "url": url,
+            "key": key,
+            "reference": client.transcript(reference["id"], "txt"),
+        }
     finally:
         procs.stop()
         if cfg is not None:
@@ -134,7 +151,9 @@ def _wait_until_under_way(cfg, job_id: str) -> None:
     while time.monotonic() < deadline:
         with session_scope(cfg.database_url) as s:
             done, total = s.execute(
-                select(func.count().filter(JobTask.done_at.is_not(None)), func.count()).where(JobTask.job_id == uuid.UUID(job_id))
+                select(func.count().filter(JobTask.done_at.is_not(None)), func.count()).where(
+                    JobTask.job_id == uuid.UUID(job_id)
+                )
             ).one()
         if total and 2 <= done < total:
             return

@@ -1,5 +1,6 @@
 """The whole path for real: HTTP upload → S3 → Celery workers in their own processes → Postgres
 → exports, on the shared real recording, plus bad inputs that must fail clearly."""
+
 from __future__ import annotations
 
 import uuid
@@ -191,7 +192,10 @@ def test_early_diarization_is_what_reduce_takes(sample_job, settings, monkeypatc
     try:
         reduce_task.diarize_early(str(jid))
         with session_scope(settings.database_url) as s:
-            spans = [(g.start_s, g.end_s) for g in s.execute(select(Segment).where(Segment.job_id == jid).order_by(Segment.idx)).scalars()]
+            spans = [
+                (g.start_s, g.end_s)
+                for g in s.execute(select(Segment).where(Segment.job_id == jid).order_by(Segment.idx)).scalars()
+            ]
             starts, ends, vectors = reduce_task._load_windows(s, jid)
             timings = s.get(Job, jid).timings
     finally:
@@ -244,8 +248,10 @@ def test_results_for_segments_a_redelivered_prepare_replaced_are_dropped(setting
         tenant_id = s.scalar(select(Tenant.id).where(Tenant.name == "tenant-a"))
         s.add(Job(id=jid, tenant_id=tenant_id, status="preparing", filename="r.wav", source_key="raw/r", options={}))
         s.flush()
-        s.add_all(Segment(job_id=jid, tenant_id=tenant_id, idx=i, start_s=1.0 + 3 * i, end_s=3.0 + 3 * i, text=t)
-                  for i, t in enumerate(texts))
+        s.add_all(
+            Segment(job_id=jid, tenant_id=tenant_id, idx=i, start_s=1.0 + 3 * i, end_s=3.0 + 3 * i, text=t)
+            for i, t in enumerate(texts)
+        )
         s.add(JobTask(job_id=jid, batch_idx=0, kind="emotion", first_idx=0, last_idx=1, speech_s=4.0))
     writer = PcmWriter(Storage(settings), jid)
     writer.write(bytes(2 * 16000 * 10))
@@ -254,7 +260,10 @@ def test_results_for_segments_a_redelivered_prepare_replaced_are_dropped(setting
     def replace_segments() -> None:
         with session_scope(settings.database_url) as s:
             old = s.execute(select(Segment).where(Segment.job_id == jid).order_by(Segment.idx)).scalars().all()
-            fresh = [Segment(job_id=jid, tenant_id=g.tenant_id, idx=g.idx, start_s=g.start_s, end_s=g.end_s, text=g.text) for g in old]
+            fresh = [
+                Segment(job_id=jid, tenant_id=g.tenant_id, idx=g.idx, start_s=g.start_s, end_s=g.end_s, text=g.text)
+                for g in old
+            ]
             for g in old:
                 s.delete(g)
             s.flush()

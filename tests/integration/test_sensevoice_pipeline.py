@@ -3,6 +3,7 @@ checkpoint in the published format (tests/funasr_checkpoints.py) from HARK_SENSE
 job uploaded over HTTP, and the segment rows in Postgres get language, emotion (with its scores and
 `emotion_source`) and audio events from the same pass, with no emotion task planned at all. A
 worker whose model directory is missing refuses to start, naming the path."""
+
 from __future__ import annotations
 
 import subprocess
@@ -30,8 +31,14 @@ pytestmark = pytest.mark.integration
 def sensevoice_stack(base_settings, tmp_path_factory) -> Iterator[dict]:
     model = build_sensevoice(tmp_path_factory.mktemp("models") / "SenseVoiceSmall")
     with own_stack(
-        base_settings, "sv", "tenant-sv", asr_engine="sensevoice-small", sensevoice_dir=str(model),
-        max_segment_s=6.0, merge_length_s=4.0, batch_speech_s=6.0,
+        base_settings,
+        "sv",
+        "tenant-sv",
+        asr_engine="sensevoice-small",
+        sensevoice_dir=str(model),
+        max_segment_s=6.0,
+        merge_length_s=4.0,
+        batch_speech_s=6.0,
     ) as stack:
         yield stack
 
@@ -45,7 +52,9 @@ def test_sensevoice_job_stores_language_emotion_and_events(sensevoice_stack) -> 
         kinds = {k for (k,) in s.execute(select(JobTask.kind).where(JobTask.job_id == jid))}
         assert kinds == {"asr", "embed"}, "an emotion task was planned although SenseVoice gives emotion"
         batches = s.execute(
-            select(JobTask.first_idx, JobTask.last_idx).where(JobTask.job_id == jid, JobTask.kind == "asr").order_by(JobTask.batch_idx)
+            select(JobTask.first_idx, JobTask.last_idx)
+            .where(JobTask.job_id == jid, JobTask.kind == "asr")
+            .order_by(JobTask.batch_idx)
         ).all()
         row = s.get(Job, jid)
         assert row is not None and row.tasks_total == 2 * len(batches) and len(batches) > 1

@@ -1,5 +1,6 @@
 """Analysts' SQL: the README's queries run as a tenant's read-only role against real pipeline
 output; the role sees only its tenant and no table; the stats API gives the views' numbers."""
+
 from __future__ import annotations
 
 import re
@@ -33,10 +34,23 @@ def other_tenant_rows(settings, other_key):
     with session_scope(settings.database_url) as s:
         tenant = s.scalar(select(Tenant).where(Tenant.name == "tenant-b"))
         jid = uuid.uuid4()
-        s.add(Job(id=jid, tenant_id=tenant.id, status="done", filename="b.wav", duration_s=10.0, options={}, timings={}))
+        s.add(
+            Job(id=jid, tenant_id=tenant.id, status="done", filename="b.wav", duration_s=10.0, options={}, timings={})
+        )
         s.flush()
-        s.add(Segment(job_id=jid, tenant_id=tenant.id, idx=0, start_s=0.0, end_s=4.0, speaker="SPEAKER_00",
-                      text="secret chicago plans of tenant b", emotion="angry", emotion_source="text-lexicon"))
+        s.add(
+            Segment(
+                job_id=jid,
+                tenant_id=tenant.id,
+                idx=0,
+                start_s=0.0,
+                end_s=4.0,
+                speaker="SPEAKER_00",
+                text="secret chicago plans of tenant b",
+                emotion="angry",
+                emotion_source="text-lexicon",
+            )
+        )
         s.add(Speaker(job_id=jid, tenant_id=tenant.id, label="SPEAKER_00", speech_s=4.0, turns=1))
     return jid
 
@@ -133,18 +147,37 @@ def test_stats_api_returns_the_views_numbers(stack, api_key, finished_job, setti
     headers = {"Authorization": f"Bearer {api_key}"}
     with session_scope(settings.database_url) as s:
         tenant_id = s.get(Job, uuid.UUID(jid)).tenant_id
-        view_emotions = s.execute(
-            text("SELECT speaker, emotion, emotion_source, seconds, segments, share FROM analytics.speaker_emotions"
-                 " WHERE job_id = :j"), {"j": jid}
-        ).mappings().all()
-        view_speakers = s.execute(
-            text("SELECT job_id, speaker, speech_s, turns, share FROM analytics.speaker_talk_time WHERE tenant_id = :t"),
-            {"t": tenant_id},
-        ).mappings().all()
-        view_weekly = s.execute(
-            text("SELECT emotion, seconds FROM analytics.emotions_by_period WHERE tenant_id = :t AND grain = 'week'"),
-            {"t": tenant_id},
-        ).mappings().all()
+        view_emotions = (
+            s.execute(
+                text(
+                    "SELECT speaker, emotion, emotion_source, seconds, segments, share FROM analytics.speaker_emotions"
+                    " WHERE job_id = :j"
+                ),
+                {"j": jid},
+            )
+            .mappings()
+            .all()
+        )
+        view_speakers = (
+            s.execute(
+                text(
+                    "SELECT job_id, speaker, speech_s, turns, share FROM analytics.speaker_talk_time WHERE tenant_id = :t"
+                ),
+                {"t": tenant_id},
+            )
+            .mappings()
+            .all()
+        )
+        view_weekly = (
+            s.execute(
+                text(
+                    "SELECT emotion, seconds FROM analytics.emotions_by_period WHERE tenant_id = :t AND grain = 'week'"
+                ),
+                {"t": tenant_id},
+            )
+            .mappings()
+            .all()
+        )
     api = requests.get(f"{url}/v1/stats/emotions", headers=headers, params={"job_id": jid}, timeout=30).json()["rows"]
     key = lambda r: (r["speaker"], r["emotion"])  # noqa: E731
     assert sorted((key(r), r["seconds"], r["segments"], r["share"], r["emotion_source"]) for r in api) == sorted(
@@ -156,6 +189,8 @@ def test_stats_api_returns_the_views_numbers(stack, api_key, finished_job, setti
     )
     assert str(other_tenant_rows) not in {r["job_id"] for r in api}
     api = requests.get(f"{url}/v1/stats/emotions", headers=headers, params={"grain": "week"}, timeout=30).json()["rows"]
-    assert sorted((r["emotion"], r["seconds"]) for r in api) == sorted((r["emotion"], r["seconds"]) for r in view_weekly)
+    assert sorted((r["emotion"], r["seconds"]) for r in api) == sorted(
+        (r["emotion"], r["seconds"]) for r in view_weekly
+    )
     bad = requests.get(f"{url}/v1/stats/emotions", headers=headers, params={"grain": "year"}, timeout=30)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_filter"

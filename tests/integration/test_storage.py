@@ -1,4 +1,5 @@
 """S3 storage against the real S3-protocol server: multipart writes, ranged and seekable reads."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,10 +34,9 @@ def test_multipart_writer_round_trip(settings):
 
 def test_aborted_upload_leaves_nothing(settings):
     storage = Storage(settings)
-    with pytest.raises(RuntimeError):
-        with storage.writer("tests/aborted.bin") as writer:
-            writer.write(os.urandom(PART_SIZE + 1))
-            raise RuntimeError("client went away")
+    with pytest.raises(RuntimeError), storage.writer("tests/aborted.bin") as writer:
+        writer.write(os.urandom(PART_SIZE + 1))
+        raise RuntimeError("client went away")
     assert not storage.exists("tests/aborted.bin")
     uploads = storage.client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", [])
     assert not [u for u in uploads if u["Key"] == "tests/aborted.bin"]
@@ -66,8 +66,14 @@ def test_pcm_chunks_read_back_as_one_stream(settings):
         assert writer.readable_bytes == (i + len(data[i : i + 700_001])) // CHUNK_BYTES * CHUNK_BYTES
     assert writer.finish() == len(data)
     assert [key for key, _ in storage.objects(pcm_prefix(job))] == [chunk_key(job, n) for n in range(3)]
-    for start, end in [(0, 10), (CHUNK_BYTES - 4, CHUNK_BYTES + 4), (10, 2 * CHUNK_BYTES + 10), (len(data) - 9, len(data)),
-                       (CHUNK_BYTES, 2 * CHUNK_BYTES), (5, 5)]:
+    for start, end in [
+        (0, 10),
+        (CHUNK_BYTES - 4, CHUNK_BYTES + 4),
+        (10, 2 * CHUNK_BYTES + 10),
+        (len(data) - 9, len(data)),
+        (CHUNK_BYTES, 2 * CHUNK_BYTES),
+        (5, 5),
+    ]:
         assert read_pcm(storage, job, start, end) == data[start:end], (start, end)
     writer.abort()
     assert not list(storage.objects(pcm_prefix(job)))

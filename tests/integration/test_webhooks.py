@@ -1,4 +1,5 @@
 """Webhooks to a real local HTTP receiver: signed, retried with backoff, recorded, queryable."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,12 @@ def test_done_webhook_is_signed_and_recorded(stack, api_key, finished_job, recei
     assert not verify(secret, hit["headers"][SIGNATURE_HEADER], body + b" ")
     assert not verify("whsec_wrong", hit["headers"][SIGNATURE_HEADER], body)
     event = json.loads(body)
-    assert event["event"] == "job.done" and event["job"]["id"] == finished_job["id"] and event["job"]["status"] == "done"
-    log = requests.get(f"{stack['url']}/v1/jobs/{finished_job['id']}/webhooks", headers=auth(api_key), timeout=30).json()
+    assert (
+        event["event"] == "job.done" and event["job"]["id"] == finished_job["id"] and event["job"]["status"] == "done"
+    )
+    log = requests.get(
+        f"{stack['url']}/v1/jobs/{finished_job['id']}/webhooks", headers=auth(api_key), timeout=30
+    ).json()
     (delivery,) = log["deliveries"]
     assert delivery["state"] == "delivered" and delivery["event"] == "job.done"
     assert [a["status_code"] for a in delivery["attempts"]] == [200]
@@ -34,8 +39,11 @@ def test_done_webhook_is_signed_and_recorded(stack, api_key, finished_job, recei
 def test_failed_job_webhook_retries_until_delivered(stack, api_key, receiver):
     receiver.failures["/flaky"] = 2
     resp = requests.post(
-        f"{stack['url']}/v1/jobs", headers=auth(api_key), files={"file": ("notes.wav", b"meeting notes\n" * 40)},
-        data={"callback_url": f"{receiver.url}/flaky", "force": "true"}, timeout=30,
+        f"{stack['url']}/v1/jobs",
+        headers=auth(api_key),
+        files={"file": ("notes.wav", b"meeting notes\n" * 40)},
+        data={"callback_url": f"{receiver.url}/flaky", "force": "true"},
+        timeout=30,
     )
     job_id = resp.json()["id"]
     hits = receiver.wait_for("/flaky", 3, timeout=90)
@@ -43,7 +51,9 @@ def test_failed_job_webhook_retries_until_delivered(stack, api_key, receiver):
     assert all(e["event"] == "job.failed" and e["job"]["error"]["code"] == "undecodable_audio" for e in events)
     deadline_log = None
     for _ in range(50):
-        deadline_log = requests.get(f"{stack['url']}/v1/jobs/{job_id}/webhooks", headers=auth(api_key), timeout=30).json()
+        deadline_log = requests.get(
+            f"{stack['url']}/v1/jobs/{job_id}/webhooks", headers=auth(api_key), timeout=30
+        ).json()
         if deadline_log["deliveries"] and deadline_log["deliveries"][0]["state"] != "pending":
             break
         __import__("time").sleep(0.2)
@@ -56,8 +66,11 @@ def test_failed_job_webhook_retries_until_delivered(stack, api_key, receiver):
 def test_unreachable_receiver_gives_up_after_max_attempts(stack, api_key, settings):
     url = "http://127.0.0.1:9/unreachable"  # discard port: connection refused
     resp = requests.post(
-        f"{stack['url']}/v1/jobs", headers=auth(api_key), files={"file": ("notes.wav", b"not audio\n" * 40)},
-        data={"callback_url": url, "force": "true"}, timeout=30,
+        f"{stack['url']}/v1/jobs",
+        headers=auth(api_key),
+        files={"file": ("notes.wav", b"not audio\n" * 40)},
+        data={"callback_url": url, "force": "true"},
+        timeout=30,
     )
     job_id = resp.json()["id"]
     for _ in range(200):

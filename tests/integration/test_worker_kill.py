@@ -3,6 +3,7 @@ of a multi-segment job. Its unacknowledged message would come back only after th
 visibility timeout (hours), so the janitor (celery beat in the CPU worker, with short deadlines here)
 must notice the dead task and send it again. A new worker then finishes the job: every segment has
 exactly one result of each kind, and the transcript equals that of an undisturbed run."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,14 @@ def chaos(base_settings, tmp_path_factory) -> Iterator[dict]:
     running the janitor every second, presuming a started task dead after 6 s."""
     # Short segments in small batches, so the job has dozens of tasks and a test can catch it in
     # the middle (the default merging makes the recording six segments in three batches).
-    overrides = {"batch_speech_s": 3.0, "max_segment_s": 4.0, "merge_length_s": 0.0, "janitor_interval_s": 1.0,
-                 "janitor_stale_s": 6.0, "janitor_lost_s": 3.0}
+    overrides = {
+        "batch_speech_s": 3.0,
+        "max_segment_s": 4.0,
+        "merge_length_s": 0.0,
+        "janitor_interval_s": 1.0,
+        "janitor_stale_s": 6.0,
+        "janitor_lost_s": 3.0,
+    }
     with isolated_settings(base_settings, **overrides) as cfg:
         procs = Processes()
         env = settings_env(cfg)
@@ -54,7 +61,9 @@ def recording(tmp_path_factory) -> Path:
     """The sample three times over, 2 s apart: about 90 s, dozens of batch tasks."""
     samples, rate = read_wav(SAMPLE)
     gap = np.zeros(2 * rate, dtype=np.float32)
-    return encode(np.concatenate([samples, gap, samples, gap, samples]), rate, tmp_path_factory.mktemp("rec") / "three.wav", "wav")
+    return encode(
+        np.concatenate([samples, gap, samples, gap, samples]), rate, tmp_path_factory.mktemp("rec") / "three.wav", "wav"
+    )
 
 
 def _task_counts(cfg, job_id: str) -> tuple[int, int, int]:
@@ -146,7 +155,10 @@ def test_killed_model_worker_loses_and_duplicates_nothing(chaos, recording) -> N
     (ARTIFACTS / "chaos-transcripts.txt").write_bytes(disturbed + b"\n=====\n" + undisturbed)
     with session_scope(cfg.database_url) as s:
         texts = {
-            str(j): [t for (t,) in s.execute(select(Segment.text).where(Segment.job_id == uuid.UUID(j)).order_by(Segment.idx))]
+            str(j): [
+                t
+                for (t,) in s.execute(select(Segment.text).where(Segment.job_id == uuid.UUID(j)).order_by(Segment.idx))
+            ]
             for j in (job_id, again["id"])
         }
     assert texts[job_id] == texts[again["id"]]
@@ -165,8 +177,13 @@ def test_sigterm_lets_a_model_worker_finish_its_task_and_exit(chaos, recording) 
     worker.send_signal(signal.SIGTERM)
     worker.wait(timeout=60)
     with session_scope(cfg.database_url) as s:
-        rows = {(r.batch_idx, r.kind): r for r in s.execute(select(JobTask).where(JobTask.job_id == uuid.UUID(job_id))).scalars()}
-    assert all(rows[k].done_at is not None and rows[k].attempts == 1 for k in in_hand), "the task in hand was not finished"
+        rows = {
+            (r.batch_idx, r.kind): r
+            for r in s.execute(select(JobTask).where(JobTask.job_id == uuid.UUID(job_id))).scalars()
+        }
+    assert all(rows[k].done_at is not None and rows[k].attempts == 1 for k in in_hand), (
+        "the task in hand was not finished"
+    )
     assert any(r.done_at is None for r in rows.values()), "the worker kept taking work after SIGTERM"
 
     replacement = procs.start("chaos-model-4", celery_cmd("chaos-model-4", "asr,embed,emotion"), env)
@@ -182,7 +199,8 @@ def test_poison_segments_fail_alone_and_the_job_ends_partial(chaos, recording) -
     cfg, procs, env = chaos["settings"], chaos["procs"], chaos["env"]
     client = _client(chaos, "chaos-poison")
     worker = procs.start(
-        "chaos-model-5", celery_cmd("chaos-model-5", "asr,embed,emotion"),
+        "chaos-model-5",
+        celery_cmd("chaos-model-5", "asr,embed,emotion"),
         {**env, "HARK_FAULT_INJECTION": "asr:raise@2,embed:crash@4"},
     )
     procs.wait_for_log("chaos-model-5", "ready.")
@@ -196,10 +214,19 @@ def test_poison_segments_fail_alone_and_the_job_ends_partial(chaos, recording) -
     assert "injected fault" in failed[2]["asr"]
     assert "worker died" in failed[4]["embed"]
     with session_scope(cfg.database_url) as s:
-        segments = s.execute(select(Segment).where(Segment.job_id == uuid.UUID(job["id"])).order_by(Segment.idx)).scalars().all()
+        segments = (
+            s.execute(select(Segment).where(Segment.job_id == uuid.UUID(job["id"])).order_by(Segment.idx))
+            .scalars()
+            .all()
+        )
         assert segments[2].text is None
         assert all(g.text is not None for g in segments if g.idx != 2)  # a result, if only "" for a breath
-        embedded = {sid for (sid,) in s.execute(text("SELECT DISTINCT segment_id FROM embeddings WHERE job_id = :j"), {"j": job["id"]})}
+        embedded = {
+            sid
+            for (sid,) in s.execute(
+                text("SELECT DISTINCT segment_id FROM embeddings WHERE job_id = :j"), {"j": job["id"]}
+            )
+        }
         assert segments[4].id not in embedded
         assert all(g.id in embedded for g in segments if g.idx != 4 and g.end_s - g.start_s >= 1.0)
     assert client.transcript(job["id"], "txt")

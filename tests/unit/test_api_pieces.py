@@ -1,8 +1,9 @@
 """Small pure pieces of the API: webhook signatures, list cursors, callback URL checks."""
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -21,15 +22,23 @@ def test_signature_round_trip_and_tamper():
 def test_cursor_round_trip_and_rejects_garbage():
     from web.job_actions import decode_cursor, encode_cursor
 
-    when, jid = datetime(2026, 11, 23, 7, 0, 1, 123456, tzinfo=timezone.utc), uuid.uuid4()
+    when, jid = datetime(2026, 11, 23, 7, 0, 1, 123456, tzinfo=UTC), uuid.uuid4()
     assert decode_cursor(encode_cursor(when, jid)) == (when, jid)
     with pytest.raises(ApiError) as err:
         decode_cursor("bm90IGpzb24")
     assert err.value.code == "invalid_cursor"
 
 
-@pytest.mark.parametrize("url,ok", [("https://example.org/hook", True), ("http://10.0.0.1:8080/x", True),
-                                    ("ftp://example.org/", False), ("/relative", False), ("https://", False)])
+@pytest.mark.parametrize(
+    "url,ok",
+    [
+        ("https://example.org/hook", True),
+        ("http://10.0.0.1:8080/x", True),
+        ("ftp://example.org/", False),
+        ("/relative", False),
+        ("https://", False),
+    ],
+)
 def test_callback_url_validation(url, ok):
     from web.job_requests import parse_callback_url
 

@@ -1,4 +1,5 @@
 """Decoding every common format to canonical PCM, and clear reason codes for broken files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,7 +37,9 @@ def test_canonical_wav_passes_through_unchanged(tmp_path, monkeypatch):
 
     resampled: list[bool] = []  # one entry per call: True for a frame, False for the final flush
     original = av.AudioResampler.resample
-    monkeypatch.setattr(av.AudioResampler, "resample", lambda self, f: resampled.append(f is not None) or original(self, f))
+    monkeypatch.setattr(
+        av.AudioResampler, "resample", lambda self, f: resampled.append(f is not None) or original(self, f)
+    )
     samples = np.random.default_rng(3).integers(-20000, 20000, 16000 * 5 + 123).astype(np.int16)
     soundfile.write(tmp_path / "c.wav", samples, 16000, subtype="PCM_16")
     pcm = np.concatenate(list(decode_stream(str(tmp_path / "c.wav"), block_samples=16000)))

@@ -1,5 +1,6 @@
 """Hostile and broken recordings: each is refused quickly with its own reason code, or decoded
 correctly; none may read gigabytes, exhaust memory or run without a time limit."""
+
 from __future__ import annotations
 
 import io

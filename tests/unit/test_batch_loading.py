@@ -1,4 +1,5 @@
 """A model task's audio fetch: one ranged GET per run of nearby segments (the S3 boundary faked)."""
+
 from __future__ import annotations
 
 import uuid

@@ -1,4 +1,5 @@
 """Speaker count estimation and labelling on synthetic embeddings with known speakers."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,9 @@ def blobs(k: int, per: int, dim: int = 64, spread: float = 0.25, seed: int = 0) 
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(k, dim))
     labels = np.repeat(np.arange(k), per)
-    x = centres[labels] + spread * rng.normal(size=(k * per, dim)) * np.linalg.norm(centres, axis=1).mean() / np.sqrt(dim)
+    x = centres[labels] + spread * rng.normal(size=(k * per, dim)) * np.linalg.norm(centres, axis=1).mean() / np.sqrt(
+        dim
+    )
     return x, labels
 
 

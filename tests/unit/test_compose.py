@@ -2,6 +2,7 @@
 infra/test.sh installs), and consistent with the code — every queue has a worker, the GPU worker
 reserves an NVIDIA device and mounts the model directories, migrations run once before the app,
 one beat runs the janitor, and every HARK_* variable is a real setting."""
+
 from __future__ import annotations
 
 import shutil
@@ -48,6 +49,6 @@ def test_gpu_worker_migrations_and_settings() -> None:
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     known = {"HARK_" + f.name.upper() for f in fields(Settings)}
     for name, svc in services.items():
-        for var in (svc.get("environment") or {}):
+        for var in svc.get("environment") or {}:
             if var.startswith("HARK_"):
                 assert var in known, f"{name} sets unknown {var}"

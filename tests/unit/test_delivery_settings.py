@@ -1,4 +1,5 @@
 """The broker settings that make redelivery correct, as the Celery app is really configured."""
+
 from __future__ import annotations
 
 from hark.queues import make_celery

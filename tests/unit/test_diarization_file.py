@@ -1,5 +1,6 @@
 """Clustering saved ahead of reduce: the file round trip, its fingerprint, and reduce's choice
 between the saved outcome and its own clustering (the S3 boundary faked)."""
+
 from __future__ import annotations
 
 import uuid
@@ -18,7 +19,9 @@ def inputs():
     """Two voices, 40 windows each, in two segments."""
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=256), rng.normal(size=256)
-    vectors = np.concatenate([a + 0.2 * rng.normal(size=(40, 256)), b + 0.2 * rng.normal(size=(40, 256))]).astype(np.float32)
+    vectors = np.concatenate([a + 0.2 * rng.normal(size=(40, 256)), b + 0.2 * rng.normal(size=(40, 256))]).astype(
+        np.float32
+    )
     starts = np.concatenate([np.arange(40) * 0.25, 20 + np.arange(40) * 0.25])
     spans = [(0.0, 11.0), (20.0, 31.0)]
     speech = SpeechProbabilities(np.full(1000, 0.9, dtype=np.float32), 0.032)

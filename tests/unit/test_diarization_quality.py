@@ -2,6 +2,7 @@
 the worker's own VAD, speaker engine and resegmentation in this process. Speaker count is estimated;
 DER (collar 0, overlap scored) is bounded a little above what bench/diarize_offline.py measured,
 so a regression fails CI."""
+
 from __future__ import annotations
 
 import sys
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from diarize_offline import SAMPLE, diarize, embed, read_rttm  # noqa: E402
+
 from tests.der import der, der_parts  # noqa: E402
 
 
@@ -34,8 +36,9 @@ def test_sample_two_speakers_found_and_der_bounded():
 
 
 def test_generated_four_speaker_meeting(tmp_path):
-    from hark.settings import Settings
     from synth import require_espeak, synth_meeting
+
+    from hark.settings import Settings
 
     try:
         require_espeak()
@@ -53,8 +56,9 @@ def test_generated_four_speaker_meeting(tmp_path):
 def test_one_voice_stays_one_speaker(tmp_path):
     """Centring removes what one voice has in common, so without the one-voice check a monologue
     came out as a dozen speakers."""
-    from hark.settings import Settings
     from synth import synth_meeting
+
+    from hark.settings import Settings
 
     cfg = Settings()
     wav = tmp_path / "monologue.wav"

@@ -1,5 +1,6 @@
 """The engine interface: what engines declare, length-sorted batching, job options handed to
 engines, model directory checks, and which kinds of work a job plans."""
+
 from __future__ import annotations
 
 import random
@@ -10,7 +11,12 @@ from hark.queues import MODEL_KINDS
 from hark.settings import Settings
 from worker.engines import REGISTRY, check_engines, engine_class
 from worker.engines.base import (
-    OUTPUTS, ModelDirMissing, length_batches, require_model_dir, run_by_length, run_engine,
+    OUTPUTS,
+    ModelDirMissing,
+    length_batches,
+    require_model_dir,
+    run_by_length,
+    run_engine,
 )
 from worker.tasks.common import planned_kinds
 
@@ -81,7 +87,10 @@ def test_require_model_dir_names_path_and_setting(tmp_path) -> None:
         require_model_dir(tmp_path, "HARK_X_DIR", ["config.yaml", "model.pt", ("tokens.json", "tokens.txt")])
     (tmp_path / "model.pt").write_bytes(b"")
     (tmp_path / "tokens.txt").write_text("a\n")
-    assert require_model_dir(tmp_path, "HARK_X_DIR", ["config.yaml", "model.pt", ("tokens.json", "tokens.txt")]) == tmp_path
+    assert (
+        require_model_dir(tmp_path, "HARK_X_DIR", ["config.yaml", "model.pt", ("tokens.json", "tokens.txt")])
+        == tmp_path
+    )
     assert isinstance(ModelDirMissing("x"), FileNotFoundError)  # the infer task's permanent errors
 
 
@@ -115,16 +124,22 @@ def test_itn_job_option_is_a_validated_flag() -> None:
 
     assert parse_options({"itn": False}) == {"itn": False}
     assert parse_options({"itn": "true", "engines": {"asr": "sensevoice-small"}}) == {
-        "itn": True, "engines": {"asr": "sensevoice-small"},
+        "itn": True,
+        "engines": {"asr": "sensevoice-small"},
     }
     with pytest.raises(ApiError, match="itn must be true or false"):
         parse_options({"itn": "maybe"})
 
 
 PRODUCTION_DIRS = {
-    "sensevoice-small": "sensevoice_dir", "paraformer-large": "paraformer_dir", "campplus": "campplus_dir",
-    "emotion2vec-plus": "emotion2vec_dir", "gigaam-ctc": "gigaam_ctc_dir", "gigaam-rnnt": "gigaam_rnnt_dir",
-    "gigaam-emo": "gigaam_emo_dir", "whisper-large-v3": "whisper_large_v3_dir",
+    "sensevoice-small": "sensevoice_dir",
+    "paraformer-large": "paraformer_dir",
+    "campplus": "campplus_dir",
+    "emotion2vec-plus": "emotion2vec_dir",
+    "gigaam-ctc": "gigaam_ctc_dir",
+    "gigaam-rnnt": "gigaam_rnnt_dir",
+    "gigaam-emo": "gigaam_emo_dir",
+    "whisper-large-v3": "whisper_large_v3_dir",
 }
 
 

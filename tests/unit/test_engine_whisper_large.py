@@ -1,6 +1,7 @@
 """whisper-large-v3 on a tiny random Whisper in the real faster-whisper (CTranslate2) format with
 large-v3's vocabulary layout and 128 mel bands (tests/whisper_tiny.py), through the engine's
 production path; and the refusals that keep faster-whisper from completing a directory from a hub."""
+
 from __future__ import annotations
 
 import json

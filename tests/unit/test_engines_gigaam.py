@@ -1,6 +1,7 @@
 """GigaAM engines on tiny checkpoints in the real format (tests/gigaam_tiny.py), loaded through the
 engines' own production path: loading, padded length-sorted batches, device, output parsing, and
 agreement with the gigaam library's own decoding of each segment alone."""
+
 from __future__ import annotations
 
 import datetime
@@ -38,8 +39,11 @@ def model_dirs(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def settings(model_dirs) -> Settings:
-    return Settings(gigaam_ctc_dir=str(model_dirs["ctc"]), gigaam_rnnt_dir=str(model_dirs["rnnt"]),
-                    gigaam_emo_dir=str(model_dirs["emo"]))
+    return Settings(
+        gigaam_ctc_dir=str(model_dirs["ctc"]),
+        gigaam_rnnt_dir=str(model_dirs["rnnt"]),
+        gigaam_emo_dir=str(model_dirs["emo"]),
+    )
 
 
 def _signal(seconds: float, seed: int) -> np.ndarray:
@@ -95,8 +99,20 @@ def test_log_mel_features_match_librosa_reference() -> None:
     samples = _signal(1.1, 3)
     feats, frames = FeatureExtractor(16000, 64)(torch.from_numpy(samples)[None], torch.tensor([len(samples)]))
     ref = librosa.feature.melspectrogram(
-        y=samples.astype(np.float64), sr=16000, n_fft=400, hop_length=160, win_length=400, window="hann",
-        center=True, pad_mode="reflect", power=2.0, n_mels=64, fmin=0.0, fmax=8000.0, htk=True, norm=None,
+        y=samples.astype(np.float64),
+        sr=16000,
+        n_fft=400,
+        hop_length=160,
+        win_length=400,
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+        power=2.0,
+        n_mels=64,
+        fmin=0.0,
+        fmax=8000.0,
+        htk=True,
+        norm=None,
     )
     assert int(frames[0]) == ref.shape[1] == len(samples) // 160 + 1
     np.testing.assert_allclose(feats[0].numpy(), np.log(np.clip(ref, 1e-9, 1e9)), atol=2e-3)
@@ -172,8 +188,10 @@ def test_emotion_engine_maps_classes_keeps_raw_scores_and_pools_each_row_alone(s
     assert TO_HARK == {"angry": "angry", "sad": "sad", "neutral": "neutral", "positive": "happy"}
 
 
-@pytest.mark.parametrize("name,field", [("gigaam-ctc", "gigaam_ctc_dir"), ("gigaam-rnnt", "gigaam_rnnt_dir"),
-                                        ("gigaam-emo", "gigaam_emo_dir")])
+@pytest.mark.parametrize(
+    "name,field",
+    [("gigaam-ctc", "gigaam_ctc_dir"), ("gigaam-rnnt", "gigaam_rnnt_dir"), ("gigaam-emo", "gigaam_emo_dir")],
+)
 def test_missing_model_directory_names_the_path_and_never_downloads(name, field, tmp_path) -> None:
     missing = tmp_path / "not-provisioned"
     with pytest.raises(FileNotFoundError, match=str(missing)):
@@ -203,7 +221,9 @@ def test_checkpoints_of_the_wrong_kind_or_incomplete_are_refused(model_dirs, tmp
         _loaded("gigaam-ctc", Settings(gigaam_ctc_dir=str(tmp_path / "cut")))
     # Only tensors and OmegaConf's config classes are unpickled: anything else is refused unrun.
     (tmp_path / "odd").mkdir()
-    torch.save({"cfg": model.cfg, "state_dict": state, "extra": datetime.date(2024, 12, 13)}, tmp_path / "odd" / "x.ckpt")
+    torch.save(
+        {"cfg": model.cfg, "state_dict": state, "extra": datetime.date(2024, 12, 13)}, tmp_path / "odd" / "x.ckpt"
+    )
     with pytest.raises(ValueError, match=f"{tmp_path / 'odd' / 'x.ckpt'} is not a loadable GigaAM checkpoint"):
         _loaded("gigaam-ctc", Settings(gigaam_ctc_dir=str(tmp_path / "odd")))
     (tmp_path / "odd" / "y.ckpt").write_bytes(b"")
@@ -230,8 +250,11 @@ def test_sentencepiece_checkpoint_uses_the_tokenizer_file_in_its_directory(tmp_p
     torch.manual_seed(1)
     cfg = OmegaConf.create(build_model("ctc").cfg)
     cfg.head.num_classes = len(sp) + 1
-    cfg.decoding = {"_target_": "gigaam.decoding.CTCGreedyDecoding", "vocabulary": [],
-                    "model_path": str(model_dir / "v1_rnnt_tokenizer.model")}
+    cfg.decoding = {
+        "_target_": "gigaam.decoding.CTCGreedyDecoding",
+        "vocabulary": [],
+        "model_path": str(model_dir / "v1_rnnt_tokenizer.model"),
+    }
     model = gigaam_model_module().GigaAMASR(cfg)
     cfg.decoding.model_path = "/where/it/was/trained/tokenizer.model"  # the engine must not use this
     torch.save({"cfg": cfg, "state_dict": model.state_dict()}, model_dir / "v1_ctc.ckpt")

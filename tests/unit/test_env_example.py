@@ -1,4 +1,5 @@
 """.env.example claims to list every setting with its default: it does, and the values are the defaults."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """The FunASR engines on tiny checkpoints in their published on-disk formats (tests/funasr_checkpoints.py),
 loaded through the engines' own production path (model directory → funasr's loader) with the
 network cut off: loading, device placement, length-sorted batching and order, output parsing."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -12,8 +13,15 @@ import pytest
 from hark.settings import Settings
 from tests.conftest import refuse_network
 from tests.funasr_checkpoints import (
-    HISS_ANSWER, VOICED_ANSWER, build_campplus, build_emotion2vec, build_paraformer, build_punc, build_sensevoice,
-    noise, tone,
+    HISS_ANSWER,
+    VOICED_ANSWER,
+    build_campplus,
+    build_emotion2vec,
+    build_paraformer,
+    build_punc,
+    build_sensevoice,
+    noise,
+    tone,
 )
 from worker.engines.base import ModelDirMissing, SegmentAudio, run_engine
 from worker.engines.funasr_models import model_device
@@ -42,8 +50,10 @@ def dirs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def cfg(dirs) -> Settings:
     return Settings(
-        sensevoice_dir=str(dirs["sensevoice"]), paraformer_dir=str(dirs["paraformer"]),
-        paraformer_punc_dir=str(dirs["punc"]), campplus_dir=str(dirs["campplus"]),
+        sensevoice_dir=str(dirs["sensevoice"]),
+        paraformer_dir=str(dirs["paraformer"]),
+        paraformer_punc_dir=str(dirs["punc"]),
+        campplus_dir=str(dirs["campplus"]),
         emotion2vec_dir=str(dirs["emotion2vec"]),
         funasr_batch_s=4.0,  # small, so a batch of a few seconds needs several padded passes
     )
@@ -54,7 +64,9 @@ def segments(kinds_seconds: list[tuple[str, float]]) -> list[SegmentAudio]:
     out, start = [], 3.0
     for i, (kind, seconds) in enumerate(kinds_seconds):
         samples = (tone if kind == "voiced" else noise)(seconds, seed=50 + i)
-        out.append(SegmentAudio(segment_id=900 - 7 * i, idx=i, start_s=start, end_s=round(start + seconds, 3), samples=samples))
+        out.append(
+            SegmentAudio(segment_id=900 - 7 * i, idx=i, start_s=start, end_s=round(start + seconds, 3), samples=samples)
+        )
         start = round(start + seconds + 0.5, 3)
     return out
 
@@ -94,22 +106,35 @@ def check_batches(calls: list[list[float]], batch: list[SegmentAudio], limit: fl
 # ---- SenseVoice ------------------------------------------------------------------------------
 
 REAL_TAGS = [
-    ("<|en|><|HAPPY|><|Speech|><|withitn|>Hello there.",
-     dict(text="Hello there.", language="en", emotion="happy", events=[], itn=True, speech=True)),
-    ("<|zh|><|NEUTRAL|><|Speech|><|woitn|>欢迎大家来体验达摩院推出的语音识别模型",
-     dict(text="欢迎大家来体验达摩院推出的语音识别模型", language="zh", emotion="neutral", events=[], itn=False)),
-    ("<|en|><|EMO_UNKNOWN|><|Laughter|><|woitn|>ha ha that was good",
-     dict(text="ha ha that was good", language="en", emotion=None, events=["laughter"], itn=False)),
-    ("<|nospeech|><|EMO_UNKNOWN|><|Event_UNK|><|woitn|>",
-     dict(text="", language=None, emotion=None, events=[], itn=False, speech=False)),
-    ("<|yue|><|SAD|><|BGM|><|withitn|>我哋今日去边度？",
-     dict(text="我哋今日去边度？", language="yue", emotion="sad", events=["bgm"], itn=True)),
-    ("<|ja|><|ANGRY|><|Applause|><|withitn|>ありがとうございました。",
-     dict(language="ja", emotion="angry", events=["applause"])),
-    ("<|ko|><|SURPRISED|><|Cry|><|woitn|>정말요",
-     dict(language="ko", emotion="surprised", events=["cry"])),
-    ("<|en|><|FEARFUL|><|Cough|><|withitn|>Sorry.<|Sneeze|> Excuse me.",
-     dict(text="Sorry. Excuse me.", emotion="fearful", events=["cough", "sneeze"])),
+    (
+        "<|en|><|HAPPY|><|Speech|><|withitn|>Hello there.",
+        dict(text="Hello there.", language="en", emotion="happy", events=[], itn=True, speech=True),
+    ),
+    (
+        "<|zh|><|NEUTRAL|><|Speech|><|woitn|>欢迎大家来体验达摩院推出的语音识别模型",
+        dict(text="欢迎大家来体验达摩院推出的语音识别模型", language="zh", emotion="neutral", events=[], itn=False),
+    ),
+    (
+        "<|en|><|EMO_UNKNOWN|><|Laughter|><|woitn|>ha ha that was good",
+        dict(text="ha ha that was good", language="en", emotion=None, events=["laughter"], itn=False),
+    ),
+    (
+        "<|nospeech|><|EMO_UNKNOWN|><|Event_UNK|><|woitn|>",
+        dict(text="", language=None, emotion=None, events=[], itn=False, speech=False),
+    ),
+    (
+        "<|yue|><|SAD|><|BGM|><|withitn|>我哋今日去边度？",
+        dict(text="我哋今日去边度？", language="yue", emotion="sad", events=["bgm"], itn=True),
+    ),
+    (
+        "<|ja|><|ANGRY|><|Applause|><|withitn|>ありがとうございました。",
+        dict(language="ja", emotion="angry", events=["applause"]),
+    ),
+    ("<|ko|><|SURPRISED|><|Cry|><|woitn|>정말요", dict(language="ko", emotion="surprised", events=["cry"])),
+    (
+        "<|en|><|FEARFUL|><|Cough|><|withitn|>Sorry.<|Sneeze|> Excuse me.",
+        dict(text="Sorry. Excuse me.", emotion="fearful", events=["cough", "sneeze"]),
+    ),
     ("<|en|><|DISGUSTED|><|Breath|><|woitn|>ugh", dict(emotion="disgusted", events=["breath"])),
 ]
 
@@ -209,6 +234,7 @@ def test_sensevoice_transcribes_without_word_timings_when_alignment_fails(cfg, m
 
 # ---- Paraformer + punctuation ----------------------------------------------------------------
 
+
 def test_paraformer_with_punctuation_batches_and_keeps_order(cfg, monkeypatch) -> None:
     import worker.engines.asr_paraformer as module
 
@@ -249,12 +275,22 @@ def test_punctuation_is_attached_to_word_timings() -> None:
     pieces = units("欢 迎 大 家 hello world 你 好")
     assert pieces == ["欢", "迎", "大", "家", "hello", "world", "你", "好"]
     assert join_units(pieces) == "欢迎大家hello world你好"
-    assert attach_punctuation(pieces, "欢迎，大家hello world.你好。") == ["欢", "迎，", "大", "家", "hello", " world.", "你", "好。"]
+    assert attach_punctuation(pieces, "欢迎，大家hello world.你好。") == [
+        "欢",
+        "迎，",
+        "大",
+        "家",
+        "hello",
+        " world.",
+        "你",
+        "好。",
+    ]
     assert attach_punctuation(["so", "we", "start"], "So, we start.") == ["So,", " we", " start."]
     assert attach_punctuation(["a", "b"], "x a b") is None
 
 
 # ---- CAM++ -----------------------------------------------------------------------------------
+
 
 def test_campplus_windows_match_resemblyzer_and_batching_keeps_order(cfg) -> None:
     from worker.engines.speaker_campplus import CamPlusSpeaker
@@ -305,6 +341,7 @@ def _resemblyzer_windows(engine, seg):  # type: ignore[no-untyped-def]
 
 
 # ---- emotion2vec+ ----------------------------------------------------------------------------
+
 
 def test_emotion2vec_scores_labels_and_order(cfg, monkeypatch) -> None:
     import worker.engines.emotion_emotion2vec as module

@@ -1,6 +1,7 @@
 """The Kubernetes manifests in infra/k8s: valid against the Kubernetes API schemas (kubernetes-validate
 ships them, so no cluster is needed), and consistent with the code — every queue Hark routes work to
 has a worker pool consuming it and a KEDA trigger scaling that pool, GPU work lands on GPU nodes."""
+
 from __future__ import annotations
 
 import shlex
@@ -72,7 +73,9 @@ SCALED_OBJECT = {
 
 
 @pytest.mark.parametrize(
-    "doc", [d for d in _resources() if not d["apiVersion"].startswith(KEDA)], ids=lambda d: f"{d['kind']}/{d['metadata']['name']}"
+    "doc",
+    [d for d in _resources() if not d["apiVersion"].startswith(KEDA)],
+    ids=lambda d: f"{d['kind']}/{d['metadata']['name']}",
 )
 def test_core_objects_are_valid_kubernetes(doc: dict) -> None:
     kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
@@ -103,8 +106,11 @@ def test_every_routed_queue_has_a_consuming_pool_and_a_scaler() -> None:
 
 
 def test_exactly_one_beat_runs_the_janitor() -> None:
-    beats = [d for d in _by_kind("Deployment").values()
-             if "beat" in d["spec"]["template"]["spec"]["containers"][0]["command"]]
+    beats = [
+        d
+        for d in _by_kind("Deployment").values()
+        if "beat" in d["spec"]["template"]["spec"]["containers"][0]["command"]
+    ]
     assert len(beats) == 1 and beats[0]["spec"]["replicas"] == 1
     assert beats[0]["spec"]["strategy"]["type"] == "Recreate"
 

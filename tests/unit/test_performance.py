@@ -1,5 +1,6 @@
 """The parts behind issue 8's speed-ups: stage clocks, Whisper clip packing and estimated word
 times, per-process thread counts, and the batched VAD giving the per-frame model's answer."""
+
 from __future__ import annotations
 
 import time
@@ -64,8 +65,8 @@ def test_threads_are_shared_among_pool_processes():
 
 
 def test_batched_vad_gives_the_per_frame_models_probabilities():
-    from silero_vad import load_silero_vad
     import torch
+    from silero_vad import load_silero_vad
 
     from tests.audiofiles import read_wav
     from worker.engines.vad_silero import FRAME, SileroVad
@@ -109,7 +110,6 @@ def three_voices():
     return segments, sentences
 
 
-
 def test_vad_in_its_own_thread_gives_the_same_probabilities():
     from tests.audiofiles import read_wav
     from worker.engines.vad_silero import SileroVad
@@ -144,6 +144,7 @@ def test_a_vad_failure_reaches_the_task_and_the_thread_ends():
         vad.finish()
     vad.stop()
     assert not vad._thread.is_alive()
+
 
 @pytest.mark.parametrize("word_timestamps", [True, False])
 def test_packed_clip_gives_each_segment_its_own_words(three_voices, word_timestamps):
@@ -186,7 +187,9 @@ def test_cpu_vendor_from_cpuinfo_sets_clips_per_pass(tmp_path):
     from worker.engines.asr_whisper import default_batch_size
 
     intel, amd = tmp_path / "intel", tmp_path / "amd"
-    intel.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu avx2\n\nprocessor\t: 1\nvendor_id\t: Other\n")
+    intel.write_text(
+        "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu avx2\n\nprocessor\t: 1\nvendor_id\t: Other\n"
+    )
     amd.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2\n")
     assert read_vendor(intel) == "GenuineIntel" and read_vendor(amd) == "AuthenticAMD"
     assert read_vendor(tmp_path / "missing") == ""
@@ -211,7 +214,6 @@ def test_batched_clips_give_the_one_at_a_time_transcript(three_voices):
     assert [[w["word"] for w in r.words] for r in results[8]] == [[w["word"] for w in r.words] for r in results[1]]
 
 
-
 def test_clipwise_encoder_and_aligner_give_the_batched_words(three_voices):
     """On a CPU the encoder and the word aligner run one clip at a time while the decoder takes
     the batch: the words and their times must be what fully batched calls give."""
@@ -224,7 +226,9 @@ def test_clipwise_encoder_and_aligner_give_the_batched_words(three_voices):
     engine.load(Settings(asr_clip_s=5.0, asr_batch_size=8, torch_threads=1))
     clipwise = engine.run(segments)
     engine.pipeline = BatchedInferencePipeline(
-        model=WhisperModel(str(engine.model_dir()), device="cpu", compute_type="int8", cpu_threads=1, local_files_only=True)
+        model=WhisperModel(
+            str(engine.model_dir()), device="cpu", compute_type="int8", cpu_threads=1, local_files_only=True
+        )
     )
     batched = engine.run(segments)
     assert all(r.words for r in clipwise)

@@ -1,4 +1,5 @@
 """Small pure parts: job state machine, batch planning, exports, utterance assembly, lexicon."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,10 @@ import pytest
 
 from hark.exports import render
 from hark.jobstate import FINAL, PREDECESSORS
+from hark.settings import Settings
 from worker.assemble import SegmentView, Turn, build_utterances, speaker_stats
 from worker.engines.emotion_lexicon import LexiconEmotion
 from worker.tasks.prepare import plan_batches
-from hark.settings import Settings
 
 
 def test_state_machine_moves_forward_only():

@@ -1,6 +1,7 @@
 """Resegmentation: turns follow the evidence and ignore blips, cover the VAD segments (or, with the
 VAD's frame probabilities, the speech in them), and overlap is marked where speakers change with no
 pause."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -73,7 +74,10 @@ def test_fixed_count_and_no_windows():
     found = diarize([(0.0, 11.0)], starts, starts + 1.0, vectors, ClusterOptions(num_speakers=1))
     assert {t.speaker for t in found.turns} == {"SPEAKER_00"}
     empty = diarize([(1.0, 1.2), (2.0, 2.3)], np.zeros(0), np.zeros(0), np.zeros((0, 16), dtype=np.float32))
-    assert [(t.start_s, t.end_s, t.speaker) for t in empty.turns] == [(1.0, 1.2, "SPEAKER_00"), (2.0, 2.3, "SPEAKER_00")]
+    assert [(t.start_s, t.end_s, t.speaker) for t in empty.turns] == [
+        (1.0, 1.2, "SPEAKER_00"),
+        (2.0, 2.3, "SPEAKER_00"),
+    ]
 
 
 def test_smoothing_stays_inside_segments():
@@ -140,5 +144,6 @@ def test_overlap_needs_two_real_turns_back_to_back():
     # A 0.3 s "turn" is more likely a confusion than a voice; a change after a pause is no overlap.
     assert _overlaps_at_changes(turns, 0.15) == []
     assert _overlaps_at_changes([Turn(0.0, 2.0, "A"), Turn(2.0, 4.0, "B")], 0.15) == [
-        Turn(1.85, 2.0, "B"), Turn(2.0, 2.15, "A"),
+        Turn(1.85, 2.0, "B"),
+        Turn(2.0, 2.15, "A"),
     ]

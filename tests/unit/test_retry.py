@@ -1,4 +1,5 @@
 """Retry spacing of job tasks: exponential, capped, never immediate (equal jitter)."""
+
 from __future__ import annotations
 
 import random

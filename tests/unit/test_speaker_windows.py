@@ -1,5 +1,6 @@
 """Resemblyzer's speaker windows: one LSTM pass per window by default, or read off shared passes
 (`speaker_pass_s`); either way every vector is what GE2E gives for the audio its pass heard."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,10 @@ SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.wav"
 def segments() -> list[SegmentAudio]:
     pcm, rate = soundfile.read(str(SAMPLE), dtype="float32")
     spans = [(0.6, 5.55), (6.0, 6.3), (7.0, 7.8), (9.2, 12.95)]  # long, too short, one window, long
-    return [SegmentAudio(segment_id=i, idx=i, start_s=a, end_s=b, samples=pcm[int(a * rate) : int(b * rate)])
-            for i, (a, b) in enumerate(spans)]
+    return [
+        SegmentAudio(segment_id=i, idx=i, start_s=a, end_s=b, samples=pcm[int(a * rate) : int(b * rate)])
+        for i, (a, b) in enumerate(spans)
+    ]
 
 
 def engine(pass_s: float) -> ResemblyzerSpeaker:
@@ -65,8 +68,9 @@ def test_a_window_per_pass_is_ge2e_on_the_window(segments):
 def test_shared_passes_give_the_same_windows_for_less_lstm_work(segments):
     own, shared = engine(0.0), engine(1.0)
     per_window, per_pass = own.run(segments), shared.run(segments)
-    assert [[(w.start_s, w.end_s) for w in r.windows] for r in per_pass] == \
-           [[(w.start_s, w.end_s) for w in r.windows] for r in per_window]
+    assert [[(w.start_s, w.end_s) for w in r.windows] for r in per_pass] == [
+        [(w.start_s, w.end_s) for w in r.windows] for r in per_window
+    ]
     # Each vector is GE2E on everything its pass heard: from the last whole second before the
     # window starts (pass restarts at 0, 1, 2 … s of the segment) to the window's end.
     seg, result = segments[0], per_pass[0]

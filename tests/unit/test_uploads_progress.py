@@ -1,9 +1,10 @@
 """Pure parts of direct uploads, batches and progress: part planning, inbox rules, batch status,
 and the progress/ETA arithmetic."""
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -49,26 +50,49 @@ def job(status: str, **kw) -> Job:  # type: ignore[no-untyped-def]
 
 
 def test_prepare_progress_and_eta_from_decode_rate():
-    now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     j = job("preparing", declared_duration_s=36000.0, decoded_s=3600.0, stage_started_at=now - timedelta(seconds=60))
     p = job_progress(j, TaskCounts(), now)
     assert p.audio_s_done == 3600.0 and p.audio_s_total == 36000.0
     assert p.fraction == pytest.approx(0.01)
     assert p.eta_s == pytest.approx(540.0)  # 1 h per minute measured; 9 h to go
     # Batches already sent while decoding goes on show as they finish; the fraction follows decoding.
-    streamed = job_progress(j, TaskCounts(tasks_total=6, tasks_done=3, segments_done=4, speech_s_total=200.0, speech_s_done=100.0,
-                                          work_s_total=600.0, work_s_done=300.0), now)
+    streamed = job_progress(
+        j,
+        TaskCounts(
+            tasks_total=6,
+            tasks_done=3,
+            segments_done=4,
+            speech_s_total=200.0,
+            speech_s_done=100.0,
+            work_s_total=600.0,
+            work_s_done=300.0,
+        ),
+        now,
+    )
     assert (streamed.tasks_done, streamed.tasks_total, streamed.segments_done) == (3, 6, 4)
     assert (streamed.speech_s_done, streamed.speech_s_total) == (100.0, 200.0)
     assert streamed.fraction == p.fraction and streamed.eta_s == p.eta_s
 
 
 def test_infer_progress_counts_segments_whose_batches_are_complete():
-    now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
-    j = job("inferring", duration_s=7200.0, decoded_s=7200.0, segments_total=40,
-            stage_started_at=now - timedelta(seconds=100))
-    counts = TaskCounts(tasks_total=12, tasks_done=6, segments_done=10, speech_s_total=400.0, speech_s_done=100.0,
-                        work_s_total=1200.0, work_s_done=400.0)
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    j = job(
+        "inferring",
+        duration_s=7200.0,
+        decoded_s=7200.0,
+        segments_total=40,
+        stage_started_at=now - timedelta(seconds=100),
+    )
+    counts = TaskCounts(
+        tasks_total=12,
+        tasks_done=6,
+        segments_done=10,
+        speech_s_total=400.0,
+        speech_s_done=100.0,
+        work_s_total=1200.0,
+        work_s_done=400.0,
+    )
     p = job_progress(j, counts, now)
     assert (p.segments_done, p.segments_total, p.speech_s_done, p.speech_s_total) == (10, 40, 100.0, 400.0)
     assert p.fraction == pytest.approx(0.1 + 0.85 / 3, abs=1e-3)

@@ -1,4 +1,5 @@
 """Segment cutting from speech probabilities, and silero-vad on the real sample."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,13 @@ import numpy as np
 import pytest
 
 from hark.audio import decode_stream
-from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions, final_from_probabilities, segments_from_probabilities
+from worker.engines.vad_silero import (
+    FRAME_S,
+    SileroVad,
+    VadOptions,
+    final_from_probabilities,
+    segments_from_probabilities,
+)
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.wav"
 
@@ -76,8 +83,9 @@ def test_short_segments_are_merged_up_to_merge_length():
 
 def test_merging_never_exceeds_the_maximum_segment():
     spans = [(i * 2.0, i * 2.0 + 1.5) for i in range(30)]
-    merged = segments_from_probabilities(probs_for(spans, 60.0), 60.0,
-                                         VadOptions(pad_s=0.0, max_segment_s=10.0, merge_length_s=50.0))
+    merged = segments_from_probabilities(
+        probs_for(spans, 60.0), 60.0, VadOptions(pad_s=0.0, max_segment_s=10.0, merge_length_s=50.0)
+    )
     assert all(b - a <= 10.0 + 1e-6 for a, b in merged) and len(merged) >= 6
 
 
@@ -96,7 +104,10 @@ def _random_meeting(rng: np.random.Generator, minutes: float) -> tuple[np.ndarra
     return out, rng.normal(-2.0, 1.0, out.size).astype(np.float32)
 
 
-@pytest.mark.parametrize("options", [VadOptions(), VadOptions(merge_length_s=15.0), VadOptions(merge_length_s=4.0, max_segment_s=6.0, pad_s=0.3)])
+@pytest.mark.parametrize(
+    "options",
+    [VadOptions(), VadOptions(merge_length_s=15.0), VadOptions(merge_length_s=4.0, max_segment_s=6.0, pad_s=0.3)],
+)
 def test_final_segments_are_a_prefix_of_the_whole_segmentation(options):
     """Prepare sends model work for the segments final_from_probabilities calls final while it still
     decodes; the whole recording's segmentation must begin with exactly them, wherever decoding

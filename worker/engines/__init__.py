@@ -4,6 +4,7 @@ Each engine class says what it `produces` and `consumes` (worker.engines.base); 
 where an engine has it, verifies its local model files without loading them, so a worker refuses
 to start rather than fail on its first task.
 """
+
 from __future__ import annotations
 
 import importlib

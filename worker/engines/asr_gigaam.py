@@ -7,6 +7,7 @@ segments at speaker changes, and a confidence (geometric mean of the emitted tok
 probabilities, like Whisper's exp(avg_logprob)). Each decoder is checked against the library's own
 `decoding.decode` in the tests. GigaAM writes lower-case Russian without punctuation.
 """
+
 from __future__ import annotations
 
 import math
@@ -92,7 +93,9 @@ class _GigaAmAsr:
             start = seg.start_s + hyp.frames[group[0]] * self.frame_s
             end = min(seg.end_s, seg.start_s + (hyp.frames[group[-1]] + 1) * self.frame_s)
             p = math.exp(sum(hyp.logprobs[q] for q in group) / len(group))
-            words.append({"start": round(start, 3), "end": round(max(end, start), 3), "word": " " + text, "p": round(p, 3)})
+            words.append(
+                {"start": round(start, 3), "end": round(max(end, start), 3), "word": " " + text, "p": round(p, 3)}
+            )
         confidence = math.exp(sum(hyp.logprobs) / len(hyp.logprobs)) if hyp.logprobs else None
         return SegmentResult(
             segment_id=seg.segment_id,

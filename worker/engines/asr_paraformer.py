@@ -8,6 +8,7 @@ transcript assembly, which concatenates words, reads the punctuated text.
 
 Models load from `HARK_PARAFORMER_DIR` / `HARK_PARAFORMER_PUNC_DIR` through funasr.
 """
+
 from __future__ import annotations
 
 import re

@@ -10,6 +10,7 @@ emotion task is planned for a job that uses it (see `worker.tasks.common.planned
 
 The model loads from `HARK_SENSEVOICE_DIR` (iic/SenseVoiceSmall as published) through funasr.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,13 +30,25 @@ log = logging.getLogger("hark.engines.sensevoice")
 SETTING = "HARK_SENSEVOICE_DIR"
 EMOTION_SOURCE = "acoustic:sensevoice-small"
 EMOTIONS = {
-    "HAPPY": "happy", "SAD": "sad", "ANGRY": "angry", "NEUTRAL": "neutral",
-    "FEARFUL": "fearful", "DISGUSTED": "disgusted", "SURPRISED": "surprised",
+    "HAPPY": "happy",
+    "SAD": "sad",
+    "ANGRY": "angry",
+    "NEUTRAL": "neutral",
+    "FEARFUL": "fearful",
+    "DISGUSTED": "disgusted",
+    "SURPRISED": "surprised",
 }
 UNKNOWN_EMOTION = "EMO_UNKNOWN"
 EVENTS = {
-    "BGM": "bgm", "Applause": "applause", "Laughter": "laughter", "Cry": "cry", "Cough": "cough",
-    "Sneeze": "sneeze", "Breath": "breath", "Sing": "sing", "Speech_Noise": "speech_noise",
+    "BGM": "bgm",
+    "Applause": "applause",
+    "Laughter": "laughter",
+    "Cry": "cry",
+    "Cough": "cough",
+    "Sneeze": "sneeze",
+    "Breath": "breath",
+    "Sing": "sing",
+    "Speech_Noise": "speech_noise",
 }
 NOT_EVENTS = {"Speech", "Event_UNK", "GBG"}  # ordinary speech, or nothing recognised
 ITN_TAGS = {"withitn": True, "woitn": False}
@@ -91,9 +104,7 @@ def spaced(word: str, first: bool) -> str:
 class SenseVoiceAsr:
     name: ClassVar[str] = "sensevoice-small"
     kind: ClassVar[str] = "asr"
-    produces: ClassVar[frozenset[str]] = frozenset(
-        {"text", "language", "words", "emotion", "emotion_scores", "events"}
-    )
+    produces: ClassVar[frozenset[str]] = frozenset({"text", "language", "words", "emotion", "emotion_scores", "events"})
     consumes: ClassVar[frozenset[str]] = frozenset()
     job_options: ClassVar[frozenset[str]] = frozenset({"language", "itn"})
 
@@ -134,18 +145,25 @@ class SenseVoiceAsr:
         language = options.get("language") if options.get("language") in LANGUAGES else "auto"
         audible = [seg for seg in batch if len(seg.samples) >= MIN_SAMPLES]
         found = run_by_length(
-            audible, [len(s.samples) / SAMPLE_RATE for s in audible], self.batch_s,
+            audible,
+            [len(s.samples) / SAMPLE_RATE for s in audible],
+            self.batch_s,
             lambda segs: self._forward(segs, itn, language),
         )
         by_id = {seg.segment_id: r for seg, r in zip(audible, found)}
-        return [by_id.get(seg.segment_id) or SegmentResult(segment_id=seg.segment_id, text="", events=[]) for seg in batch]
+        return [
+            by_id.get(seg.segment_id) or SegmentResult(segment_id=seg.segment_id, text="", events=[]) for seg in batch
+        ]
 
     def _generate(self, segs: list[SegmentAudio], itn: bool, language: str, timestamps: bool) -> list[dict[str, Any]]:
         self._logits = None
         with torch.inference_mode():
             return generate(
-                self.model, [seg.samples.astype(np.float32, copy=False) for seg in segs],
-                language=language, use_itn=itn, output_timestamp=timestamps,
+                self.model,
+                [seg.samples.astype(np.float32, copy=False) for seg in segs],
+                language=language,
+                use_itn=itn,
+                output_timestamp=timestamps,
             )
 
     def _forward(self, segs: list[SegmentAudio], itn: bool, language: str) -> list[SegmentResult]:
@@ -195,9 +213,11 @@ class SenseVoiceAsr:
         for word, (start_ms, end_ms) in zip(words, stamps):
             if not word or TAG.fullmatch(word):
                 continue
-            out.append({
-                "start": round(seg.start_s + start_ms / 1000, 3),
-                "end": round(min(seg.end_s, seg.start_s + end_ms / 1000), 3),
-                "word": spaced(word, not out),
-            })
+            out.append(
+                {
+                    "start": round(seg.start_s + start_ms / 1000, 3),
+                    "end": round(min(seg.end_s, seg.start_s + end_ms / 1000), 3),
+                    "word": spaced(word, not out),
+                }
+            )
         return out or None

@@ -6,6 +6,7 @@ large-v3) can be named instead with `HARK_WHISPER_MODEL_DIR`. Word timestamps (m
 estimated from segment timestamps when `asr_word_timestamps` is off) let the reduce step split a
 segment where the speaker changes.
 """
+
 from __future__ import annotations
 
 import bisect

@@ -7,6 +7,7 @@ directory faster-whisper would complete from a hub: without `tokenizer.json` it 
 tokenizer, and without `preprocessor_config.json` it computes 80 mel bands where large-v3 takes
 128. Both are checked before anything is loaded; a missing file is an error naming the path.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,7 @@ route kinds of work to the engines that make them and skip tasks another engine 
 forward passes group a batch's segments by length with `run_by_length`, so short segments are not
 padded to the longest one of the whole batch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -19,9 +20,7 @@ import numpy as np
 from hark.settings import Settings
 
 # Everything an engine may declare in `produces`.
-OUTPUTS = frozenset(
-    {"text", "language", "confidence", "words", "emotion", "emotion_scores", "events", "embedding"}
-)
+OUTPUTS = frozenset({"text", "language", "confidence", "words", "emotion", "emotion_scores", "events", "embedding"})
 
 
 @dataclass

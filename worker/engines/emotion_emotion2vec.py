@@ -9,6 +9,7 @@ labelled `emotion_source = "acoustic:emotion2vec-plus"`.
 The model loads from `HARK_EMOTION2VEC_DIR`. It scores each clip on its own (no padding), so a
 batch is grouped by length only to bound memory per call.
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -65,8 +66,10 @@ class Emotion2vecEmotion:
     def _forward(self, segs: list[SegmentAudio]) -> list[SegmentResult]:
         with torch.inference_mode():
             answers = generate(
-                self.model, [seg.samples.astype(np.float32, copy=False) for seg in segs],
-                granularity="utterance", extract_embedding=False,
+                self.model,
+                [seg.samples.astype(np.float32, copy=False) for seg in segs],
+                granularity="utterance",
+                extract_embedding=False,
             )
         results = []
         for seg, answer in zip(segs, answers):

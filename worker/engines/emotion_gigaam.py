@@ -8,6 +8,7 @@ unchanged, and `emotion_source` is "acoustic:gigaam-emo", as for the other acous
 Segments go through the encoder in padded batches; each row is mean-pooled over its own frames
 only (the library pools over the padded length, which is right only for a batch of one).
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar

@@ -5,6 +5,7 @@ counts emotion words from Hark's own list (`data/emotion_lexicon.tsv`), skipping
 a negation. Every result carries `emotion_source = "text-lexicon"` so analysts never mistake it for
 acoustic speech-emotion recognition. It consumes text, so it runs after ASR on the same batch.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,7 +16,9 @@ from hark.settings import Settings
 from worker.engines.base import SegmentAudio, SegmentResult
 
 EMOTIONS = ("happy", "sad", "angry", "neutral", "fearful", "disgusted", "surprised")
-NEGATIONS = frozenset({"not", "no", "never", "don't", "didn't", "isn't", "wasn't", "aren't", "can't", "won't", "nothing"})
+NEGATIONS = frozenset(
+    {"not", "no", "never", "don't", "didn't", "isn't", "wasn't", "aren't", "can't", "won't", "nothing"}
+)
 LEXICON_PATH = Path(__file__).parent / "data" / "emotion_lexicon.tsv"
 # Neutral's weight stands for all the words that carry no emotion: one emotion word in a short
 # sentence tips it, a single one lost in a long monologue does not.

@@ -10,6 +10,7 @@ Hugging Face libraries are put in offline mode before funasr is imported.
 funasr is an optional extra (`pip install hark[funasr]`). It does not need torchaudio: its
 filterbank falls back to kaldi-native-fbank and audio arrives here as numpy arrays.
 """
+
 from __future__ import annotations
 
 import os

@@ -12,6 +12,7 @@ log clamped to [1e-9, 1e9]; the buffers keep torchaudio's names (`featurizer.0.s
 Unlike the library, each signal is transformed at its own length and the padded frames are zero:
 a segment's features are the same alone or in a padded batch.
 """
+
 from __future__ import annotations
 
 import math
@@ -62,11 +63,22 @@ class MelSpectrogram(nn.Module):
         self.mel_scale = _MelScale(n_fft // 2 + 1, n_mels, sample_rate)
 
     def forward(self, signal: Tensor) -> Tensor:
-        spec = torch.stft(
-            signal, n_fft=self.n_fft, hop_length=self.hop_length, win_length=self.n_fft,
-            window=self.spectrogram.window, center=True, pad_mode="reflect", normalized=False,
-            onesided=True, return_complex=True,
-        ).abs().pow(2.0)
+        spec = (
+            torch.stft(
+                signal,
+                n_fft=self.n_fft,
+                hop_length=self.hop_length,
+                win_length=self.n_fft,
+                window=self.spectrogram.window,
+                center=True,
+                pad_mode="reflect",
+                normalized=False,
+                onesided=True,
+                return_complex=True,
+            )
+            .abs()
+            .pow(2.0)
+        )
         return torch.matmul(spec.transpose(-1, -2), self.mel_scale.fb).transpose(-1, -2)
 
 

@@ -14,6 +14,7 @@ from the checkpoint's config). Three things differ from `gigaam.load_model`, eac
   subsampling convolution (gigaam 0.1.0 lets it leak into the last valid frames, fixed upstream
   later), so a segment encodes the same alone or in a batch.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -60,8 +61,23 @@ def _omegaconf_globals() -> list[Any]:
 
     node_types = [v for v in vars(nodes).values() if isinstance(v, type) and issubclass(v, nodes.Node)]
     # Metadata records key and element types, so plain builtin types appear as globals too.
-    return [DictConfig, ListConfig, base.ContainerMetadata, base.Metadata, typing.Any, collections.defaultdict,
-            dict, list, tuple, int, float, str, bool, bytes, *node_types]
+    return [
+        DictConfig,
+        ListConfig,
+        base.ContainerMetadata,
+        base.Metadata,
+        typing.Any,
+        collections.defaultdict,
+        dict,
+        list,
+        tuple,
+        int,
+        float,
+        str,
+        bool,
+        bytes,
+        *node_types,
+    ]
 
 
 def checkpoint_path(model_dir: str | Path) -> Path:
@@ -181,4 +197,4 @@ def encode_batches(model: nn.Module, signals: list[np.ndarray]) -> list[Encoded]
 def frame_seconds(model: nn.Module) -> float:
     """Seconds per encoder frame: the feature hop times the subsampling factor."""
     hop = model.preprocessor.hop_length / SAMPLE_RATE
-    return hop * 2 ** model.encoder.pre_encode._sampling_num
+    return hop * 2**model.encoder.pre_encode._sampling_num

@@ -8,6 +8,7 @@ windows of exactly the same length: all full windows form one group, each shorte
 
 The model loads from `HARK_CAMPPLUS_DIR` (config.yaml, configuration.json, campplus_cn_common.bin).
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar

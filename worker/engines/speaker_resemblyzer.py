@@ -12,6 +12,7 @@ where each window ends): at S = 1.0, 2.1 times less CPU on a 10-minute meeting. 
 stands for its last `speaker_window_s` of audio but has heard up to S seconds more before it;
 BENCHMARKS.md has what that does to DER, and why it is not the default.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -53,9 +54,8 @@ class ResemblyzerSpeaker:
         self.pass_frames = pass_frames if pass_frames > self.hop_frames else 0
 
     def load(self, settings: Settings) -> None:
-        from resemblyzer import VoiceEncoder
-
         from librosa.filters import mel
+        from resemblyzer import VoiceEncoder
 
         self.configure(settings.speaker_window_s, settings.speaker_hop_s, settings.speaker_pass_s)
         # float32 throughout: bfloat16 (where the CPU has it) halved the encoder's CPU and kept
@@ -107,11 +107,13 @@ class ResemblyzerSpeaker:
                     for (row, a, b), vector in zip(picks, vectors):
                         i = chunk[row][0]
                         seg = batch[i]
-                        results[i].windows.append(Window(
-                            start_s=round(seg.start_s + a / FRAMES_PER_S, 3),
-                            end_s=round(min(seg.start_s + b / FRAMES_PER_S, seg.end_s), 3),
-                            vector=vector,
-                        ))
+                        results[i].windows.append(
+                            Window(
+                                start_s=round(seg.start_s + a / FRAMES_PER_S, 3),
+                                end_s=round(min(seg.start_s + b / FRAMES_PER_S, seg.end_s), 3),
+                                vector=vector,
+                            )
+                        )
         for result in results:
             result.windows.sort(key=lambda w: w.start_s)
         return results

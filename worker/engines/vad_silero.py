@@ -11,6 +11,7 @@ Segments are cut from the probabilities at the end with hysteresis; segments lon
 maximum are split at their lowest-energy point (a breath or a word boundary), and short neighbours
 are merged up to `merge_length_s`, as FunASR does, so ASR gets fewer, fuller pieces of context.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -57,10 +58,12 @@ class SileroVad:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1  # small sequential model
         self.session = onnxruntime.InferenceSession(
-            str(Path(spec.origin).parent / "data" / MODEL_FILE), sess_options=options, providers=["CPUExecutionProvider"]
+            str(Path(spec.origin).parent / "data" / MODEL_FILE),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
         )
 
-    def stream(self) -> "VadStream":
+    def stream(self) -> VadStream:
         if self.session is None:
             self.load()
         return VadStream(self.session)

@@ -9,6 +9,7 @@ thread, a 10-minute meeting in 24 clips: encoder 0.53–0.65 s a clip alone agai
 eights, aligner 3.7–3.9 s against 4.7–5.1 s in all, decoder unchanged; the same text and word
 times either way. On a GPU the batch is what keeps it busy, so there nothing changes.
 """
+
 from __future__ import annotations
 
 import ctranslate2

@@ -1,4 +1,5 @@
 """Things every task needs: settings, and which engine serves a kind for a job."""
+
 from __future__ import annotations
 
 import logging
@@ -27,10 +28,10 @@ def task_job_id(args: tuple, kwargs: dict) -> str | None:
 
 def job_cancelled(job_id: str) -> bool:
     """True when the job was cancelled (or deleted): its remaining tasks must do nothing."""
+    from sqlalchemy.exc import OperationalError
+
     from hark.db import session_scope
     from hark.models import Job
-
-    from sqlalchemy.exc import OperationalError
 
     try:
         with session_scope(settings().database_url) as s:
@@ -115,7 +116,9 @@ class JobStageTask(Task):
         if is_broker_error(exc):
             # A retry is itself a broker message, so while the broker is away the task cannot be
             # retried; the job is not broken, and the janitor sends the work again once it is back.
-            log.warning("broker unreachable; left to the janitor", extra={"job_id": job_id, "code": "broker_unavailable"})
+            log.warning(
+                "broker unreachable; left to the janitor", extra={"job_id": job_id, "code": "broker_unavailable"}
+            )
             return
         from hark.db import session_scope
         from hark.jobstate import fail

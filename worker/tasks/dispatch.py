@@ -4,6 +4,7 @@ Used by prepare (the first fan-out) and by the janitor (re-sending lost or dead 
 follow the same rule: a kind whose engine reads the transcript (text emotion) runs after that
 batch's ASR, chained behind it, unless the ASR result is already there.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -17,7 +18,11 @@ from worker.tasks.common import engine_name
 
 
 def send_infer(
-    job_id: str, pending: list[tuple[int, str]], options: dict, asr_done: set[int] | frozenset = frozenset(), priority: int = 0
+    job_id: str,
+    pending: list[tuple[int, str]],
+    options: dict,
+    asr_done: set[int] | frozenset = frozenset(),
+    priority: int = 0,
 ) -> None:
     """Enqueue infer tasks for `pending` (batch_idx, kind) pairs at the job's queue priority (each
     kind at its step of it, hark.queues.model_priority);
@@ -27,8 +32,12 @@ def send_infer(
         by_batch[batch_idx].add(kind)
     for batch_idx, kinds in sorted(by_batch.items()):
         sig = {
-            k: app.signature(INFER, kwargs={"job_id": job_id, "batch_idx": batch_idx, "kind": k}, immutable=True,
-                             priority=model_priority(priority, k))
+            k: app.signature(
+                INFER,
+                kwargs={"job_id": job_id, "batch_idx": batch_idx, "kind": k},
+                immutable=True,
+                priority=model_priority(priority, k),
+            )
             for k in kinds
         }
         readers = {k for k in kinds if "text" in engine_class(engine_name(k, options)).consumes}

@@ -11,6 +11,7 @@ so itself when every batch was done before it finished); the task that stores th
 speaker-embedding batch while other batches still run enqueues diarize, so the clustering is done
 by the time reduce needs it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,8 +26,8 @@ from hark.audio import pcm_to_float, seconds_to_byte
 from hark.db import session_scope
 from hark.jobstate import advance
 from hark.models import Embedding, Job, JobTask, Segment
-from hark.queues import DIARIZE, INFER, REDUCE
 from hark.pcm_store import read_pcm
+from hark.queues import DIARIZE, INFER, REDUCE
 from hark.storage import Storage
 from worker import faults
 from worker.celery_app import app
@@ -61,8 +62,11 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
             .where(Segment.job_id == jid, Segment.idx.between(task.first_idx, task.last_idx))
             .order_by(Segment.idx)
         ).all()
-        s.execute(update(JobTask).where(JobTask.job_id == jid, JobTask.batch_idx == batch_idx, JobTask.kind == kind)
-                  .values(attempts=JobTask.attempts + 1, started_at=func.now()))
+        s.execute(
+            update(JobTask)
+            .where(JobTask.job_id == jid, JobTask.batch_idx == batch_idx, JobTask.kind == kind)
+            .values(attempts=JobTask.attempts + 1, started_at=func.now())
+        )
     extra = {"job_id": job_id, "batch": batch_idx, "kind": kind, "segments": f"{task.first_idx}-{task.last_idx}"}
     name = engine_name(kind, options)
     with clock.part(f"{kind}_load"):
@@ -107,9 +111,15 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
         remaining = s.scalar(
             select(func.count()).select_from(JobTask).where(JobTask.job_id == jid, JobTask.done_at.is_(None))
         )
-        embeddings_complete = bool(remaining) and kind == "embed" and job.status == "inferring" and not s.scalar(
-            select(func.count()).select_from(JobTask)
-            .where(JobTask.job_id == jid, JobTask.kind == "embed", JobTask.done_at.is_(None))
+        embeddings_complete = (
+            bool(remaining)
+            and kind == "embed"
+            and job.status == "inferring"
+            and not s.scalar(
+                select(func.count())
+                .select_from(JobTask)
+                .where(JobTask.job_id == jid, JobTask.kind == "embed", JobTask.done_at.is_(None))
+            )
         )
         # Everything but this transaction's commit is in the timings.
         clock.add(f"{kind}_db", time.monotonic() - db_started)
@@ -132,8 +142,11 @@ def _uncount_attempt(cfg, jid: uuid.UUID, batch_idx: int, kind: str) -> None:  #
     must not bring a healthy batch closer to the poison path, which runs segments one by one and
     would change its results. Best effort: with the database away too, the attempt stays counted."""
     with contextlib.suppress(Exception), session_scope(cfg.database_url) as s:
-        s.execute(update(JobTask).where(JobTask.job_id == jid, JobTask.batch_idx == batch_idx, JobTask.kind == kind)
-                  .values(attempts=func.greatest(JobTask.attempts - 1, 0)))
+        s.execute(
+            update(JobTask)
+            .where(JobTask.job_id == jid, JobTask.batch_idx == batch_idx, JobTask.kind == kind)
+            .values(attempts=func.greatest(JobTask.attempts - 1, 0))
+        )
 
 
 def _set_error(cfg, segment_id: int, kind: str, reason: str | None) -> None:  # type: ignore[no-untyped-def]
@@ -159,11 +172,15 @@ def _run_one_by_one(cfg, kind: str, engine, batch: list[SegmentAudio], options: 
     way beforehand, so one that kills the worker is known on the next delivery and skipped; one that
     raises keeps the reason. The other segments get their results; the batch then counts as done."""
     with session_scope(cfg.database_url) as s:
-        earlier = dict(s.execute(select(Segment.id, Segment.errors).where(Segment.id.in_([g.segment_id for g in batch]))).all())
+        earlier = dict(
+            s.execute(select(Segment.id, Segment.errors).where(Segment.id.in_([g.segment_id for g in batch]))).all()
+        )
     results: list[SegmentResult] = []
     for seg in batch:
         if kind in (earlier.get(seg.segment_id) or {}):
-            log.warning("skipping poison segment", extra={"segments": str(seg.idx), "kind": kind, "code": "segment_failed"})
+            log.warning(
+                "skipping poison segment", extra={"segments": str(seg.idx), "kind": kind, "code": "segment_failed"}
+            )
             continue
         _set_error(cfg, seg.segment_id, kind, "the worker died while processing this segment")
         try:
@@ -199,7 +216,9 @@ def _load_batch(storage: Storage, jid: uuid.UUID, rows: list) -> list[SegmentAud
             a = (seconds_to_byte(r.start_s) - base) // 2
             b = (seconds_to_byte(r.end_s) - base) // 2
             out.append(
-                SegmentAudio(segment_id=r.id, idx=r.idx, start_s=r.start_s, end_s=r.end_s, samples=samples[a:b], text=r.text)
+                SegmentAudio(
+                    segment_id=r.id, idx=r.idx, start_s=r.start_s, end_s=r.end_s, samples=samples[a:b], text=r.text
+                )
             )
     return out
 

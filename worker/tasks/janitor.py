@@ -18,11 +18,12 @@ Beside it, beat runs `abort_abandoned_uploads` for direct uploads nobody complet
 Every task is idempotent, so a message that was only slow, not lost, running twice is harmless.
 A PostgreSQL advisory lock keeps two janitors from sweeping at once.
 """
+
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, tuple_, update
 
@@ -47,7 +48,7 @@ def _resend(job_id: uuid.UUID, task: str, reason: str, priority: int) -> None:
 def sweep(now: datetime | None = None) -> dict[str, int]:
     """One pass; returns how many messages of each kind it sent again (for logs and tests)."""
     cfg = settings()
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     lost, stale = now - timedelta(seconds=cfg.janitor_lost_s), now - timedelta(seconds=cfg.janitor_stale_s)
     depths = queue_depths(app, cfg.broker_key_prefix)
     sent = {"prepare": 0, "infer": 0, "reduce": 0}
@@ -55,7 +56,9 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
         if not s.scalar(select(func.pg_try_advisory_xact_lock(LOCK_ID))):
             return sent
         jobs = s.execute(
-            select(Job.id, Job.status, Job.updated_at, Job.options, Job.priority).where(Job.status.in_(("queued", "preparing", "inferring", "reducing")))
+            select(Job.id, Job.status, Job.updated_at, Job.options, Job.priority).where(
+                Job.status.in_(("queued", "preparing", "inferring", "reducing"))
+            )
         ).all()
         for job_id, status, updated_at, options, priority in jobs:
             cpu_idle = depths[CPU_QUEUE] == 0
@@ -69,10 +72,14 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
                 sent["prepare"] += 1
             elif status == "inferring":
                 sent["infer"] += _sweep_batches(s, job_id, dict(options or {}), priority, depths, lost, stale)
-                if not s.scalar(select(func.count()).select_from(JobTask).where(JobTask.job_id == job_id, JobTask.done_at.is_(None))):
+                if not s.scalar(
+                    select(func.count()).select_from(JobTask).where(JobTask.job_id == job_id, JobTask.done_at.is_(None))
+                ):
                     moved = s.execute(
-                        update(Job).where(Job.id == job_id, Job.status == "inferring")
-                        .values(status="reducing", updated_at=func.now()).returning(Job.id)
+                        update(Job)
+                        .where(Job.id == job_id, Job.status == "inferring")
+                        .values(status="reducing", updated_at=func.now())
+                        .returning(Job.id)
                     ).first()
                     if moved:
                         _resend(job_id, REDUCE, "reduce_never_sent", priority)
@@ -80,7 +87,9 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
     return sent
 
 
-def _sweep_batches(s, job_id: uuid.UUID, options: dict, priority: int, depths: dict[str, int], lost: datetime, stale: datetime) -> int:  # type: ignore[no-untyped-def]
+def _sweep_batches(
+    s, job_id: uuid.UUID, options: dict, priority: int, depths: dict[str, int], lost: datetime, stale: datetime
+) -> int:  # type: ignore[no-untyped-def]
     rows = s.execute(select(JobTask).where(JobTask.job_id == job_id, JobTask.done_at.is_(None))).scalars().all()
     asr_pending = {r.batch_idx for r in rows if r.kind == "asr"}
     # A message a worker has reserved but not begun is out of its queue too; while the job's other
@@ -92,7 +101,13 @@ def _sweep_batches(s, job_id: uuid.UUID, options: dict, priority: int, depths: d
         began = r.started_at is not None and r.started_at >= r.enqueued_at
         if began and r.started_at < stale and r.enqueued_at < stale:
             resend.add((r.batch_idx, r.kind))  # its worker died
-        elif not began and stalled and r.enqueued_at < lost and depths.get(r.kind, 0) == 0 and (r.kind == "asr" or r.batch_idx not in asr_pending):
+        elif (
+            not began
+            and stalled
+            and r.enqueued_at < lost
+            and depths.get(r.kind, 0) == 0
+            and (r.kind == "asr" or r.batch_idx not in asr_pending)
+        ):
             resend.add((r.batch_idx, r.kind))  # its message was lost (kinds chained behind a pending ASR wait for it)
     # Kinds chained behind an ASR task that is being sent again go with it.
     resend |= {(r.batch_idx, r.kind) for r in rows if r.kind != "asr" and (r.batch_idx, "asr") in resend}
@@ -105,7 +120,9 @@ def _sweep_batches(s, job_id: uuid.UUID, options: dict, priority: int, depths: d
         .values(enqueued_at=func.now())
     )
     log.warning("re-sending %d batch tasks", len(pairs), extra={"job_id": str(job_id), "stage": "janitor"})
-    done = s.scalars(select(JobTask.batch_idx).where(JobTask.job_id == job_id, JobTask.kind == "asr", JobTask.done_at.is_not(None)))
+    done = s.scalars(
+        select(JobTask.batch_idx).where(JobTask.job_id == job_id, JobTask.kind == "asr", JobTask.done_at.is_not(None))
+    )
     send_infer(str(job_id), pairs, options, set(done), priority)
     return len(pairs)
 

@@ -6,6 +6,7 @@ is sent once its segments are final and its audio is in S3, while the rest is st
 the model workers do not wait for the whole recording. Re-running it (redelivery) replaces what
 an earlier attempt wrote.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,7 +65,11 @@ def plan_batches(spans: list[tuple[float, float]], batch_speech_s: float, clip_s
     plan over a prefix of the segments is the start of the whole plan (tests/unit/test_pieces.py)."""
     rate = 16000
     lengths = [int(round(b * rate)) - int(round(a * rate)) for a, b in spans]
-    groups = pack_clips(lengths, int(clip_s * rate)) if clip_s and batch_speech_s >= clip_s else [(i, i) for i in range(len(spans))]
+    groups = (
+        pack_clips(lengths, int(clip_s * rate))
+        if clip_s and batch_speech_s >= clip_s
+        else [(i, i) for i in range(len(spans))]
+    )
     batches: list[Batch] = []
     first, total = 0, 0.0
     for group_first, last in groups:
@@ -77,8 +82,10 @@ def plan_batches(spans: list[tuple[float, float]], batch_speech_s: float, clip_s
 
 def decode_limits(cfg: Settings) -> DecodeLimits:
     return DecodeLimits(
-        max_duration_s=cfg.max_duration_s, max_channels=cfg.max_channels,
-        max_sample_rate=cfg.max_sample_rate, timeout_s=cfg.decode_timeout_s,
+        max_duration_s=cfg.max_duration_s,
+        max_channels=cfg.max_channels,
+        max_sample_rate=cfg.max_sample_rate,
+        timeout_s=cfg.decode_timeout_s,
     )
 
 
@@ -89,8 +96,12 @@ def vad_options(cfg: Settings, options: dict) -> VadOptions:
 
 
 @app.task(
-    name=PREPARE, bind=True, base=JobStageTask, failure_code="prepare_error",
-    soft_time_limit=_SOFT_LIMIT_S, time_limit=_SOFT_LIMIT_S + 60,
+    name=PREPARE,
+    bind=True,
+    base=JobStageTask,
+    failure_code="prepare_error",
+    soft_time_limit=_SOFT_LIMIT_S,
+    time_limit=_SOFT_LIMIT_S + 60,
 )
 def prepare(self, job_id: str) -> None:
     cfg = settings()
@@ -130,7 +141,8 @@ def prepare(self, job_id: str) -> None:
     except (AudioError, SoftTimeLimitExceeded) as exc:
         writer.abort()
         code, message = (
-            (exc.code, exc.message) if isinstance(exc, AudioError)
+            (exc.code, exc.message)
+            if isinstance(exc, AudioError)
             else ("decode_timeout", f"prepare ran past its time limit of {_SOFT_LIMIT_S:.0f} s")
         )
         with session_scope(cfg.database_url) as s:
@@ -174,7 +186,7 @@ def prepare(self, job_id: str) -> None:
         job = s.get(Job, jid, with_for_update=True)
         if job is None or job.status != "preparing":
             return
-        first_new = fanout.add_rows(s, spans, batches[len(fanout.batches):])
+        first_new = fanout.add_rows(s, spans, batches[len(fanout.batches) :])
         s.flush()
         # Everything but this transaction's commit is in the timings.
         clock.add("prepare_db", time.monotonic() - db_started)
@@ -192,7 +204,9 @@ def prepare(self, job_id: str) -> None:
         )
         # Every batch sent early may be done already; then no infer task will see the last one
         # finish (they do not reduce a job still preparing), so reduce starts here.
-        remaining = s.scalar(select(func.count()).select_from(JobTask).where(JobTask.job_id == jid, JobTask.done_at.is_(None)))
+        remaining = s.scalar(
+            select(func.count()).select_from(JobTask).where(JobTask.job_id == jid, JobTask.done_at.is_(None))
+        )
         reduce_now = remaining == 0 and advance(s, jid, "reducing")
     if reduce_now:
         app.send_task(REDUCE, args=[job_id])
@@ -200,8 +214,13 @@ def prepare(self, job_id: str) -> None:
         send_infer(job_id, [(n, k) for n in range(first_new, len(batches)) for k in kinds], options, priority=priority)
     log.info(
         "prepared",
-        extra={"job_id": job_id, "segments": len(spans), "seconds": round(report.duration_s, 1), "stage": "prepare",
-               "batches_sent_early": first_new},
+        extra={
+            "job_id": job_id,
+            "segments": len(spans),
+            "seconds": round(report.duration_s, 1),
+            "stage": "prepare",
+            "batches_sent_early": first_new,
+        },
     )
 
 
@@ -216,8 +235,17 @@ class FanOut:
     it is not the last planned so far (that one may still grow), and its audio is already readable
     in S3. Segments and task rows are committed before the tasks are sent, as at the end."""
 
-    def __init__(self, cfg: Settings, job_id: uuid.UUID, tenant_id: uuid.UUID, options: dict, priority: int, clock: Clock) -> None:
-        self.cfg, self.job_id, self.tenant_id, self.options, self.priority, self.clock = cfg, job_id, tenant_id, options, priority, clock
+    def __init__(
+        self, cfg: Settings, job_id: uuid.UUID, tenant_id: uuid.UUID, options: dict, priority: int, clock: Clock
+    ) -> None:
+        self.cfg, self.job_id, self.tenant_id, self.options, self.priority, self.clock = (
+            cfg,
+            job_id,
+            tenant_id,
+            options,
+            priority,
+            clock,
+        )
         self.kinds = planned_kinds(options)
         self.spans: list[tuple[float, float]] = []  # segments whose rows exist
         self.batches: list[Batch] = []  # batches sent
@@ -241,8 +269,12 @@ class FanOut:
             if job is None or job.status != "preparing":
                 raise JobStopped()
             first = self.add_rows(s, self._final, ready)
-        send_infer(str(self.job_id), [(n, k) for n in range(first, len(self.batches)) for k in self.kinds],
-                   self.options, priority=self.priority)
+        send_infer(
+            str(self.job_id),
+            [(n, k) for n in range(first, len(self.batches)) for k in self.kinds],
+            self.options,
+            priority=self.priority,
+        )
 
     def add_rows(self, s: Session, spans: list[tuple[float, float]], batches: list[Batch]) -> int:
         """Rows for `batches`, numbered on from those sent, and for every segment up to the last of
@@ -254,7 +286,9 @@ class FanOut:
             for i, (a, b) in enumerate(spans[len(self.spans) : upto], start=len(self.spans))
         )
         s.add_all(
-            JobTask(job_id=self.job_id, batch_idx=n, kind=k, first_idx=b.first_idx, last_idx=b.last_idx, speech_s=b.speech_s)
+            JobTask(
+                job_id=self.job_id, batch_idx=n, kind=k, first_idx=b.first_idx, last_idx=b.last_idx, speech_s=b.speech_s
+            )
             for n, b in enumerate(batches, start=first_batch)
             for k in self.kinds
         )
@@ -272,7 +306,9 @@ class VadThread:
     Every `every_s` seconds of audio, and every tenth of what it has seen, it also publishes the
     segments that are final so far in `final` (a new list each time), for the fan-out."""
 
-    def __init__(self, stream: VadStream, options: VadOptions | None = None, every_s: float = 0.0, depth: int = 8) -> None:
+    def __init__(
+        self, stream: VadStream, options: VadOptions | None = None, every_s: float = 0.0, depth: int = 8
+    ) -> None:
         self.stream, self.options, self.every_s = stream, options, every_s
         self.final: list[tuple[float, float]] = []
         self._looked_at = 0  # samples seen when `final` was last computed

@@ -5,6 +5,7 @@ duplicate reduce is harmless; only the first one to finish moves the job to done
 may already have been done by diarize(job), sent when the job's last speaker-embedding batch was
 stored (worker/diarization_file.py); reduce then reads its outcome.
 """
+
 from __future__ import annotations
 
 import logging
@@ -61,8 +62,16 @@ class _Clustering:
     """One job's clustering inputs, read the same way by diarize and by reduce, and the
     fingerprint under which diarize saves its outcome and reduce looks for it."""
 
-    def __init__(self, storage: Storage, jid: uuid.UUID, spans: list[tuple[float, float]], starts: np.ndarray,
-                 ends: np.ndarray, vectors: np.ndarray, options: dict) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        jid: uuid.UUID,
+        spans: list[tuple[float, float]],
+        starts: np.ndarray,
+        ends: np.ndarray,
+        vectors: np.ndarray,
+        options: dict,
+    ) -> None:
         self.storage, self.jid = storage, jid
         self.args = (spans, starts, ends, vectors, cluster_options(options), _speech(storage, jid))
         self.key = diarization_file.fingerprint(*self.args)
@@ -80,8 +89,13 @@ class _Clustering:
 
 
 def _saved_or_diarize(
-    storage: Storage, jid: uuid.UUID, spans: list[tuple[float, float]], starts: np.ndarray, ends: np.ndarray,
-    vectors: np.ndarray, options: dict,
+    storage: Storage,
+    jid: uuid.UUID,
+    spans: list[tuple[float, float]],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    vectors: np.ndarray,
+    options: dict,
 ) -> Diarization:
     """What diarize(job) saved for exactly these inputs, else the clustering done here."""
     clustering = _Clustering(storage, jid, spans, starts, ends, vectors, options)
@@ -102,9 +116,12 @@ def diarize_early(job_id: str) -> None:
             if job is None or job.status not in ("inferring", "reducing"):
                 return
             options = dict(job.options or {})
-            spans = [(a, b) for a, b in s.execute(
-                select(Segment.start_s, Segment.end_s).where(Segment.job_id == jid).order_by(Segment.idx)
-            )]
+            spans = [
+                (a, b)
+                for a, b in s.execute(
+                    select(Segment.start_s, Segment.end_s).where(Segment.job_id == jid).order_by(Segment.idx)
+                )
+            ]
             starts, ends, vectors = _load_windows(s, jid)
         storage = Storage(cfg)
         clustering = _Clustering(storage, jid, spans, starts, ends, vectors, options)

@@ -3,6 +3,7 @@
 Every try is recorded in `webhook_attempts`; a 2xx ends the delivery as delivered, and after
 `webhook_max_attempts` failures it ends as failed. The job itself is never touched.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,8 +58,15 @@ def deliver_webhook(self, delivery_id: int) -> None:
     ok = status is not None and 200 <= status < 300
     last = not ok and attempt >= cfg.webhook_max_attempts
     with session_scope(cfg.database_url) as s:
-        s.add(WebhookAttempt(delivery_id=delivery_id, attempt=attempt, status_code=status, error=error,
-                             duration_ms=int((time.monotonic() - started) * 1000)))
+        s.add(
+            WebhookAttempt(
+                delivery_id=delivery_id,
+                attempt=attempt,
+                status_code=status,
+                error=error,
+                duration_ms=int((time.monotonic() - started) * 1000),
+            )
+        )
         delivery = s.get(WebhookDelivery, delivery_id, with_for_update=True)
         assert delivery is not None
         delivery.attempts = attempt
