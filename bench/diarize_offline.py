@@ -59,9 +59,9 @@ def embed(path: Path, window_s: float, hop_s: float, pass_s: float = 0.0) -> Emb
     stream = SileroVad().stream()
     for a in range(0, pcm.size, 16000 * 60):
         stream.feed(pcm[a : a + 16000 * 60])
-    cfg = Settings(speaker_window_s=window_s, speaker_hop_s=hop_s, speaker_pass_s=pass_s)
+    cfg = Settings.from_env(speaker_window_s=window_s, speaker_hop_s=hop_s, speaker_pass_s=pass_s)
     # The segmentation prepare uses (worker.tasks.prepare.vad_options), merging included.
-    segments = stream.segments(VadOptions(max_segment_s=cfg.max_segment_s, merge_length_s=cfg.merge_length_s))
+    segments = stream.segments(VadOptions.from_settings(cfg))
     engine = ResemblyzerSpeaker()
     engine.load(cfg)
     samples = pcm.astype(np.float32) / 32768
@@ -75,7 +75,9 @@ def embed(path: Path, window_s: float, hop_s: float, pass_s: float = 0.0) -> Emb
         np.array([w.start_s for w in windows]),
         np.array([w.end_s for w in windows]),
         np.array([w.vector for w in windows], dtype=np.float32),
-        SpeechProbabilities.from_bytes(SpeechProbabilities(stream.probabilities(), FRAME_S).to_bytes(), FRAME_S),
+        SpeechProbabilities.from_bytes(
+            SpeechProbabilities(stream.probabilities(), FRAME_S).to_bytes(), FRAME_S, cfg.vad_threshold
+        ),
     )
 
 

@@ -38,6 +38,21 @@ class Settings:
     # Webhook delivery: tries in all, and the first retry's delay (doubling after each failure).
     webhook_max_attempts: int = 5
     webhook_backoff_s: float = 2.0
+    # Speech detection (silero-vad): a frame is speech from a probability of vad_threshold until
+    # it falls below vad_neg_threshold for vad_min_silence_s; speech shorter than
+    # vad_min_speech_s is dropped, and segments are padded by vad_pad_s. The defaults were chosen
+    # on real meeting recordings (docs in BENCHMARKS.md, "Speech detection"): quiet, distant talkers
+    # rarely push silero to 0.5.
+    vad_threshold: float = 0.3
+    vad_neg_threshold: float = 0.2
+    vad_min_silence_s: float = 0.4
+    vad_min_speech_s: float = 0.25
+    vad_pad_s: float = 0.1
+    # Speakers of a recording whose mean voice vectors are at least this alike are taken for one
+    # person (worker.clustering.merge_same_voice); 1.0 switches it off. Calibrated per kind of
+    # room: on far-field meeting recordings 0.85 joins what one person's changing distance and
+    # tone split apart, but on telephone speech two people are that alike (BENCHMARKS.md).
+    voice_similarity: float = 1.0
     # Segmentation and batching.
     max_segment_s: float = 30.0
     # Neighbouring segments are merged while the result stays within this length (FunASR's

@@ -41,6 +41,10 @@ class ClusterOptions:
     merge_similarity: float = 0.6
     # Largest number of windows clustered directly; beyond it, sample then assign.
     max_dense: int = 2000
+    # Speakers whose plain (uncentred) mean GE2E vectors are at least this similar are one voice
+    # (when the count is not fixed); see merge_same_voice. 1.0 keeps every speaker apart: how alike
+    # one person's voice stays depends on the room and channel (Settings.voice_similarity).
+    voice_similarity: float = 1.0
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -126,6 +130,30 @@ def _merge_close(x: np.ndarray, labels: np.ndarray, threshold: float, min_k: int
             break
         labels[labels == ids[b]] = ids[a]
     return labels
+
+
+def merge_same_voice(vectors: np.ndarray, labels: np.ndarray, threshold: float, min_k: int = 1) -> np.ndarray:
+    """Join speakers whose mean voice vectors, taken as they are (not centred), are at least
+    `threshold` alike, most alike first.
+
+    Centring makes the clustering sensitive to small differences, which is what separates people
+    who share a room and a microphone; it also finds "speakers" in one person's changing tone or
+    distance, and in a recording of one voice it finds nothing else. The plain vectors give an
+    absolute scale instead: a cluster's mean averages away the window noise, and two means of one
+    person in one recording stay closer than two people's, whatever the rest of the recording.
+    """
+    x = normalize(vectors.astype(np.float32))
+    labels = labels.copy()
+    while len(np.unique(labels)) > max(1, min_k):
+        ids = np.unique(labels)
+        means = normalize(np.stack([x[labels == i].mean(axis=0) for i in ids]))
+        sim = means @ means.T
+        np.fill_diagonal(sim, -1)
+        a, b = np.unravel_index(int(np.argmax(sim)), sim.shape)
+        if sim[a, b] < threshold:
+            break
+        labels[labels == ids[b]] = ids[a]
+    return _renumber(labels)
 
 
 def centroids(x: np.ndarray, labels: np.ndarray) -> np.ndarray:

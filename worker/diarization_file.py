@@ -43,7 +43,9 @@ def fingerprint(
         h.update(np.ascontiguousarray(part).tobytes())
     h.update(repr(options).encode())
     h.update(
-        b"no-speech" if speech is None else np.ascontiguousarray(speech.probs).tobytes() + repr(speech.frame_s).encode()
+        b"no-speech"
+        if speech is None
+        else np.ascontiguousarray(speech.probs).tobytes() + repr((speech.frame_s, speech.threshold)).encode()
     )
     return h.hexdigest()
 

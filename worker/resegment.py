@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from worker.clustering import ClusterOptions, centred, centroids, cluster, normalize
+from worker.clustering import ClusterOptions, centred, centroids, cluster, merge_same_voice, normalize
 
 FRAME_S = 0.1
 # Cost of a speaker change, in units of per-frame score advantage: a change needs about this much
@@ -31,13 +31,6 @@ SWITCH_COST = 0.3
 SMOOTH_S = 0.75
 # Rounds of re-assigning windows to the nearest centroid after clustering.
 REFINE_ROUNDS = 3
-# Removing the recording's mean (worker.clustering.centred) leaves only noise when one person
-# speaks, and clustering then splits that noise into many "speakers". So before more than one
-# speaker is accepted, the best two-way split of the windows must separate them at least this
-# well (Fisher ratio along the line between the halves' means). Measured on 1 s windows: one
-# voice split in two 2.0–2.3; two or more people 4.4 and up.
-ONE_VOICE_SEPARATION = 3.0
-ONE_VOICE_SAMPLE = 1000
 
 
 @dataclass
@@ -69,32 +62,38 @@ class SpeechProbabilities:
 
     probs: np.ndarray
     frame_s: float
+    # Speech is where a frame's probability reaches this: the VAD's own onset threshold
+    # (Settings.vad_threshold), so turns and segments agree on what is speech.
+    threshold: float = 0.3
 
     def to_bytes(self) -> bytes:
         return np.clip(np.round(self.probs * 255), 0, 255).astype(np.uint8).tobytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes, frame_s: float) -> SpeechProbabilities:
-        return cls(np.frombuffer(data, dtype=np.uint8).astype(np.float32) / 255, frame_s)
+    def from_bytes(cls, data: bytes, frame_s: float, threshold: float = 0.3) -> SpeechProbabilities:
+        return cls(np.frombuffer(data, dtype=np.uint8).astype(np.float32) / 255, frame_s, threshold)
 
 
-# Speech is where the VAD's frame probability reaches SPEECH_THRESHOLD (the VAD's own onset
-# threshold); quieter stretches shorter than SPEECH_MIN_GAP_S are not pauses. silero rises a few
-# frames after a voice starts and falls with it, so only onsets are moved earlier, by
-# SPEECH_ONSET_PAD_S (0.1 s took back speech on the synthetic meetings but added false alarm on
-# the sample).
-SPEECH_THRESHOLD = 0.5
+# Quieter stretches shorter than SPEECH_MIN_GAP_S are not pauses. silero rises a few frames after
+# a voice starts and falls with it, so only onsets are moved earlier, by SPEECH_ONSET_PAD_S.
 SPEECH_MIN_GAP_S = 0.1
 SPEECH_ONSET_PAD_S = 0.05
 # A change of speaker inside a pause costs this fraction of SWITCH_COST.
 PAUSE_SWITCH = 0.3
-# One speaker's pauses shorter than this stay inside the turn (the generated meetings' references
-# keep the pauses between a speaker's sentences; 0.3 s lost 0.3–1.5 points of DER there).
-FILL_S = 0.5
+# One speaker's pauses shorter than this stay inside the turn, across VAD segments too: people
+# annotating meetings mark a turn from its first word to its last, breaths and hesitations
+# included, and a listener hears one turn there as well.
+FILL_S = 1.0
 # At a change of speaker with no pause, each speaker is also marked this far into the other's
 # turn, when both turns last at least OVERLAP_MIN_TURN_S (shorter ones are mostly confusion).
 OVERLAP_S = 0.15
 OVERLAP_MIN_TURN_S = 0.5
+# Removing the recording's mean (worker.clustering.centred) leaves only noise when one person
+# speaks, and clustering then splits that noise into many "speakers". So before more than one
+# speaker is accepted, the best two-way split of the windows must separate them at least this
+# well (Fisher ratio along the line between the halves' means).
+ONE_VOICE_SEPARATION = 3.0
+ONE_VOICE_SAMPLE = 1000
 
 
 def speech_spans(speech: SpeechProbabilities, start: float, end: float) -> list[tuple[float, float]]:
@@ -103,7 +102,7 @@ def speech_spans(speech: SpeechProbabilities, start: float, end: float) -> list[
     lo, hi = max(0, int(np.floor(start / f))), min(speech.probs.size, int(np.ceil(end / f)))
     if hi <= lo:
         return [(start, end)]
-    on = speech.probs[lo:hi] >= SPEECH_THRESHOLD
+    on = speech.probs[lo:hi] >= speech.threshold
     if not on.any():
         return [(start, end)]
     edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
@@ -142,13 +141,13 @@ def diarize(
     labels = cluster(smoothed, options)
     if labels.max() > 0 and not options.num_speakers and options.min_speakers <= 1 and _one_voice(x, smoothed, options):
         labels = np.zeros_like(labels)
+    if not options.num_speakers and options.voice_similarity < 1:
+        labels = merge_same_voice(vectors, labels, options.voice_similarity, options.min_speakers)
     for _ in range(REFINE_ROUNDS):
         labels = _reassign(x, labels)
     scores = x @ centroids(x, labels).T  # windows × speakers
     turns: list[Turn] = []
-    overlaps: list[Turn] = []
     for seg_start, seg_end in segments:
-        first = len(turns)
         spans = speech_spans(speech, seg_start, seg_end) if speech is not None else [(seg_start, seg_end)]
         frame_scores = _frame_scores(seg_start, seg_end, starts, ends, scores)
         path = _viterbi(frame_scores, _switch_costs(seg_start, frame_scores.shape[0], spans))
@@ -161,8 +160,8 @@ def diarize(
                     if min(b, e) - max(a, s) > 1e-3:
                         turns.append(Turn(round(max(a, s), 3), round(min(b, e), 3), speaker_name(int(path[begin]))))
                 begin = i
-        turns[first:] = _fill_pauses(turns[first:], FILL_S)
-        overlaps.extend(_overlaps_at_changes(turns[first:], OVERLAP_S))
+    turns = _fill_pauses(turns, FILL_S)
+    overlaps = _overlaps_at_changes(turns, OVERLAP_S)
     # Speakers are named SPEAKER_00, 01, … in order of first appearance; one that lost every
     # frame to the resegmentation disappears. Centroids are plain means of the speaker's GE2E
     # vectors (not centred), so they compare across recordings.

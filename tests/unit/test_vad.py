@@ -97,8 +97,8 @@ def _random_meeting(rng: np.random.Generator, minutes: float) -> tuple[np.ndarra
         speech = rng.choice([0.1, 0.5, 2.0, 8.0, 45.0]) * rng.uniform(0.5, 1.5)
         pause = rng.choice([0.05, 0.2, 0.45, 0.7, 3.0]) * rng.uniform(0.5, 1.5)
         p = rng.uniform(0.55, 1.0, int(speech / FRAME_S))
-        p[rng.random(p.size) < 0.05] = rng.uniform(0.2, 0.5)  # dips inside speech
-        probs += [p, rng.uniform(0.0, 0.3, int(pause / FRAME_S))]
+        p[rng.random(p.size) < 0.05] = rng.uniform(0.1, 0.3)  # dips inside speech
+        probs += [p, rng.uniform(0.0, 0.18, int(pause / FRAME_S))]
         t += speech + pause
     out = np.concatenate(probs).astype(np.float32)
     return out, rng.normal(-2.0, 1.0, out.size).astype(np.float32)

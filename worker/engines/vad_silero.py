@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from hark.audio import SAMPLE_RATE
+from hark.settings import Settings
 
 FRAME = 512  # samples per silero frame at 16 kHz
 CONTEXT = 64  # samples of the previous frame the model sees before each frame
@@ -31,14 +32,27 @@ FRAME_S = FRAME / SAMPLE_RATE
 
 @dataclass(frozen=True)
 class VadOptions:
-    threshold: float = 0.5
-    neg_threshold: float = 0.35
+    threshold: float = 0.3
+    neg_threshold: float = 0.2
     min_speech_s: float = 0.25
     min_silence_s: float = 0.4
     pad_s: float = 0.1
     max_segment_s: float = 30.0
     # Merge neighbours while first start to last end stays within this; 0 keeps every segment.
     merge_length_s: float = 0.0
+
+    @classmethod
+    def from_settings(cls, cfg: Settings, merge_length_s: float | None = None) -> VadOptions:
+        """The deployment's segmentation (HARK_VAD_*, max_segment_s, merge_length_s)."""
+        return cls(
+            threshold=cfg.vad_threshold,
+            neg_threshold=cfg.vad_neg_threshold,
+            min_speech_s=cfg.vad_min_speech_s,
+            min_silence_s=cfg.vad_min_silence_s,
+            pad_s=cfg.vad_pad_s,
+            max_segment_s=cfg.max_segment_s,
+            merge_length_s=cfg.merge_length_s if merge_length_s is None else merge_length_s,
+        )
 
 
 class SileroVad:

@@ -91,8 +91,7 @@ def decode_limits(cfg: Settings) -> DecodeLimits:
 
 def vad_options(cfg: Settings, options: dict) -> VadOptions:
     """The deployment's segmentation, with the job's own `merge_length_s` when it set one."""
-    merge = float(options.get("merge_length_s", cfg.merge_length_s))
-    return VadOptions(max_segment_s=cfg.max_segment_s, merge_length_s=merge)
+    return VadOptions.from_settings(cfg, float(options.get("merge_length_s", cfg.merge_length_s)))
 
 
 @app.task(

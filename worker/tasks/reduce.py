@@ -40,6 +40,7 @@ def cluster_options(options: dict) -> ClusterOptions:
         num_speakers=options.get("num_speakers"),
         min_speakers=options.get("min_speakers") or 1,
         max_speakers=options.get("max_speakers") or 20,
+        voice_similarity=settings().voice_similarity,
     )
 
 
@@ -55,7 +56,7 @@ def _speech(storage: Storage, jid: uuid.UUID) -> SpeechProbabilities | None:
     if not storage.exists(vad_key(jid)):
         log.warning("no VAD probabilities stored; turns follow the segments", extra={"job_id": str(jid)})
         return None
-    return SpeechProbabilities.from_bytes(storage.get_bytes(vad_key(jid)), FRAME_S)
+    return SpeechProbabilities.from_bytes(storage.get_bytes(vad_key(jid)), FRAME_S, settings().vad_threshold)
 
 
 class _Clustering:
