@@ -30,6 +30,7 @@ so no WER is printed for them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -172,10 +173,8 @@ def environment() -> str:
     if torch.cuda.is_available():
         parts.insert(0, f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})")
     for module in ("ctranslate2", "faster_whisper"):
-        try:
+        with contextlib.suppress(ImportError):
             parts.append(f"{module} {__import__(module).__version__}")
-        except ImportError:
-            pass
     return ", ".join(parts)
 
 

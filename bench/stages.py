@@ -27,6 +27,7 @@ the two times is printed (issue 8's goal: Hark end to end at most 1.0× the peer
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -73,10 +74,8 @@ def cpu_seconds(pid: int) -> float:
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
+        with contextlib.suppress(OSError):
             found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
     return found
 
 
@@ -283,12 +282,14 @@ def report_lines(
     overhead = (e2e - model) / e2e
     lines = [
         f"- recording: {audio / 60:.1f} min, {job.segments_total} VAD segments, "
-        f"{len({x.batch_idx for x in tasks})} batches × {len({x.kind for x in tasks})} kinds = {len(tasks)} model tasks; "
+        f"{len({x.batch_idx for x in tasks})} batches × {len({x.kind for x in tasks})} kinds = {len(tasks)} "
+        "model tasks; "
         f"model worker: {concurrency} pool process(es)",
         f"- end to end, upload start → done: **{e2e:.1f} s (RTF {e2e / audio:.4f})**; the client saw `done` "
         f"{seen_done - finished:.2f} s after it (0.5 s polling)",
         f"- pipeline overhead (end-to-end wall − model compute) / wall: **{100 * overhead:.1f} %** (goal ≤ 15 %); "
-        f"model compute {model:.1f} s (the time VAD or a model task ran, less the tasks' time outside ASR, embedding and "
+        f"model compute {model:.1f} s (the time VAD or a model task ran, less the tasks' time outside ASR, "
+        "embedding and "
         f"emotion models: {100 * (1 - model_share):.0f} %); clustering alone is "
         f"{100 * get('clustering_s') / e2e:.1f} % of the wall",
         "",
@@ -305,18 +306,23 @@ def report_lines(
         "",
         "Database and S3 by task (wall s): "
         + ", ".join(
-            f"{k} {get(f'{k}_db_s'):.2f} / {get(f'{k}_fetch_s') if k in kinds else get(f'{k}_s3_read_s') + get(f'{k}_s3_write_s'):.2f}"
+            f"{k} {get(f'{k}_db_s'):.2f} / "
+            f"{get(f'{k}_fetch_s') if k in kinds else get(f'{k}_s3_read_s') + get(f'{k}_s3_write_s'):.2f}"
             for k in ("prepare", *kinds, "reduce")
         ),
         "",
         "Timeline (s after the upload started):",
-        f"upload {created - upload_start:.2f} → prepare started {started - upload_start:.2f} (queue {started - created:.2f}) "
+        f"upload {created - upload_start:.2f} → prepare started {started - upload_start:.2f} (queue "
+        f"{started - created:.2f}) "
         f"→ prepare done {prepare_end - upload_start:.2f} → first model task started "
-        f"{min(ts(x.started_at) for x in tasks) - upload_start:.2f} → last model task done {last_done - upload_start:.2f} "
-        f"→ reduce started {reduce_start - upload_start:.2f} (queue {max(0.0, reduce_start - last_done):.2f}) → done {e2e:.2f}",
+        f"{min(ts(x.started_at) for x in tasks) - upload_start:.2f} → last model task done "
+        f"{last_done - upload_start:.2f} "
+        f"→ reduce started {reduce_start - upload_start:.2f} (queue {max(0.0, reduce_start - last_done):.2f}) → "
+        f"done {e2e:.2f}",
         "",
         f"- queue overhead: model tasks waited {sum(waits):.2f} s in all between sent and started (mean "
-        f"{sum(waits) / len(waits):.2f} s, max {max(waits):.2f} s; this includes waiting behind other tasks of the job); "
+        f"{sum(waits) / len(waits):.2f} s, max {max(waits):.2f} s; this includes waiting behind other tasks of "
+        "the job); "
         f"during the model stage, {idle:.2f} s of {last_done - first_sent:.2f} s had no model task running",
         "",
         "| process | peak RSS | CPU s during the job |",
@@ -389,7 +395,8 @@ def run_job(
     models = (
         f"model worker ({concurrency} pool process{'es' if concurrency > 1 else ''})"
         if not split
-        else f"ASR worker ({concurrency} pool process{'es' if concurrency > 1 else ''}), embedding and emotion worker (1)"
+        else f"ASR worker ({concurrency} pool process{'es' if concurrency > 1 else ''}), "
+        "embedding and emotion worker (1)"
     )
     lines.insert(0, f"- stack: gunicorn web (2 processes), CPU worker (1 process), {models}; {settings_note}")
     lines.append(f"- CPU seconds of all Hark processes during the job: {cpu:.1f}")
@@ -537,7 +544,8 @@ def main() -> int:
             ).stdout.strip()
             baseline = (e2e, cpu)
             lines += [
-                f"- baseline, the same job on commit {commit} ({'ASR' if args.split_pools else 'model'} worker with 1 process): "
+                f"- baseline, the same job on commit {commit} ({'ASR' if args.split_pools else 'model'} worker "
+                "with 1 process): "
                 f"{e2e:.1f} s end to end, {cpu:.1f} s CPU",
                 "",
             ]

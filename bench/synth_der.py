@@ -63,7 +63,8 @@ def main() -> int:
                 strict, forgiving = (DiarizationErrorRate(collar=c, skip_overlap=False) for c in (0.0, 0.5))
                 scores.append((len(hyp.labels()), abs(strict(ref, hyp)), abs(forgiving(ref, hyp))))
             rows.append(
-                f"| {n} | {scores[0][0]} | {scores[0][1] * 100:.1f} % | {scores[0][2] * 100:.1f} % | {scores[1][1] * 100:.1f} % |"
+                f"| {n} | {scores[0][0]} | {scores[0][1] * 100:.1f} % | {scores[0][2] * 100:.1f} % | "
+                f"{scores[1][1] * 100:.1f} % |"
             )
             print(rows[-1], flush=True)
     lines = [

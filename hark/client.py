@@ -8,7 +8,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from typing import Any, BinaryIO
 from urllib.parse import urlencode, urlsplit
 
@@ -93,12 +93,11 @@ class HarkClient:
     ) -> tuple[int, bytes, str]:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            try:
+            # The server may refuse before reading the whole body; its answer may still be there.
+            with suppress(BrokenPipeError, ConnectionResetError):
                 conn.request(
                     method, path, body=body, headers={"Authorization": f"Bearer {self.api_key}", **(headers or {})}
                 )
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the server refused before reading the whole body; its answer may still be there
             resp = conn.getresponse()
             return resp.status, resp.read(), resp.getheader("Content-Type", "")
         finally:

@@ -86,7 +86,8 @@ def _ls(args: argparse.Namespace) -> int:
         progress = (job.get("progress") or {}).get("fraction") or 0.0
         duration = f"{job['duration_s']:.0f} s" if job.get("duration_s") else "-"
         print(
-            f"{job['id']}  {job['status']:<10} {progress * 100:5.1f} %  {duration:>8}  {job.get('created_at', '')[:19]}  {job.get('filename', '')}"
+            f"{job['id']}  {job['status']:<10} {progress * 100:5.1f} %  {duration:>8}  "
+            f"{job.get('created_at', '')[:19]}  {job.get('filename', '')}"
         )
     if page.get("next_cursor"):
         print(f"(more: --cursor {page['next_cursor']})", file=sys.stderr)

@@ -54,7 +54,8 @@ def metrics():  # type: ignore[no-untyped-def]
         for name in STAGES:
             row = conn.execute(
                 text(
-                    "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v), percentile_cont(0.95) WITHIN GROUP (ORDER BY v) "
+                    "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v), percentile_cont(0.95) WITHIN GROUP "
+                    "(ORDER BY v) "
                     f"FROM (SELECT (timings->>:key)::float AS v FROM jobs WHERE {recent}) t WHERE v IS NOT NULL"
                 ),
                 {"key": f"{name}_s"},
@@ -64,7 +65,8 @@ def metrics():  # type: ignore[no-untyped-def]
                 stage.labels(name, "0.95").set(row[1])
         row = conn.execute(
             text(
-                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v), percentile_cont(0.95) WITHIN GROUP (ORDER BY v), "
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v), percentile_cont(0.95) WITHIN GROUP "
+                "(ORDER BY v), "
                 f"coalesce(sum(d), 0) FROM (SELECT extract(epoch FROM finished_at - created_at) AS v, duration_s AS d "
                 f"FROM jobs WHERE {recent}) t"
             )

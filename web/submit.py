@@ -70,5 +70,5 @@ def enqueue_prepare(job_id: uuid.UUID, priority: int) -> None:
     client gets its job and need not retry."""
     try:
         current_app.extensions["hark.celery"].send_task(PREPARE, args=[str(job_id)], priority=priority)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any broker failure (kombu, redis, socket); the job row is safe
         log.warning("broker unreachable; the janitor will enqueue the job", extra={"job_id": str(job_id)})

@@ -51,9 +51,9 @@ class TurnIndex:
 
     def at(self, t: float) -> str:
         i = max(0, int(np.searchsorted(self.starts, t, side="right")) - 1)
-        if i + 1 < len(self.turns) and t > self.turns[i].end_s:  # in a pause: the nearer turn
-            if self.turns[i + 1].start_s - t < t - self.turns[i].end_s:
-                i += 1
+        in_pause = i + 1 < len(self.turns) and t > self.turns[i].end_s
+        if in_pause and self.turns[i + 1].start_s - t < t - self.turns[i].end_s:  # the nearer turn
+            i += 1
         return self.turns[i].speaker if self.turns else "SPEAKER_00"
 
     def majority(self, start: float, end: float) -> str:

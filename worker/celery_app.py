@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from celery import signals
 
-import worker.metrics  # noqa: F401  (first: it must choose the metrics directory before anything else)
+import worker.metrics  # first: it must choose the metrics directory before anything else
 import worker.tuning  # noqa: F401  (threads and engine preloading per pool process)
 from hark.logs import configure_logging
 from hark.queues import make_celery

@@ -137,7 +137,7 @@ def _init_pool_process(**_: object) -> None:
         started = time.monotonic()
         try:
             get_engine(name, cfg)
-        except Exception:  # noqa: BLE001 - the first task loads it again and fails the job with the reason
+        except Exception:  # the first task loads it again and fails the job with the reason
             log.exception("engine failed to load", extra={"kind": kind})
             continue
         log.info(

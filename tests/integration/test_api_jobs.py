@@ -323,7 +323,8 @@ def test_status_read_matches_the_orm_view_and_survives_a_dropped_connection(sett
     with session_scope(settings.database_url) as s:
         killed = s.execute(
             text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name AND datname = current_database()"
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name "
+                "AND datname = current_database()"
             ),
             {"name": APPLICATION_NAME},
         ).scalar()

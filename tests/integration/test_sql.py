@@ -161,7 +161,8 @@ def test_stats_api_returns_the_views_numbers(stack, api_key, finished_job, setti
         view_speakers = (
             s.execute(
                 text(
-                    "SELECT job_id, speaker, speech_s, turns, share FROM analytics.speaker_talk_time WHERE tenant_id = :t"
+                    "SELECT job_id, speaker, speech_s, turns, share FROM analytics.speaker_talk_time WHERE "
+                    "tenant_id = :t"
                 ),
                 {"t": tenant_id},
             )

@@ -41,7 +41,7 @@ def test_length_batches_sort_and_cap_padded_seconds() -> None:
     for g in groups:
         assert len(g) * lengths[g[0]] <= 30.0
     # Greedy: a group is closed only when the next item would not fit.
-    for g, nxt in zip(groups, groups[1:]):
+    for g, _nxt in zip(groups, groups[1:]):
         assert (len(g) + 1) * lengths[g[0]] > 30.0
     assert length_batches([40.0, 1.0], 30.0) == [[0], [1]]  # too long for the cap: alone
     assert length_batches([], 30.0) == []

@@ -68,7 +68,7 @@ def test_large_v3_engine_loads_the_directory_and_runs_a_multilingual_batch(model
     assert [kw["language"] for kw in asked] == [None]  # detected by the model, not forced to English
     assert [r.segment_id for r in results] == [s.segment_id for s in batch]
     assert any(r.text for r in results)
-    for seg, result in zip(batch, results):
+    for _seg, result in zip(batch, results):
         assert result.language in _LANGUAGE_CODES
         assert isinstance(result.text, str)
         assert result.confidence is None or 0.0 <= result.confidence <= 1.0

@@ -50,7 +50,8 @@ class _GigaAmAsr:
         model = load_gigaam(model_dir, "asr")
         if type(model.head).__name__ != self.head_class:
             raise ValueError(
-                f"{model_dir} holds a GigaAM {type(model.head).__name__} model; engine {self.name} needs {self.head_class}"
+                f"{model_dir} holds a GigaAM {type(model.head).__name__} model; engine {self.name} needs "
+                f"{self.head_class}"
             )
         self.model = model
         self.tokenizer = model.decoding.tokenizer

@@ -75,7 +75,7 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
         with clock.part(f"{kind}_fetch"):
             try:
                 batch = _load_batch(Storage(cfg), jid, rows)
-            except Exception:
+            except Exception:  # only a head start: reduce clusters when it was not sent
                 _uncount_attempt(cfg, jid, batch_idx, kind)
                 raise
     else:  # a text-only engine: the batch's audio would be read from S3 for nothing
@@ -133,7 +133,7 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
     elif embeddings_complete:
         try:
             app.send_task(DIARIZE, args=[job_id])
-        except Exception:  # noqa: BLE001 - only a head start: reduce clusters when it was not sent
+        except Exception:
             log.warning("diarize not sent; reduce will cluster", extra=extra, exc_info=True)
 
 

@@ -135,7 +135,7 @@ def diarize_early(job_id: str) -> None:
             if job is not None:
                 clock.add("diarize", time.monotonic() - started, time.process_time() - started_cpu)
                 job.timings = clock.merged(job.timings)
-    except Exception:  # noqa: BLE001 - reduce does the clustering itself
+    except Exception:  # reduce does the clustering itself
         log.exception("early diarization failed; reduce will cluster", extra={"job_id": job_id})
 
 
