@@ -125,7 +125,7 @@ def segments(path: Path, settings: Settings) -> tuple[np.ndarray, list[tuple[flo
     return pcm.astype(np.float32) / 32768.0, stream.segments(vad_options(settings, {}))
 
 
-def transcribe(engine, audio: np.ndarray, spans, settings: Settings) -> tuple[list[SegmentResult], float, float]:  # type: ignore[no-untyped-def]
+def transcribe(engine, audio: np.ndarray, spans, settings: Settings) -> tuple[list[SegmentResult], float, float]:
     """The engine over the recording's batches; returns results, wall and CPU seconds."""
     from worker.tasks.prepare import plan_batches
 

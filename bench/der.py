@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def load_rttm(path: str):  # type: ignore[no-untyped-def]
+def load_rttm(path: str):
     from pyannote.core import Annotation, Segment
 
     annotation = Annotation()

@@ -155,7 +155,7 @@ class Sampler:
             self.scan()
 
 
-def start_stack(cfg, concurrency: int, extra_env: dict[str, str], code: Path = ROOT, split: bool = False):  # type: ignore[no-untyped-def]
+def start_stack(cfg, concurrency: int, extra_env: dict[str, str], code: Path = ROOT, split: bool = False):
     """Web and workers in their own processes, running the code of the checkout `code` (logs in
     artifacts/bench-*.log). `split` gives ASR a model worker of its own (`concurrency` processes)
     and speaker embedding with emotion another (one process), as separate pools of machines would."""
@@ -191,7 +191,7 @@ def start_stack(cfg, concurrency: int, extra_env: dict[str, str], code: Path = R
     return procs, url
 
 
-def follow(client, job_id: str, timeout_s: float) -> tuple[dict, float]:  # type: ignore[no-untyped-def]
+def follow(client, job_id: str, timeout_s: float) -> tuple[dict, float]:
     """Poll like the client does (every 0.5 s; the job's own finish time is what is reported);
     returns the final job and when (time.time()) it was first seen final."""
     deadline = time.monotonic() + timeout_s
@@ -212,7 +212,7 @@ def union_length(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def job_rows(cfg, job_id: str):  # type: ignore[no-untyped-def]
+def job_rows(cfg, job_id: str):
     from sqlalchemy import select
 
     from hark.db import session_scope
@@ -227,7 +227,7 @@ def job_rows(cfg, job_id: str):  # type: ignore[no-untyped-def]
 
 def report_lines(
     job, tasks, upload_start: float, seen_done: float, sampler: Sampler, concurrency: int
-) -> tuple[list[str], float]:  # type: ignore[no-untyped-def]
+) -> tuple[list[str], float]:
     t = job.timings or {}
     audio = job.duration_s or 0.0
     ts = datetime.timestamp
@@ -335,7 +335,7 @@ def report_lines(
     return lines, e2e
 
 
-def print_tasks(tasks, upload_start: float) -> None:  # type: ignore[no-untyped-def]
+def print_tasks(tasks, upload_start: float) -> None:
     """Each model task's sent, started and done times (s after the upload started), in start order:
     where the schedule leaves a core idle or puts a long task last."""
     ts = datetime.timestamp

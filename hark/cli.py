@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hark import processes, remote
@@ -79,7 +80,7 @@ def _progress_line(job: dict[str, Any], started: float) -> str:
     return f"\r[{time.monotonic() - started:6.1f} s] {job['status']:<10} {p['fraction'] * 100:5.1f} % {done:<20}"
 
 
-def _progress_printer(started: float):  # type: ignore[no-untyped-def]
+def _progress_printer(started: float) -> Callable[[dict[str, Any]], None]:
     """Redraw one line on a terminal; elsewhere (logs, CI) print a line only when something changed."""
     last = [""]
 

@@ -7,7 +7,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from typing import Any, BinaryIO
 from urllib.parse import urlencode, urlsplit
@@ -24,7 +24,7 @@ class MultipartFile:
     """A read()-able multipart/form-data body around open files, with a known length, so uploads
     of any size are sent in chunks instead of being built in memory."""
 
-    def __init__(self, fields: dict[str, str], files: list[tuple[str, BinaryIO, int]]) -> None:
+    def __init__(self, fields: dict[str, str], files: Sequence[tuple[str, BinaryIO, int]]) -> None:
         self.boundary = uuid.uuid4().hex
         head = b"".join(
             f'--{self.boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from hark.exports import FORMATS
 from hark.models import Job, Segment
 from hark.storage import MultipartWriter, out_key, raw_key
 from web.auth import principal, read_session, require_key
+from web.context import app_settings, app_storage
 from web.errors import ApiError, drain_body
 from web.job_requests import UPLOAD_BODY, idempotency_key, job_for_key, parse_callback_url
 from web.openapi import header, operation, query
@@ -32,10 +34,6 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1")
 OPTION_INTS = ("num_speakers", "min_speakers", "max_speakers")
 # Form fields / JSON keys that steer the submission rather than the processing.
 SUBMIT_FIELDS = ("priority", "force")
-
-
-def _settings():  # type: ignore[no-untyped-def]
-    return current_app.extensions["hark.settings"]
 
 
 def safe_filename(name: str | None) -> str:
@@ -84,7 +82,7 @@ def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
             merge = float(raw["merge_length_s"])
         except (TypeError, ValueError):
             raise ApiError(400, "invalid_options", "merge_length_s must be a number of seconds") from None
-        limit = _settings().max_segment_s
+        limit = app_settings().max_segment_s
         if not 0 <= merge <= limit:
             raise ApiError(400, "invalid_options", f"merge_length_s must be between 0 and {limit:g}")
         options["merge_length_s"] = merge
@@ -142,7 +140,7 @@ def job_view(
     headers=(header("Idempotency-Key", "same key and tenant: the same job is returned, no new upload"),),
 )
 @require_key("submit")
-def create_job():  # type: ignore[no-untyped-def]
+def create_job() -> ResponseReturnValue:
     """Stream a multipart upload (field `file`, optional `options` JSON or plain option fields,
     `priority`, `force`, `callback_url`) to S3, record the job and enqueue its preparation. A JSON
     body naming an object in the tenant's inbox (`{"s3_key": ...}`) creates the job without an
@@ -160,8 +158,8 @@ def create_job():  # type: ignore[no-untyped-def]
         return create_job_from_object(request.get_json(silent=True))
     if not (request.mimetype or "").startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send the recording as multipart/form-data with a 'file' field")
-    settings = _settings()
-    storage = current_app.extensions["hark.storage"]
+    settings = app_settings()
+    storage = app_storage()
     job_id = uuid.uuid4()
     sinks: list[tuple[str, MultipartWriter]] = []
 
@@ -173,7 +171,7 @@ def create_job():  # type: ignore[no-untyped-def]
         sinks.append((name, writer))
         return writer
 
-    request.upload_sink = sink
+    request.upload_sink = sink  # type: ignore[attr-defined]  # app.request_class is StreamingRequest
     try:
         files, form = request.files, request.form
         if "file" not in files or not sinks:
@@ -240,7 +238,7 @@ def find_job(job_id: str, s: Session | None = None) -> Job:
     `s` when the caller already holds a session, so a status read costs one connection checkout."""
     jid = _job_uuid(job_id)
     if s is None:
-        with session_scope(_settings().database_url) as own:
+        with session_scope(app_settings().database_url) as own:
             return find_job(job_id, own)
     job = s.scalar(select(Job).where(Job.id == jid, Job.tenant_id == principal().tenant_id))
     if job is None:
@@ -249,7 +247,7 @@ def find_job(job_id: str, s: Session | None = None) -> Job:
 
 
 def _load(job_id: str) -> tuple[Job, TaskCounts]:
-    with session_scope(_settings().database_url) as s:
+    with session_scope(app_settings().database_url) as s:
         job = find_job(job_id, s)
         return job, task_counts(s, job.id)
 
@@ -287,7 +285,7 @@ def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
     headers=(header("If-None-Match", "the ETag of an earlier answer: 304 while nothing changed"),),
 )
 @require_key("read")
-def get_job(job_id: str):  # type: ignore[no-untyped-def]
+def get_job(job_id: str) -> ResponseReturnValue:
     """The body's hash is its ETag, so a poller sending If-None-Match gets a bodiless 304 until
     the status or progress moves."""
     response = _job_response(job_id)
@@ -302,12 +300,12 @@ def get_job(job_id: str):  # type: ignore[no-untyped-def]
     params=(query("format", {"enum": list(FORMATS)}, "export format (default json)"),),
 )
 @require_key("read")
-def get_transcript(job_id: str):  # type: ignore[no-untyped-def]
+def get_transcript(job_id: str) -> ResponseReturnValue:
     fmt = request.args.get("format", "json")
     if fmt not in FORMATS:
         raise ApiError(400, "invalid_format", f"format must be one of {', '.join(FORMATS)}")
     job, _ = _load(job_id)
     if job.status != "done":
         raise ApiError(409, "not_ready", f"the job is {job.status}; the transcript exists once it is done")
-    body = current_app.extensions["hark.storage"].get_bytes(out_key(job.id, fmt))
+    body = app_storage().get_bytes(out_key(job.id, fmt))
     return Response(body, status=200, content_type=FORMATS[fmt])

@@ -8,11 +8,13 @@ metrics (task durations, engine real-time factors; see worker/metrics.py). Unaut
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
+from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from sqlalchemy import text
 
 from hark.db import engine_for
 from hark.queues import queue_depths
+from web.context import app_settings
 
 bp = Blueprint("metrics", __name__)
 
@@ -21,8 +23,8 @@ STAGES = ("prepare", "asr", "embed", "emotion", "reduce")
 
 
 @bp.get("/metrics")
-def metrics():  # type: ignore[no-untyped-def]
-    settings = current_app.extensions["hark.settings"]
+def metrics() -> ResponseReturnValue:
+    settings = app_settings()
     registry = CollectorRegistry()
     depth = Gauge("hark_queue_depth", "Tasks waiting in each queue", ["queue"], registry=registry)
     jobs = Gauge("hark_jobs", "Jobs per status", ["status"], registry=registry)

@@ -11,9 +11,9 @@ import time
 from functools import lru_cache
 
 import redis
-from flask import current_app
 
 from hark.apikeys import Principal
+from web.context import app_settings
 from web.errors import ApiError
 
 log = logging.getLogger("hark.web")
@@ -34,7 +34,7 @@ class RateLimited(ApiError):
 
 def check_job_creation(principal: Principal) -> None:
     """Count one job creation for the key; raise 429 (with Retry-After) past the limit."""
-    settings = current_app.extensions["hark.settings"]
+    settings = app_settings()
     limit, window = settings.rate_limit_jobs, settings.rate_limit_window_s
     if limit <= 0:
         return

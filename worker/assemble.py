@@ -9,7 +9,6 @@ none, or no speech recognised) take the speaker covering most of them.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,14 +56,14 @@ class TurnIndex:
         return self.turns[i].speaker if self.turns else "SPEAKER_00"
 
     def majority(self, start: float, end: float) -> str:
-        votes: Counter[str] = Counter()
+        votes: dict[str, float] = {}
         lo = max(0, int(np.searchsorted(self.starts, start, side="right")) - 1)
         hi = int(np.searchsorted(self.starts, end, side="left"))
         for t in self.turns[lo:hi]:
             overlap = min(t.end_s, end) - max(t.start_s, start)
             if overlap > 0:
-                votes[t.speaker] += overlap
-        return votes.most_common(1)[0][0] if votes else self.at((start + end) / 2)
+                votes[t.speaker] = votes.get(t.speaker, 0.0) + overlap
+        return max(votes, key=votes.__getitem__) if votes else self.at((start + end) / 2)
 
 
 def build_utterances(segments: list[SegmentView], turns: list[Turn]) -> list[Utterance]:

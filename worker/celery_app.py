@@ -6,6 +6,8 @@ celery -A worker.celery_app worker -Q asr,embed,emotion  # model work
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import signals
 
 import worker.metrics  # first: it must choose the metrics directory before anything else
@@ -26,7 +28,7 @@ app.conf.imports = (
 
 
 @signals.celeryd_after_setup.connect
-def _check_model_files(sender: str, instance, **kwargs) -> None:  # type: ignore[no-untyped-def]
+def _check_model_files(sender: str, instance: Any, **kwargs: Any) -> None:
     """A worker consuming model queues verifies, before it takes any task, that the default engine
     of each kind it serves has its model files (e.g. HARK_SENSEVOICE_DIR): a missing directory
     stops it at start with the path in the message, instead of failing every job later."""

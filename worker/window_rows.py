@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -20,7 +21,7 @@ _COLUMNS = ("job_id", "segment_id", "win_idx", "start_s", "end_s", "vector")
 _TYPES = ("uuid", "int8", "int4", "float8", "float8", "float4[]")
 
 
-def _driver(s: Session):  # type: ignore[no-untyped-def]
+def _driver(s: Session) -> Any:
     """The session's own psycopg connection (so COPY runs inside the session's transaction)."""
     return s.connection().connection.driver_connection
 

@@ -207,7 +207,7 @@ def test_rate_limit_per_key(settings):
         first, second = create_key(s, "tenant-rate"), create_key(s, "tenant-rate")
     web = app.test_client()
 
-    def post(key: str):  # type: ignore[no-untyped-def]
+    def post(key: str):
         return web.post("/v1/jobs", headers=auth(key), data={"options": "{bad"}, content_type="multipart/form-data")
 
     assert [post(first).status_code for _ in range(2)] == [400, 400]

@@ -282,7 +282,7 @@ def test_a_jobs_embeddings_are_taken_before_its_asr_and_interactive_before_overn
                 )
     taken: list[tuple[str, str]] = []
 
-    def take(body, message) -> None:  # type: ignore[no-untyped-def]
+    def take(body, message) -> None:
         kwargs = body[1]
         taken.append((kwargs["job_id"], kwargs["kind"]))
         message.ack()

@@ -63,13 +63,13 @@ def test_run_by_length_restores_the_original_order() -> None:
 
 def test_run_engine_hands_over_only_declared_job_options() -> None:
     class Plain:
-        def run(self, batch):  # type: ignore[no-untyped-def]
+        def run(self, batch):
             return ["plain", len(batch)]
 
     class Reads:
         job_options = frozenset({"itn", "language"})
 
-        def run(self, batch, options):  # type: ignore[no-untyped-def]
+        def run(self, batch, options):
             return [options]
 
     options = {"itn": False, "num_speakers": 2, "engines": {"asr": "x"}}

@@ -38,7 +38,7 @@ def model_dir(tmp_path_factory) -> Path:
     return write_model(work / "faster-whisper-tiny-random", work)
 
 
-def _engine(path: Path):  # type: ignore[no-untyped-def]
+def _engine(path: Path):
     engine = engine_class("whisper-large-v3")()
     engine.load(Settings(whisper_large_v3_dir=str(path)))
     return engine

@@ -132,10 +132,10 @@ def test_a_vad_failure_reaches_the_task_and_the_thread_ends():
     from worker.tasks.prepare import VadThread
 
     class Broken:
-        def feed(self, block):  # type: ignore[no-untyped-def]
+        def feed(self, block):
             raise RuntimeError("onnx said no")
 
-    vad = VadThread(Broken(), depth=1)  # type: ignore[arg-type]
+    vad = VadThread(Broken(), depth=1)
     vad.feed(np.zeros(16000, np.int16))
     with pytest.raises(RuntimeError, match="onnx said no"):
         for _ in range(20):

@@ -31,6 +31,7 @@ class Hypothesis:
 
 
 class _GigaAmAsr:
+    name: ClassVar[str]
     kind: ClassVar[str] = "asr"
     produces: ClassVar[frozenset[str]] = frozenset({"text", "language", "words"})
     consumes: ClassVar[frozenset[str]] = frozenset()

@@ -142,7 +142,7 @@ class SenseVoiceAsr:
         assert self.model is not None, "load() first"
         options = options or {}
         itn = bool(options.get("itn", self.itn))
-        language = options.get("language") if options.get("language") in LANGUAGES else "auto"
+        language = str(options["language"]) if options.get("language") in LANGUAGES else "auto"
         audible = [seg for seg in batch if len(seg.samples) >= MIN_SAMPLES]
         found = run_by_length(
             audible,
@@ -209,7 +209,7 @@ class SenseVoiceAsr:
         words, stamps = answer.get("words"), answer.get("timestamp")
         if not words or not stamps or len(words) != len(stamps):
             return None
-        out = []
+        out: list[dict[str, Any]] = []
         for word, (start_ms, end_ms) in zip(words, stamps):
             if not word or TAG.fullmatch(word):
                 continue

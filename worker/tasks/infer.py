@@ -18,9 +18,12 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.orm import Session
 
 from hark.audio import pcm_to_float, seconds_to_byte
 from hark.db import session_scope
@@ -28,6 +31,7 @@ from hark.jobstate import advance
 from hark.models import Embedding, Job, JobTask, Segment
 from hark.pcm_store import read_pcm
 from hark.queues import DIARIZE, INFER, REDUCE
+from hark.settings import Settings
 from hark.storage import Storage
 from worker import faults
 from worker.celery_app import app
@@ -45,7 +49,7 @@ LIVE = ("preparing", "inferring")
 
 
 @app.task(name=INFER, bind=True, base=JobStageTask, failure_code="engine_error")
-def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
+def infer(self: JobStageTask, job_id: str, batch_idx: int, kind: str) -> None:
     cfg = settings()
     jid = uuid.UUID(job_id)
     clock = Clock()
@@ -137,7 +141,7 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
             log.warning("diarize not sent; reduce will cluster", extra=extra, exc_info=True)
 
 
-def _uncount_attempt(cfg, jid: uuid.UUID, batch_idx: int, kind: str) -> None:  # type: ignore[no-untyped-def]
+def _uncount_attempt(cfg: Settings, jid: uuid.UUID, batch_idx: int, kind: str) -> None:
     """The batch's audio could not be fetched (S3 away): the engine never saw it, so this attempt
     must not bring a healthy batch closer to the poison path, which runs segments one by one and
     would change its results. Best effort: with the database away too, the attempt stays counted."""
@@ -149,7 +153,7 @@ def _uncount_attempt(cfg, jid: uuid.UUID, batch_idx: int, kind: str) -> None:  #
         )
 
 
-def _set_error(cfg, segment_id: int, kind: str, reason: str | None) -> None:  # type: ignore[no-untyped-def]
+def _set_error(cfg: Settings, segment_id: int, kind: str, reason: str | None) -> None:
     """Record (or, with None, clear) why `kind` failed for a segment; committed at once."""
     with session_scope(cfg.database_url) as s:
         if reason is None:
@@ -167,12 +171,14 @@ def _set_error(cfg, segment_id: int, kind: str, reason: str | None) -> None:  # 
             )
 
 
-def _run_one_by_one(cfg, kind: str, engine, batch: list[SegmentAudio], options: dict) -> list[SegmentResult]:  # type: ignore[no-untyped-def]
+def _run_one_by_one(
+    cfg: Settings, kind: str, engine: Any, batch: list[SegmentAudio], options: dict
+) -> list[SegmentResult]:
     """The batch failed again and again: find the poison. Each segment runs alone, marked as under
     way beforehand, so one that kills the worker is known on the next delivery and skipped; one that
     raises keeps the reason. The other segments get their results; the batch then counts as done."""
     with session_scope(cfg.database_url) as s:
-        earlier = dict(
+        earlier: dict[int, Any] = dict(
             s.execute(select(Segment.id, Segment.errors).where(Segment.id.in_([g.segment_id for g in batch]))).all()
         )
     results: list[SegmentResult] = []
@@ -200,7 +206,7 @@ MAX_GAP_S = 5.0
 NO_SAMPLES = np.zeros(0, dtype=np.float32)
 
 
-def _load_batch(storage: Storage, jid: uuid.UUID, rows: list) -> list[SegmentAudio]:
+def _load_batch(storage: Storage, jid: uuid.UUID, rows: Sequence[Any]) -> list[SegmentAudio]:
     """The batch's audio: one ranged GET per run of nearby segments, sliced per segment."""
     runs: list[list] = []
     for r in rows:
@@ -223,7 +229,7 @@ def _load_batch(storage: Storage, jid: uuid.UUID, rows: list) -> list[SegmentAud
     return out
 
 
-def _store(s, jid: uuid.UUID, kind: str, results: list[SegmentResult], asr_emotion: bool = True) -> None:
+def _store(s: Session, jid: uuid.UUID, kind: str, results: list[SegmentResult], asr_emotion: bool = True) -> None:
     """Write one kind's results. An ASR engine's emotion (SenseVoice) is kept unless the job runs a
     separate emotion engine (`asr_emotion` False), which then owns those columns; its audio events
     are always kept."""
@@ -234,7 +240,12 @@ def _store(s, jid: uuid.UUID, kind: str, results: list[SegmentResult], asr_emoti
         return
     for r in results:
         if kind == "asr":
-            values = {"text": r.text, "language": r.language, "confidence": r.confidence, "words": r.words}
+            values: dict[str, Any] = {
+                "text": r.text,
+                "language": r.language,
+                "confidence": r.confidence,
+                "words": r.words,
+            }
             if asr_emotion and r.emotion_source is not None:  # SenseVoice: emotion in the same pass
                 values.update(emotion=r.emotion, emotion_scores=r.emotion_scores, emotion_source=r.emotion_source)
             if r.events is not None:

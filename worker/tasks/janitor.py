@@ -26,6 +26,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.orm import Session
 
 from hark.db import session_scope
 from hark.models import Job, JobTask
@@ -88,8 +89,8 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
 
 
 def _sweep_batches(
-    s, job_id: uuid.UUID, options: dict, priority: int, depths: dict[str, int], lost: datetime, stale: datetime
-) -> int:  # type: ignore[no-untyped-def]
+    s: Session, job_id: uuid.UUID, options: dict, priority: int, depths: dict[str, int], lost: datetime, stale: datetime
+) -> int:
     rows = s.execute(select(JobTask).where(JobTask.job_id == job_id, JobTask.done_at.is_(None))).scalars().all()
     asr_pending = {r.batch_idx for r in rows if r.kind == "asr"}
     # A message a worker has reserved but not begun is out of its queue too; while the job's other
@@ -99,7 +100,7 @@ def _sweep_batches(
     resend: set[tuple[int, str]] = set()
     for r in rows:
         began = r.started_at is not None and r.started_at >= r.enqueued_at
-        if began and r.started_at < stale and r.enqueued_at < stale:
+        if began and r.started_at is not None and r.started_at < stale and r.enqueued_at < stale:
             resend.add((r.batch_idx, r.kind))  # its worker died
         elif (
             not began

@@ -103,7 +103,7 @@ def vad_options(cfg: Settings, options: dict) -> VadOptions:
     soft_time_limit=_SOFT_LIMIT_S,
     time_limit=_SOFT_LIMIT_S + 60,
 )
-def prepare(self, job_id: str) -> None:
+def prepare(self: JobStageTask, job_id: str) -> None:
     cfg = settings()
     jid = uuid.UUID(job_id)
     clock = Clock()

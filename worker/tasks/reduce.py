@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
 
 from hark.db import session_scope
 from hark.exports import FORMATS, render
@@ -43,7 +44,7 @@ def cluster_options(options: dict) -> ClusterOptions:
     )
 
 
-def _load_windows(s, jid: uuid.UUID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _load_windows(s: Session, jid: uuid.UUID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The job's speaker windows as arrays (worker/window_rows.py)."""
     count = s.scalar(select(func.count()).select_from(Embedding).where(Embedding.job_id == jid)) or 0
     return load_windows(s, jid, count)
@@ -140,7 +141,7 @@ def diarize_early(job_id: str) -> None:
 
 
 @app.task(name=REDUCE, bind=True, base=JobStageTask, failure_code="reduce_error")
-def reduce(self, job_id: str) -> None:
+def reduce(self: JobStageTask, job_id: str) -> None:
     cfg = settings()
     jid = uuid.UUID(job_id)
     clock = Clock()
