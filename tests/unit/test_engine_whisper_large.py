@@ -17,6 +17,8 @@ from tests.whisper_tiny import write_model
 from worker.engines import engine_class
 from worker.engines.base import SegmentAudio
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(autouse=True)
 def no_hub(monkeypatch):

@@ -20,6 +20,8 @@ from worker.engines.base import SegmentAudio, pick_device
 from worker.engines.emotion_gigaam import TO_HARK
 from worker.engines.gigaam_features import FeatureExtractor
 
+pytestmark = pytest.mark.slow
+
 HARK_EMOTIONS = {"happy", "sad", "angry", "neutral", "fearful", "disgusted", "surprised"}
 
 

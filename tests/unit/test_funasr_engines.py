@@ -26,6 +26,8 @@ from tests.funasr_checkpoints import (
 from worker.engines.base import ModelDirMissing, SegmentAudio, run_engine
 from worker.engines.funasr_models import model_device
 
+pytestmark = pytest.mark.slow
+
 RATE = 16000
 
 

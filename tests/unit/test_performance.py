@@ -14,6 +14,8 @@ from worker.engines.asr_whisper import pack_clips, spread_words
 from worker.timing import Clock
 from worker.tuning import cpus, threads_per_process
 
+pytestmark = pytest.mark.slow
+
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.wav"
 
 
