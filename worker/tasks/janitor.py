@@ -132,7 +132,7 @@ def _sweep_batches(
 def janitor() -> None:
     sent = sweep()
     if any(sent.values()):
-        log.info("janitor sweep", extra={"stage": "janitor", "code": str(sent)})
+        log.info("janitor sweep", extra={"stage": "janitor", "sent": sent})
 
 
 @app.task(name=ABORT_ABANDONED_UPLOADS, ignore_result=True)
