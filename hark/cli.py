@@ -12,6 +12,7 @@ from typing import Any
 
 from hark import processes, remote
 from hark.settings import Settings
+from hark.status import JobStatus
 
 
 def _keys_create(args: argparse.Namespace) -> int:
@@ -110,7 +111,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     print(f"job {job['id']} {job['status']}", file=sys.stderr)
     job = client.wait(job["id"], on_progress=_progress_printer(started))
     print(file=sys.stderr)
-    if job["status"] != "done":
+    if job["status"] != JobStatus.DONE:
         err = job.get("error") or {}
         print(f"job {job['id']} {job['status']}: {err.get('code')}: {err.get('message')}", file=sys.stderr)
         return 1

@@ -12,6 +12,8 @@ from contextlib import ExitStack, suppress
 from typing import Any, BinaryIO
 from urllib.parse import urlencode, urlsplit
 
+from hark.status import FINAL
+
 
 class ApiError(Exception):
     def __init__(self, status: int, body: dict[str, Any]) -> None:
@@ -208,7 +210,7 @@ class HarkClient:
             job = self.job(job_id)
             if on_progress:
                 on_progress(job)
-            if job["status"] in ("done", "failed", "cancelled"):
+            if job["status"] in FINAL:
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout_s:.0f} s")

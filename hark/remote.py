@@ -13,9 +13,10 @@ from typing import Any
 
 from hark.client import ApiError, HarkClient
 from hark.progress import Board, Row
+from hark.status import FINAL, JobStatus
 from hark.submitting import find_recordings, upload_direct
 
-FINISHED = ("done", "failed", "cancelled")
+FINISHED = FINAL
 FORMATS = ("json", "srt", "vtt", "txt", "rttm")
 
 
@@ -70,7 +71,7 @@ def _submit(args: argparse.Namespace) -> int:
     for row in rows:
         if row.job:
             print(f"{row.job['id']}\t{row.job['status']}\t{row.name}")
-    failed = sum(1 for r in rows if r.job and r.job["status"] in ("failed", "cancelled"))
+    failed = sum(1 for r in rows if r.job and r.job["status"] in (JobStatus.FAILED, JobStatus.CANCELLED))
     return 1 if failures or (args.wait and failed) else 0
 
 
@@ -97,7 +98,7 @@ def _ls(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     job = _client(args).job(args.job)
     print(json.dumps(job, indent=2))
-    return 0 if job["status"] != "failed" else 1
+    return 0 if job["status"] != JobStatus.FAILED else 1
 
 
 def _transcript(args: argparse.Namespace) -> int:

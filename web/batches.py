@@ -19,6 +19,7 @@ from sqlalchemy import select
 from hark.db import session_scope
 from hark.jobstate import FINAL
 from hark.models import Batch, Job
+from hark.status import JobStatus
 from hark.storage import MultipartWriter, in_inbox, inbox_prefix, raw_key
 from web.auth import principal, require_key
 from web.context import app_settings, app_storage
@@ -110,7 +111,7 @@ def create_batch() -> ResponseReturnValue:
                 Job(
                     id=src.job_id,
                     tenant_id=tenant_id,
-                    status="queued",
+                    status=JobStatus.QUEUED,
                     filename=src.filename,
                     source_key=src.key,
                     sha256=src.sha256,
@@ -216,10 +217,10 @@ def _from_prefix(body: Any) -> Plan:
 def batch_status(statuses: list[str]) -> str:
     """`running` until every job is final; then `done`, `failed` (nothing done) or `partial`."""
     if not statuses or any(st not in FINAL for st in statuses):
-        return "running" if any(st not in ("queued", "uploading") for st in statuses) else "queued"
-    if all(st == "done" for st in statuses):
+        return "running" if any(st not in (JobStatus.QUEUED, JobStatus.UPLOADING) for st in statuses) else "queued"
+    if all(st == JobStatus.DONE for st in statuses):
         return "done"
-    return "partial" if any(st == "done" for st in statuses) else "failed"
+    return "partial" if any(st == JobStatus.DONE for st in statuses) else "failed"
 
 
 def _batch_view(batch_id: uuid.UUID) -> dict[str, Any]:

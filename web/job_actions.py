@@ -24,7 +24,7 @@ from hark.models import Job
 from web.auth import principal, require_key
 from web.context import app_settings, app_storage
 from web.errors import ApiError
-from web.jobs import _job_response, find_job
+from web.jobs import find_job, job_response
 from web.openapi import operation, query
 from web.status_read import read_list
 
@@ -133,7 +133,7 @@ def cancel_job(job_id: str) -> ResponseReturnValue:
     with session_scope(app_settings().database_url) as s:
         if not cancel(s, job.id):
             raise ApiError(409, "already_finished", f"the job is already {job.status}")
-    return _job_response(job.id)
+    return job_response(job.id)
 
 
 @bp.delete("/jobs/<job_id>")

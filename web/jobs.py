@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from hark.db import session_scope
 from hark.exports import FORMATS
 from hark.models import Job, Segment
+from hark.status import JobStatus
 from hark.storage import MultipartWriter, out_key, raw_key
 from web.auth import principal, read_session, require_key
 from web.context import app_settings, app_storage
@@ -124,7 +125,7 @@ def job_view(
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }
-    if job.status == "done":
+    if job.status == JobStatus.DONE:
         view["links"] = {fmt: f"/v1/jobs/{job.id}/transcript?format={fmt}" for fmt in FORMATS}
         # Segments an engine could not process (poison segments) leave the job done but partial.
         view["partial"] = bool(failed_segments)
@@ -150,7 +151,7 @@ def create_job() -> ResponseReturnValue:
     existing = job_for_key(idem) if idem else None
     if existing is not None:
         drain_body()
-        return _job_response(existing)
+        return job_response(existing)
     check_job_creation(principal())
     if request.is_json:
         from web.uploads import create_job_from_object
@@ -200,7 +201,7 @@ def create_job() -> ResponseReturnValue:
                     Job(
                         id=job_id,
                         tenant_id=principal().tenant_id,
-                        status="queued",
+                        status=JobStatus.QUEUED,
                         filename=name,
                         source_key=raw_key(job_id, name),
                         sha256=sha256,
@@ -217,12 +218,12 @@ def create_job() -> ResponseReturnValue:
         winner = job_for_key(idem) if idem else None
         if winner is None:
             raise
-        return _job_response(winner)
+        return job_response(winner)
     if duplicate is not None:
         storage.delete_prefix(raw_key(job_id, ""))
-        return _job_response(duplicate, status=200)
+        return job_response(duplicate, status=200)
     enqueue_prepare(job_id, priority)
-    return _job_response(job_id, status=201)
+    return job_response(job_id, status=201)
 
 
 def _job_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
@@ -246,7 +247,7 @@ def find_job(job_id: str, s: Session | None = None) -> Job:
     return job
 
 
-def _load(job_id: str) -> tuple[Job, TaskCounts]:
+def load_job(job_id: str) -> tuple[Job, TaskCounts]:
     with session_scope(app_settings().database_url) as s:
         job = find_job(job_id, s)
         return job, task_counts(s, job.id)
@@ -262,7 +263,7 @@ def failed_segments(s: Session, job_id: uuid.UUID) -> list[dict[str, Any]]:
     return [{"idx": idx, "start": start, "end": end, "errors": errors} for idx, start, end, errors in rows]
 
 
-def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
+def job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
     """The job's view as JSON. The job's row, its task counts and whether any segment failed come
     in one prepared statement on a kept connection (web/status_read.py): a poll is one query after the key check."""
     jid = _job_uuid(job_id)
@@ -270,7 +271,7 @@ def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
     if found is None:
         raise ApiError(404, "job_not_found", "no such job")
     job = found.job
-    failed = failed_segments(read_session(), job.id) if found.any_failed and job.status == "done" else None
+    failed = failed_segments(read_session(), job.id) if found.any_failed and job.status == JobStatus.DONE else None
     response = jsonify(job_view(job, found.counts, failed))
     response.status_code = status
     if status == 201:
@@ -288,7 +289,7 @@ def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
 def get_job(job_id: str) -> ResponseReturnValue:
     """The body's hash is its ETag, so a poller sending If-None-Match gets a bodiless 304 until
     the status or progress moves."""
-    response = _job_response(job_id)
+    response = job_response(job_id)
     response.add_etag()
     return response.make_conditional(request)
 
@@ -304,8 +305,8 @@ def get_transcript(job_id: str) -> ResponseReturnValue:
     fmt = request.args.get("format", "json")
     if fmt not in FORMATS:
         raise ApiError(400, "invalid_format", f"format must be one of {', '.join(FORMATS)}")
-    job, _ = _load(job_id)
-    if job.status != "done":
+    job, _ = load_job(job_id)
+    if job.status != JobStatus.DONE:
         raise ApiError(409, "not_ready", f"the job is {job.status}; the transcript exists once it is done")
     body = app_storage().get_bytes(out_key(job.id, fmt))
     return Response(body, status=200, content_type=FORMATS[fmt])

@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from web.auth import require_key
 from web.context import app_storage
-from web.jobs import _load
+from web.jobs import load_job
 
 bp = Blueprint("media", __name__, url_prefix="/v1")
 
@@ -19,6 +19,6 @@ MEDIA_URL_TTL_S = 900
 @bp.get("/jobs/<job_id>/media")
 @require_key("read")
 def job_media(job_id: str) -> ResponseReturnValue:
-    job, _ = _load(job_id)
+    job, _ = load_job(job_id)
     url = app_storage().presigned_get(job.source_key, expires_s=MEDIA_URL_TTL_S)
     return jsonify({"url": url, "expires_in": MEDIA_URL_TTL_S, "filename": job.filename})

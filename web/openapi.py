@@ -15,6 +15,8 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from hark.status import JobStatus
+
 bp = Blueprint("openapi", __name__)
 
 NULLABLE_STR = {"type": ["string", "null"]}
@@ -38,9 +40,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "status", "progress", "created_at"],
         "properties": {
             "id": {"type": "string", "format": "uuid"},
-            "status": {
-                "enum": ["uploading", "queued", "preparing", "inferring", "reducing", "done", "failed", "cancelled"]
-            },
+            "status": {"enum": [status.value for status in JobStatus]},
             "stage": {"type": "string"},
             "filename": {"type": "string"},
             "bytes": NULLABLE_INT,

@@ -21,12 +21,13 @@ from sqlalchemy.orm import Session
 from hark.db import session_scope
 from hark.jobstate import advance
 from hark.models import Job, Upload
+from hark.status import JobStatus
 from hark.storage import in_inbox, inbox_prefix, raw_key
 from hark.uploads import plan_parts
 from web.auth import principal, require_key
 from web.context import app_settings, app_storage
 from web.errors import ApiError
-from web.jobs import _job_response, parse_options, safe_filename
+from web.jobs import job_response, parse_options, safe_filename
 from web.openapi import json_body, operation
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, parse_sha256
 
@@ -98,7 +99,7 @@ def create_upload() -> ResponseReturnValue:
                 Job(
                     id=job_id,
                     tenant_id=tenant_id,
-                    status="uploading",
+                    status=JobStatus.UPLOADING,
                     filename=name,
                     source_key=key,
                     sha256=sha256,
@@ -121,7 +122,7 @@ def create_upload() -> ResponseReturnValue:
                 )
             )
     if duplicate is not None:
-        return _job_response(duplicate, status=200)
+        return job_response(duplicate, status=200)
     urls = [
         {"part_number": n, "url": storage.presigned_part(key, s3_upload_id, n, settings.upload_url_expiry_s)}
         for n in range(1, plan.parts + 1)
@@ -229,10 +230,10 @@ def complete_upload(upload_id: str) -> ResponseReturnValue:
         upload.status = "completed"
         job = s.get(Job, upload.job_id)
         assert job is not None
-        advance(s, upload.job_id, "queued", bytes=size)
+        advance(s, upload.job_id, JobStatus.QUEUED, bytes=size)
         job_id, priority = upload.job_id, job.priority
     enqueue_prepare(job_id, priority)
-    return _job_response(job_id, status=201)
+    return job_response(job_id, status=201)
 
 
 def create_job_from_object(body: Any) -> Response:
@@ -264,7 +265,7 @@ def create_job_from_object(body: Any) -> Response:
                 Job(
                     id=job_id,
                     tenant_id=tenant_id,
-                    status="queued",
+                    status=JobStatus.QUEUED,
                     filename=key.rsplit("/", 1)[-1][:500],
                     source_key=key,
                     sha256=sha256,
@@ -274,6 +275,6 @@ def create_job_from_object(body: Any) -> Response:
                 )
             )
     if duplicate is not None:
-        return _job_response(duplicate, status=200)
+        return job_response(duplicate, status=200)
     enqueue_prepare(job_id, priority)
-    return _job_response(job_id, status=201)
+    return job_response(job_id, status=201)

@@ -18,11 +18,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
 from worker.cpu import intel_cpu
 from worker.engines.base import SegmentAudio, SegmentResult, pick_device
-
-SAMPLE_RATE = 16000
 
 
 def embedded_model_dir() -> Path:

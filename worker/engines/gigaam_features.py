@@ -20,7 +20,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-SAMPLE_RATE = 16000
+# gigaam.model imports SAMPLE_RATE from the module this one stands in for (an explicit re-export).
+from hark.audio import SAMPLE_RATE as SAMPLE_RATE
 
 
 def load_audio(*args: object, **kwargs: object) -> Tensor:

@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hark.audio import SAMPLE_RATE
 from worker.engines import gigaam_features
 from worker.engines.base import pass_seconds, pick_device
 
 log = logging.getLogger("hark.engines.gigaam")
 
-SAMPLE_RATE = gigaam_features.SAMPLE_RATE
 INSTALL_HINT = "pip install -e '.[gigaam]' && pip install --no-deps gigaam==0.1.0"
 
 

@@ -32,6 +32,7 @@ from hark.models import Embedding, Job, JobTask, Segment
 from hark.pcm_store import read_pcm
 from hark.queues import DIARIZE, INFER, REDUCE
 from hark.settings import Settings
+from hark.status import JobStatus
 from hark.storage import Storage
 from worker import faults
 from worker.celery_app import app
@@ -45,7 +46,7 @@ from worker.window_rows import copy_windows
 log = logging.getLogger("hark.infer")
 # Model work runs while prepare still decodes the rest (batches are sent as they become final)
 # and after it; a job in any other status has nothing to gain from it.
-LIVE = ("preparing", "inferring")
+LIVE = (JobStatus.PREPARING, JobStatus.INFERRING)
 
 
 @app.task(name=INFER, bind=True, base=JobStageTask, failure_code="engine_error")
@@ -118,7 +119,7 @@ def infer(self: JobStageTask, job_id: str, batch_idx: int, kind: str) -> None:
         embeddings_complete = (
             bool(remaining)
             and kind == "embed"
-            and job.status == "inferring"
+            and job.status == JobStatus.INFERRING
             and not s.scalar(
                 select(func.count())
                 .select_from(JobTask)
@@ -129,7 +130,7 @@ def infer(self: JobStageTask, job_id: str, batch_idx: int, kind: str) -> None:
         clock.add(f"{kind}_db", time.monotonic() - db_started)
         clock.add(kind, time.monotonic() - started, time.process_time() - started_cpu)
         job.timings = clock.merged(job.timings)
-        last = remaining == 0 and advance(s, jid, "reducing")
+        last = remaining == 0 and advance(s, jid, JobStatus.REDUCING)
     compute_s = clock.wall[kind]
     log.info("batch done", extra={**extra, "seconds": round(compute_s, 3)})
     if last:

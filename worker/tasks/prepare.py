@@ -28,6 +28,7 @@ from hark.models import Job, JobTask, Segment
 from hark.pcm_store import PcmWriter
 from hark.queues import PREPARE, REDUCE
 from hark.settings import Settings
+from hark.status import JobStatus
 from hark.storage import Storage, vad_key
 from worker.celery_app import app
 from worker.engines.asr_whisper import pack_clips
@@ -63,7 +64,7 @@ def plan_batches(spans: list[tuple[float, float]], batch_speech_s: float, clip_s
     it after the first minute of audio instead of the first three, so the model workers start
     while prepare still decodes. Each batch's end depends only on the segments before it, so a
     plan over a prefix of the segments is the start of the whole plan (tests/unit/test_pieces.py)."""
-    rate = 16000
+    rate = SAMPLE_RATE
     lengths = [int(round(b * rate)) - int(round(a * rate)) for a, b in spans]
     groups = (
         pack_clips(lengths, int(clip_s * rate))
@@ -109,7 +110,7 @@ def prepare(self: JobStageTask, job_id: str) -> None:
     clock = Clock()
     started, started_cpu = time.monotonic(), time.process_time()
     with clock.part("prepare_db"), session_scope(cfg.database_url) as s:
-        if not advance(s, jid, "preparing", started_at=func.coalesce(Job.started_at, func.now())):
+        if not advance(s, jid, JobStatus.PREPARING, started_at=func.coalesce(Job.started_at, func.now())):
             log.info("job not preparable, skipping", extra={"job_id": job_id})
             return
         job = s.get(Job, jid)
@@ -184,7 +185,7 @@ def prepare(self: JobStageTask, job_id: str) -> None:
     db_started = time.monotonic()
     with session_scope(cfg.database_url) as s:
         job = s.get(Job, jid, with_for_update=True)
-        if job is None or job.status != "preparing":
+        if job is None or job.status != JobStatus.PREPARING:
             return
         first_new = fanout.add_rows(s, spans, batches[len(fanout.batches) :])
         s.flush()
@@ -194,7 +195,7 @@ def prepare(self: JobStageTask, job_id: str) -> None:
         advance(
             s,
             jid,
-            "inferring",
+            JobStatus.INFERRING,
             duration_s=round(report.duration_s, 3),
             decoded_s=round(report.duration_s, 3),
             segments_total=len(spans),
@@ -207,7 +208,7 @@ def prepare(self: JobStageTask, job_id: str) -> None:
         remaining = s.scalar(
             select(func.count()).select_from(JobTask).where(JobTask.job_id == jid, JobTask.done_at.is_(None))
         )
-        reduce_now = remaining == 0 and advance(s, jid, "reducing")
+        reduce_now = remaining == 0 and advance(s, jid, JobStatus.REDUCING)
     if reduce_now:
         app.send_task(REDUCE, args=[job_id])
     else:
@@ -266,7 +267,7 @@ class FanOut:
         self._planned = self._planned[len(ready) :]
         with self.clock.part("prepare_db"), session_scope(self.cfg.database_url) as s:
             job = s.get(Job, self.job_id, with_for_update=True)
-            if job is None or job.status != "preparing":
+            if job is None or job.status != JobStatus.PREPARING:
                 raise JobStopped()
             first = self.add_rows(s, self._final, ready)
         send_infer(

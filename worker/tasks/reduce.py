@@ -22,6 +22,7 @@ from hark.exports import FORMATS, render
 from hark.jobstate import advance
 from hark.models import Embedding, Job, Segment, Speaker
 from hark.queues import DIARIZE, REDUCE
+from hark.status import JobStatus
 from hark.storage import Storage, diarization_key, out_key, vad_key
 from worker import diarization_file
 from worker.assemble import SegmentView, build_utterances, speaker_stats
@@ -114,7 +115,7 @@ def diarize_early(job_id: str) -> None:
     try:
         with session_scope(cfg.database_url) as s:
             job = s.get(Job, jid)
-            if job is None or job.status not in ("inferring", "reducing"):
+            if job is None or job.status not in (JobStatus.INFERRING, JobStatus.REDUCING):
                 return
             options = dict(job.options or {})
             spans = [
@@ -148,7 +149,7 @@ def reduce(self: JobStageTask, job_id: str) -> None:
     started, started_cpu = time.monotonic(), time.process_time()
     with clock.part("reduce_db"), session_scope(cfg.database_url) as s:
         job = s.get(Job, jid)
-        if job is None or job.status != "reducing":
+        if job is None or job.status != JobStatus.REDUCING:
             return
         options, filename, duration = dict(job.options or {}), job.filename, job.duration_s
         tenant_id = job.tenant_id
@@ -204,7 +205,7 @@ def reduce(self: JobStageTask, job_id: str) -> None:
     db_started = time.monotonic()
     with session_scope(cfg.database_url) as s:
         job = s.get(Job, jid, with_for_update=True)
-        if job is None or job.status != "reducing":
+        if job is None or job.status != JobStatus.REDUCING:
             return
         # One statement for all segments: a 3 h recording has about 900, and one UPDATE each cost
         # half a second at the very end of the job.
@@ -232,5 +233,5 @@ def reduce(self: JobStageTask, job_id: str) -> None:
         # Everything but this transaction's commit is in the timings.
         clock.add("reduce_db", time.monotonic() - db_started)
         clock.add("reduce", time.monotonic() - started, time.process_time() - started_cpu)
-        advance(s, jid, "done", finished_at=func.now(), timings=clock.merged(job.timings))
+        advance(s, jid, JobStatus.DONE, finished_at=func.now(), timings=clock.merged(job.timings))
     log.info("job done", extra={"job_id": job_id, "stage": "reduce", "seconds": round(time.monotonic() - started, 3)})
