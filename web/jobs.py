@@ -29,6 +29,7 @@ from web.progress import TaskCounts, job_progress, task_counts
 from web.ratelimit import check_job_creation
 from web.status_read import read_status
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
+from worker.engines import REGISTRY, engine_names
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 
@@ -42,6 +43,21 @@ def safe_filename(name: str | None) -> str:
     base = (name or "upload").replace("\\", "/").rsplit("/", 1)[-1]
     base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "upload"
     return base[:200]
+
+
+def _check_engine(kind: str, name: str) -> None:
+    """A job's engine choice must name a registered engine of that kind ("" or "none" switches
+    the kind off): a typo fails here with the choices, not in a worker after decoding."""
+    if name.lower() in {"", "none"}:
+        return
+    entry = REGISTRY.get(name)
+    if entry is None or entry.kind != kind:
+        what = "unknown engine" if entry is None else f"{entry.kind} engine, not {kind}"
+        raise ApiError(
+            400,
+            "invalid_options",
+            f"engines.{kind}: {name!r} is an {what}; choose one of {', '.join(engine_names(kind))}",
+        )
 
 
 def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
@@ -72,6 +88,8 @@ def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(engines, dict) or not all(k in ("asr", "embed", "emotion") for k in engines):
             raise ApiError(400, "invalid_options", "engines must map asr/embed/emotion to engine names")
         options["engines"] = {k: str(v) for k, v in engines.items()}
+        for kind, name in options["engines"].items():
+            _check_engine(kind, name)
     if raw.get("itn") not in (None, ""):
         # Inverse text normalisation for engines that offer it (SenseVoice); default from settings.
         flag = str(raw["itn"]).lower()

@@ -32,13 +32,16 @@ def _check_model_files(sender: str, instance: Any, **kwargs: Any) -> None:
     """A worker consuming model queues verifies, before it takes any task, that the default engine
     of each kind it serves has its model files (e.g. HARK_SENSEVOICE_DIR): a missing directory
     stops it at start with the path in the message, instead of failing every job later."""
-    from hark.queues import MODEL_KINDS
-    from worker.engines import check_engines
+    from hark.queues import CPU_QUEUE, MODEL_KINDS
+    from worker.engines import check_engines, get_vad
     from worker.tasks.common import engine_name
 
     queues = set(instance.app.amqp.queues.consume_from or ())
+    cfg = Settings.from_env()
     try:
-        check_engines(Settings.from_env(), [name for k in MODEL_KINDS if k in queues and (name := engine_name(k, {}))])
+        check_engines(cfg, [name for k in MODEL_KINDS if k in queues and (name := engine_name(k, {}))])
+        if CPU_QUEUE in queues:  # prepare runs there, with the VAD HARK_VAD_ENGINE names
+            get_vad(cfg)
     except (FileNotFoundError, KeyError) as exc:
         # Celery logs and swallows exceptions raised by signal handlers; SystemExit is not one.
         raise SystemExit(f"worker not started: {exc}") from exc

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from hark.settings import Settings
-from worker.engines.asr_whisper import pack_clips, spread_words
+from worker.batching import pack_clips
+from worker.engines.asr_whisper import spread_words
 from worker.timing import Clock
 from worker.tuning import cpus, threads_per_process
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from hark.settings import Settings
-from worker.engines.base import SegmentAudio, SegmentResult
+from worker.engines.base import Engine, SegmentAudio, SegmentResult
 from worker.engines.gigaam_model import Encoded, checkpoint_path, encode_batches, frame_seconds, load_gigaam
 
 
@@ -30,8 +30,7 @@ class Hypothesis:
     logprobs: list[float]
 
 
-class _GigaAmAsr:
-    name: ClassVar[str]
+class _GigaAmAsr(Engine):
     kind: ClassVar[str] = "asr"
     produces: ClassVar[frozenset[str]] = frozenset({"text", "language", "words"})
     consumes: ClassVar[frozenset[str]] = frozenset()

@@ -22,7 +22,7 @@ import torch
 
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
-from worker.engines.base import SegmentAudio, SegmentResult, Window, pick_device
+from worker.engines.base import Engine, SegmentAudio, SegmentResult, Window, pick_device
 
 FRAMES_PER_S = 100  # 10 ms mel frames
 MIN_FRAMES = 40  # shorter segments carry too little voice to embed
@@ -33,7 +33,7 @@ N_FFT, HOP = 400, 160  # 25 ms / 10 ms at 16 kHz
 FORWARD_WINDOWS = 64
 
 
-class ResemblyzerSpeaker:
+class ResemblyzerSpeaker(Engine):
     name: ClassVar[str] = "resemblyzer"
     kind: ClassVar[str] = "embed"
     produces: ClassVar[frozenset[str]] = frozenset({"embedding"})

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from hark.audio import SAMPLE_RATE
+from worker.engines.base import VadEngine
 
 FRAME = 512  # samples per silero frame at 16 kHz
 CONTEXT = 64  # samples of the previous frame the model sees before each frame
@@ -41,7 +42,7 @@ class VadOptions:
     merge_length_s: float = 0.0
 
 
-class SileroVad:
+class SileroVad(VadEngine):
     name = "silero"
     kind = "vad"
 

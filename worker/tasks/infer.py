@@ -76,7 +76,7 @@ def infer(self: JobStageTask, job_id: str, batch_idx: int, kind: str) -> None:
     name = engine_name(kind, options)
     with clock.part(f"{kind}_load"):
         engine = get_engine(name, cfg)
-    if getattr(engine, "reads_audio", True):
+    if engine.reads_audio:
         with clock.part(f"{kind}_fetch"):
             try:
                 batch = _load_batch(Storage(cfg), jid, rows)

@@ -30,16 +30,16 @@ from hark.queues import PREPARE, REDUCE
 from hark.settings import Settings
 from hark.status import JobStatus
 from hark.storage import Storage, vad_key
+from worker.batching import pack_clips
 from worker.celery_app import app
-from worker.engines.asr_whisper import pack_clips
-from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions, VadStream
+from worker.engines import get_vad
+from worker.engines.vad_silero import FRAME_S, VadOptions, VadStream
 from worker.resegment import SpeechProbabilities
 from worker.tasks.common import JobStageTask, planned_kinds, settings
 from worker.tasks.dispatch import send_infer
 from worker.timing import Clock
 
 log = logging.getLogger("hark.prepare")
-_vad = SileroVad()
 PROGRESS_EVERY_S = 5.0  # how often the decoded seconds are written to the job row
 # Past the decode limit the loop itself fails the job; these Celery limits are the backstop for a
 # decoder stuck inside one C call (soft: an exception in the task; hard: the process is replaced).
@@ -123,7 +123,7 @@ def prepare(self: JobStageTask, job_id: str) -> None:
 
     storage = Storage(cfg)
     report = DecodeReport()
-    stream = _vad.stream()
+    stream = get_vad(cfg).stream()
     segmentation = vad_options(cfg, options)
     vad = VadThread(stream, segmentation, cfg.stream_every_s)
     writer = PcmWriter(storage, jid)
