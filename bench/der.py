@@ -35,7 +35,7 @@ def main() -> int:
     parser.add_argument(
         "--collar", type=float, default=0.0, help="seconds forgiven on either side of each reference boundary (NIST -c)"
     )
-    parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
+    parser.add_argument("--record", action="store_true", help="write the result into BENCHMARKS.md")
     args = parser.parse_args()
     from pyannote.metrics.diarization import DiarizationErrorRate
 

@@ -225,7 +225,7 @@ def main() -> int:
         help="time FunASR engines on random-weight models of published size built in DIR",
     )
     parser.add_argument("--title", default="Model batch speed per engine")
-    parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
+    parser.add_argument("--record", action="store_true", help="write the result into BENCHMARKS.md")
     args = parser.parse_args()
 
     overrides = published_funasr(args.published_funasr) if args.published_funasr else {}

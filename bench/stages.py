@@ -10,7 +10,7 @@ A short warm-up job (the sample) runs first, so what is measured is a warm deplo
 recording (a generated meeting unless one is given, bench/synth.py) is uploaded through the API
 and followed to `done`.
 
-Printed (and with --record appended to BENCHMARKS.md): per stage wall and CPU seconds and RTF
+Printed (and with --record written into BENCHMARKS.md): per stage wall and CPU seconds and RTF
 (seconds per second of audio), from the timings each task stores in `jobs.timings` (decode, VAD,
 ASR, embedding, emotion, clustering, database, S3); the queue overhead from `job_tasks` (time
 between a task being sent and started, and time with no model task running while the job was in
@@ -519,7 +519,7 @@ def main() -> int:
         help="run the model-concurrency list (and the peer) this many times; ratios per round and their median",
     )
     parser.add_argument("--title", default="", help="added to the section title")
-    parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
+    parser.add_argument("--record", action="store_true", help="write the result into BENCHMARKS.md")
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.set)
 

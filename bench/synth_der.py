@@ -5,7 +5,7 @@
 For each meeting (bench/synth.py, fixed seeds) the recording goes through `infra/demo.sh` (or the
 script named by HARK_DEMO, with its interface) twice: with the speaker count estimated, and with
 the true count given. Prints the count found and DER (overlap scored) with no collar and with a
-±0.25 s collar; `--record` appends the table to BENCHMARKS.md.
+±0.25 s collar; `--record` writes the table into BENCHMARKS.md.
 """
 
 from __future__ import annotations

@@ -148,8 +148,8 @@ def default_batch_size(device: str, intel: bool | None = None) -> int:
     """Clips per forward pass when the settings leave it open. On a GPU, 8. On a CPU it depends on
     the matrix library CTranslate2 runs on, which it picks by CPU vendor: with Intel MKL (Intel
     CPUs) a batch buys no parallelism and costs padding (every sequence decodes until the batch's
-    longest ends), and one clip at a time took 12 % less CPU; with oneDNN (other vendors, measured
-    on an AMD EPYC) the larger matrix products of a batch of 8 took 17 % less."""
+    longest ends), so one clip at a time is cheaper; with oneDNN (other vendors) the larger matrix
+    products of a batch of 8 are the cheaper way."""
     if device == "cuda":
         return 8
     return 1 if (intel_cpu() if intel is None else intel) else 8

@@ -133,7 +133,7 @@ def require_model_dir(path: str | Path, setting: str, needs: Sequence[str | tupl
         raise ModelDirMissing(f"{setting} is not set: point it at the engine's local model directory")
     root = Path(path)
     if not root.is_dir():
-        raise ModelDirMissing(f"model directory {root} ({setting}) does not exist; see README 'Production engines'")
+        raise ModelDirMissing(f"model directory {root} ({setting}) does not exist; see docs/engines.md")
     missing = [
         " or ".join(names)
         for names in ((n,) if isinstance(n, str) else n for n in needs)
@@ -150,9 +150,8 @@ R = TypeVar("R")
 # Padded seconds of audio per forward pass of the engines that pad (FunASR's, where the setting
 # `funasr_batch_s` is 0, the default; GigaAM's). A GPU is kept busy by large passes. On a CPU a
 # large pass allocates hundreds of megabytes of activations that the kernel must map and zero each
-# time: 240 s passes took SenseVoice-Small 2.2x, CAM++ 1.8x, a GigaAM-v2-sized encoder 1.6x and
-# Paraformer-large 1.25x the wall time of 30 s passes, much of it system time (published sizes,
-# a 10-minute meeting, AMD EPYC Zen 3, 2 cores; BENCHMARKS.md).
+# time, which costs more than the larger matrix products save (BENCHMARKS.md, "Padded seconds per
+# forward pass on a CPU").
 PASS_S = {"cuda": 240.0, "cpu": 30.0}
 
 

@@ -84,7 +84,7 @@ def checkpoint_path(model_dir: str | Path) -> Path:
     """The one `*.ckpt` file in a model directory; a clear error naming the path otherwise."""
     path = Path(model_dir)
     if not path.is_dir():
-        raise FileNotFoundError(f"GigaAM model directory {path} does not exist (see README: provisioning models)")
+        raise FileNotFoundError(f"GigaAM model directory {path} does not exist (see docs/engines.md: provisioning)")
     found = sorted(path.glob("*.ckpt"))
     if len(found) != 1:
         what = "no *.ckpt file" if not found else f"{len(found)} *.ckpt files ({', '.join(p.name for p in found)})"
