@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,13 +28,13 @@ from web.job_requests import UPLOAD_BODY, idempotency_key, job_for_key, parse_ca
 from web.openapi import header, operation, query
 from web.progress import TaskCounts, job_progress, task_counts
 from web.ratelimit import check_job_creation
+from web.schemas import JobOptions, first_error
 from web.status_read import read_status
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
 from worker.engines import REGISTRY, engine_names
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 
-OPTION_INTS = ("num_speakers", "min_speakers", "max_speakers")
 # Form fields / JSON keys that steer the submission rather than the processing.
 SUBMIT_FIELDS = ("priority", "force")
 
@@ -61,50 +62,17 @@ def _check_engine(kind: str, name: str) -> None:
 
 
 def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
-    """Validate job options; unknown keys and bad values are a 400, not a surprise later."""
-    allowed = set(OPTION_INTS) | {"language", "engines", "merge_length_s", "itn"}
-    unknown = set(raw) - allowed
-    if unknown:
-        raise ApiError(400, "invalid_options", f"unknown options: {', '.join(sorted(unknown))}")
-    options: dict[str, Any] = {}
-    for key in OPTION_INTS:
-        if raw.get(key) in (None, ""):
-            continue
-        try:
-            value = int(raw[key])
-        except (TypeError, ValueError):
-            raise ApiError(400, "invalid_options", f"{key} must be an integer") from None
-        if not 1 <= value <= 100:
-            raise ApiError(400, "invalid_options", f"{key} must be between 1 and 100")
-        options[key] = value
-    if "min_speakers" in options and "max_speakers" in options and options["min_speakers"] > options["max_speakers"]:
-        raise ApiError(400, "invalid_options", "min_speakers is larger than max_speakers")
-    if raw.get("language"):
-        if not re.fullmatch(r"[a-z]{2,3}", str(raw["language"])):
-            raise ApiError(400, "invalid_options", "language must be an ISO 639 code such as 'en'")
-        options["language"] = str(raw["language"])
-    if raw.get("engines"):
-        engines = raw["engines"]
-        if not isinstance(engines, dict) or not all(k in ("asr", "embed", "emotion") for k in engines):
-            raise ApiError(400, "invalid_options", "engines must map asr/embed/emotion to engine names")
-        options["engines"] = {k: str(v) for k, v in engines.items()}
-        for kind, name in options["engines"].items():
-            _check_engine(kind, name)
-    if raw.get("itn") not in (None, ""):
-        # Inverse text normalisation for engines that offer it (SenseVoice); default from settings.
-        flag = str(raw["itn"]).lower()
-        if flag not in {"true", "false", "1", "0"}:
-            raise ApiError(400, "invalid_options", "itn must be true or false")
-        options["itn"] = flag in {"true", "1"}
-    if raw.get("merge_length_s") not in (None, ""):
-        try:
-            merge = float(raw["merge_length_s"])
-        except (TypeError, ValueError):
-            raise ApiError(400, "invalid_options", "merge_length_s must be a number of seconds") from None
-        limit = app_settings().max_segment_s
-        if not 0 <= merge <= limit:
-            raise ApiError(400, "invalid_options", f"merge_length_s must be between 0 and {limit:g}")
-        options["merge_length_s"] = merge
+    """Validate job options (web/schemas.py `JobOptions`, the schema the API document publishes);
+    unknown keys and bad values are a 400, not a surprise later. Returns only the options given."""
+    if not isinstance(raw, dict):
+        raise ApiError(400, "invalid_options", "options must be a JSON object")
+    context = {"max_segment_s": app_settings().max_segment_s} if raw.get("merge_length_s") not in (None, "") else {}
+    try:
+        options = JobOptions.model_validate(raw, context=context).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_options", first_error(exc)) from None
+    for kind, name in (options.get("engines") or {}).items():
+        _check_engine(kind, name)
     return options
 
 

@@ -52,17 +52,7 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
 @operation(
     "Start a direct upload: presigned S3 part URLs for a large recording",
     responses={201: "Upload", 200: "Job", 413: "Error"},
-    body=json_body(
-        {
-            "filename": {"type": "string"},
-            "size": {"type": "integer", "minimum": 1},
-            "sha256": {"type": "string"},
-            "options": {"type": "object"},
-            "priority": {"enum": ["interactive", "overnight"]},
-            "force": {"type": "boolean"},
-        },
-        required=("filename", "size"),
-    ),
+    body=json_body("StartUpload"),
 )
 @require_key("submit")
 def create_upload() -> ResponseReturnValue:
@@ -206,9 +196,7 @@ def _parse_etags(body: dict[str, Any], parts: int) -> list[tuple[int, str]]:
 @operation(
     "Complete a direct upload with its part ETags; queues the job",
     responses={201: "Job", 409: "Error"},
-    body=json_body(
-        {"parts": {"type": "array", "items": {"type": "object", "required": ["part_number", "etag"]}}}, ("parts",)
-    ),
+    body=json_body("CompleteUpload"),
 )
 @require_key("submit")
 def complete_upload(upload_id: str) -> ResponseReturnValue:
