@@ -27,7 +27,7 @@ from web.errors import ApiError, drain_body
 from web.job_requests import UPLOAD_BODY, idempotency_key, job_for_key, parse_callback_url
 from web.openapi import header, operation, query
 from web.progress import TaskCounts, job_progress, task_counts
-from web.ratelimit import check_job_creation
+from web.ratelimit import limit_job_creation
 from web.schemas import JobOptions, first_error
 from web.status_read import read_status
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
@@ -127,6 +127,7 @@ def job_view(
     headers=(header("Idempotency-Key", "same key and tenant: the same job is returned, no new upload"),),
 )
 @require_key("submit")
+@limit_job_creation
 def create_job() -> ResponseReturnValue:
     """Stream a multipart upload (field `file`, optional `options` JSON or plain option fields,
     `priority`, `force`, `callback_url`) to S3, record the job and enqueue its preparation. A JSON
@@ -138,7 +139,6 @@ def create_job() -> ResponseReturnValue:
     if existing is not None:
         drain_body()
         return job_response(existing)
-    check_job_creation(principal())
     if request.is_json:
         from web.uploads import create_job_from_object
 
