@@ -106,7 +106,7 @@ async def _drive(port: int, requests: list[bytes], rate: float, seconds: float) 
     return out
 
 
-def generate(port: int, requests: list[bytes], rate: float, seconds: float, conn) -> None:  # type: ignore[no-untyped-def]
+def generate(port: int, requests: list[bytes], rate: float, seconds: float, conn) -> None:
     """The load generator's process: runs the schedule and sends back latencies and statuses."""
     started = time.perf_counter()
     results = asyncio.run(_drive(port, requests, rate, seconds))

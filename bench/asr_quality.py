@@ -14,7 +14,8 @@ the deployment's VAD settings and batches from `batch_speech_s`, as in a job.
 Variants: `per-segment` is one Whisper clip per VAD segment, 8 clips per forward pass, with word
 timestamps (Hark before issue 8's packing); `packed` packs a batch's consecutive segments into clips
 of up to 30 s, batches ending where a clip ends, and the engine's own clips per forward pass (by
-CPU vendor: 1 on Intel, 8 elsewhere); `packed-one-clip-per-pass` forces 1; `packed-estimated-words` also skips the word-timestamp pass and estimates word times from
+CPU vendor: 1 on Intel, 8 elsewhere); `packed-one-clip-per-pass` forces 1; `packed-estimated-words` also skips
+the word-timestamp pass and estimates word times from
 Whisper's segment timestamps. All run with the same thread count (HARK_TORCH_THREADS, else torch's).
 """
 
@@ -124,7 +125,7 @@ def segments(path: Path, settings: Settings) -> tuple[np.ndarray, list[tuple[flo
     return pcm.astype(np.float32) / 32768.0, stream.segments(vad_options(settings, {}))
 
 
-def transcribe(engine, audio: np.ndarray, spans, settings: Settings) -> tuple[list[SegmentResult], float, float]:  # type: ignore[no-untyped-def]
+def transcribe(engine, audio: np.ndarray, spans, settings: Settings) -> tuple[list[SegmentResult], float, float]:
     """The engine over the recording's batches; returns results, wall and CPU seconds."""
     from worker.tasks.prepare import plan_batches
 
@@ -232,11 +233,13 @@ def main() -> int:
                 rows.append(f"| {rec.name} | {len(spans)} | {name} | {wer} | {speakers} | {cpu:.1f} s |")
                 print(rows[-1], flush=True)
     lines = [
-        f"Whisper tiny.en int8 in process, threads: {base.torch_threads or torch.get_num_threads()}; VAD segments as prepare cuts "
+        f"Whisper tiny.en int8 in process, threads: {base.torch_threads or torch.get_num_threads()}; VAD "
+        "segments as prepare cuts "
         f"them (merge_length_s {base.merge_length_s:g}), batches of {base.batch_speech_s:g} s of speech. "
         "Speaker words: correctly recognised words whose middle lies in their true speaker's turn "
         "(true turns given, as worker/assemble.py assigns words); on the sample, which has reference turns "
-        "but no text, the share of shared words placed in the same reference speaker's turn as the first variant places them.",
+        "but no text, the share of shared words placed in the same reference speaker's turn as the first "
+        "variant places them.",
         "",
         "| recording | segments | variant | WER | speaker words | ASR CPU |",
         "|---|---|---|---|---|---|",

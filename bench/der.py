@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def load_rttm(path: str):  # type: ignore[no-untyped-def]
+def load_rttm(path: str):
     from pyannote.core import Annotation, Segment
 
     annotation = Annotation()
@@ -35,7 +35,7 @@ def main() -> int:
     parser.add_argument(
         "--collar", type=float, default=0.0, help="seconds forgiven on either side of each reference boundary (NIST -c)"
     )
-    parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
+    parser.add_argument("--record", action="store_true", help="write the result into BENCHMARKS.md")
     args = parser.parse_args()
     from pyannote.metrics.diarization import DiarizationErrorRate
 

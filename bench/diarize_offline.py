@@ -144,7 +144,8 @@ def main() -> int:
 
     cfg = Settings.from_env()  # HARK_SPEAKER_WINDOW_S / _HOP_S / _PASS_S try other windows
     rows = [
-        "| recording | speakers | found | DER est. | DER est. ±0.25 s | DER given | DER given ±0.25 s | windows | reduce |",
+        "| recording | speakers | found | DER est. | DER est. ±0.25 s | DER given | DER given ±0.25 s | windows "
+        "| reduce |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(rows), flush=True)

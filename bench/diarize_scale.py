@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def synthetic(windows: int, speakers: int, hop: float, seed: int = 0):  # type: ignore[no-untyped-def]
+def synthetic(windows: int, speakers: int, hop: float, seed: int = 0):
     rng = np.random.default_rng(seed)
     common = rng.normal(size=256) * 3
     voices = common + 0.5 * rng.normal(size=(speakers, 256))
@@ -44,7 +44,7 @@ def synthetic(windows: int, speakers: int, hop: float, seed: int = 0):  # type: 
     return segments, starts_a, starts_a + 1.0, vectors, who_a
 
 
-def speech_probabilities(segments: list[tuple[float, float]], seed: int = 0):  # type: ignore[no-untyped-def]
+def speech_probabilities(segments: list[tuple[float, float]], seed: int = 0):
     """What prepare stores: speech inside the segments, with a 0.2 s pause every 2–6 s."""
     from worker.engines.vad_silero import FRAME_S
     from worker.resegment import SpeechProbabilities

@@ -30,6 +30,7 @@ so no WER is printed for them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -172,10 +173,8 @@ def environment() -> str:
     if torch.cuda.is_available():
         parts.insert(0, f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})")
     for module in ("ctranslate2", "faster_whisper"):
-        try:
+        with contextlib.suppress(ImportError):
             parts.append(f"{module} {__import__(module).__version__}")
-        except ImportError:
-            pass
     return ", ".join(parts)
 
 
@@ -226,7 +225,7 @@ def main() -> int:
         help="time FunASR engines on random-weight models of published size built in DIR",
     )
     parser.add_argument("--title", default="Model batch speed per engine")
-    parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
+    parser.add_argument("--record", action="store_true", help="write the result into BENCHMARKS.md")
     args = parser.parse_args()
 
     overrides = published_funasr(args.published_funasr) if args.published_funasr else {}

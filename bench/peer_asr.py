@@ -54,7 +54,7 @@ def main() -> int:
     parser.add_argument("--hark-seconds", type=float, required=True, help="Hark's upload-to-done time on the same file")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
+    parser.add_argument("--record", action="store_true", help="write the result into BENCHMARKS.md")
     args = parser.parse_args()
     peer = peer_run(args.recording, args.batch_size, args.threads)
     seconds, duration, count = peer.seconds, peer.duration, peer.segments

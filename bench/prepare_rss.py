@@ -44,7 +44,7 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
-def make_input(storage, key: str, hours: float) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def make_input(storage, key: str, hours: float) -> tuple[int, int]:
     """Generate, encode and upload one recording; returns (bytes, islands)."""
     from islands import island_audio
 
@@ -60,7 +60,7 @@ def make_input(storage, key: str, hours: float) -> tuple[int, int]:  # type: ign
     return size, len(islands)
 
 
-def wait_prepared(settings, job_id: uuid.UUID, pid: int, timeout_s: float) -> tuple[str, float]:  # type: ignore[no-untyped-def]
+def wait_prepared(settings, job_id: uuid.UUID, pid: int, timeout_s: float) -> tuple[str, float]:
     """Poll the job until prepare is over; returns (status, peak RSS in MiB)."""
     from hark.db import session_scope
     from hark.models import Job

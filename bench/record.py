@@ -1,4 +1,5 @@
-"""Appending a benchmark result to BENCHMARKS.md with date, machine and commit."""
+"""Writing a benchmark result into BENCHMARKS.md with date, machine and commit: today's figures, so a
+new result replaces the section of the same title instead of piling up beside it."""
 
 from __future__ import annotations
 
@@ -38,15 +39,20 @@ def commit() -> str:
 
 
 def record(title: str, lines: list[str]) -> None:
-    """Print the result and append it as a section of BENCHMARKS.md."""
+    """Print the result and write it as a section of BENCHMARKS.md, replacing one of the same title."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = [f"### {title}", f"{stamp} · {machine()} · commit {commit()}", "", *lines, ""]
-    print("\n".join(section))
+    heading = f"### {title}"
+    section = "\n".join([heading, f"{stamp} · {machine()} · commit {commit()}", "", *lines, ""])
+    print(section)
     path = ROOT / "BENCHMARKS.md"
-    if not path.exists():
-        path.write_text("# Benchmarks\n\nAppended by the scripts in `bench/`; newest last.\n\n")
-    with path.open("a") as f:
-        f.write("\n".join(section) + "\n")
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find(heading + "\n")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n#", start + len(heading))
+        text = text[:start] + section + ("\n" + text[end + 1 :] if end >= 0 else "")
+    path.write_text(text)
 
 
 def report(title: str, lines: list[str], keep: bool) -> None:

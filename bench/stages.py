@@ -10,7 +10,7 @@ A short warm-up job (the sample) runs first, so what is measured is a warm deplo
 recording (a generated meeting unless one is given, bench/synth.py) is uploaded through the API
 and followed to `done`.
 
-Printed (and with --record appended to BENCHMARKS.md): per stage wall and CPU seconds and RTF
+Printed (and with --record written into BENCHMARKS.md): per stage wall and CPU seconds and RTF
 (seconds per second of audio), from the timings each task stores in `jobs.timings` (decode, VAD,
 ASR, embedding, emotion, clustering, database, S3); the queue overhead from `job_tasks` (time
 between a task being sent and started, and time with no model task running while the job was in
@@ -27,6 +27,7 @@ the two times is printed (issue 8's goal: Hark end to end at most 1.0× the peer
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -73,10 +74,8 @@ def cpu_seconds(pid: int) -> float:
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
+        with contextlib.suppress(OSError):
             found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
     return found
 
 
@@ -156,7 +155,7 @@ class Sampler:
             self.scan()
 
 
-def start_stack(cfg, concurrency: int, extra_env: dict[str, str], code: Path = ROOT, split: bool = False):  # type: ignore[no-untyped-def]
+def start_stack(cfg, concurrency: int, extra_env: dict[str, str], code: Path = ROOT, split: bool = False):
     """Web and workers in their own processes, running the code of the checkout `code` (logs in
     artifacts/bench-*.log). `split` gives ASR a model worker of its own (`concurrency` processes)
     and speaker embedding with emotion another (one process), as separate pools of machines would."""
@@ -192,7 +191,7 @@ def start_stack(cfg, concurrency: int, extra_env: dict[str, str], code: Path = R
     return procs, url
 
 
-def follow(client, job_id: str, timeout_s: float) -> tuple[dict, float]:  # type: ignore[no-untyped-def]
+def follow(client, job_id: str, timeout_s: float) -> tuple[dict, float]:
     """Poll like the client does (every 0.5 s; the job's own finish time is what is reported);
     returns the final job and when (time.time()) it was first seen final."""
     deadline = time.monotonic() + timeout_s
@@ -213,7 +212,7 @@ def union_length(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def job_rows(cfg, job_id: str):  # type: ignore[no-untyped-def]
+def job_rows(cfg, job_id: str):
     from sqlalchemy import select
 
     from hark.db import session_scope
@@ -228,7 +227,7 @@ def job_rows(cfg, job_id: str):  # type: ignore[no-untyped-def]
 
 def report_lines(
     job, tasks, upload_start: float, seen_done: float, sampler: Sampler, concurrency: int
-) -> tuple[list[str], float]:  # type: ignore[no-untyped-def]
+) -> tuple[list[str], float]:
     t = job.timings or {}
     audio = job.duration_s or 0.0
     ts = datetime.timestamp
@@ -283,12 +282,14 @@ def report_lines(
     overhead = (e2e - model) / e2e
     lines = [
         f"- recording: {audio / 60:.1f} min, {job.segments_total} VAD segments, "
-        f"{len({x.batch_idx for x in tasks})} batches × {len({x.kind for x in tasks})} kinds = {len(tasks)} model tasks; "
+        f"{len({x.batch_idx for x in tasks})} batches × {len({x.kind for x in tasks})} kinds = {len(tasks)} "
+        "model tasks; "
         f"model worker: {concurrency} pool process(es)",
         f"- end to end, upload start → done: **{e2e:.1f} s (RTF {e2e / audio:.4f})**; the client saw `done` "
         f"{seen_done - finished:.2f} s after it (0.5 s polling)",
         f"- pipeline overhead (end-to-end wall − model compute) / wall: **{100 * overhead:.1f} %** (goal ≤ 15 %); "
-        f"model compute {model:.1f} s (the time VAD or a model task ran, less the tasks' time outside ASR, embedding and "
+        f"model compute {model:.1f} s (the time VAD or a model task ran, less the tasks' time outside ASR, "
+        "embedding and "
         f"emotion models: {100 * (1 - model_share):.0f} %); clustering alone is "
         f"{100 * get('clustering_s') / e2e:.1f} % of the wall",
         "",
@@ -305,18 +306,23 @@ def report_lines(
         "",
         "Database and S3 by task (wall s): "
         + ", ".join(
-            f"{k} {get(f'{k}_db_s'):.2f} / {get(f'{k}_fetch_s') if k in kinds else get(f'{k}_s3_read_s') + get(f'{k}_s3_write_s'):.2f}"
+            f"{k} {get(f'{k}_db_s'):.2f} / "
+            f"{get(f'{k}_fetch_s') if k in kinds else get(f'{k}_s3_read_s') + get(f'{k}_s3_write_s'):.2f}"
             for k in ("prepare", *kinds, "reduce")
         ),
         "",
         "Timeline (s after the upload started):",
-        f"upload {created - upload_start:.2f} → prepare started {started - upload_start:.2f} (queue {started - created:.2f}) "
+        f"upload {created - upload_start:.2f} → prepare started {started - upload_start:.2f} (queue "
+        f"{started - created:.2f}) "
         f"→ prepare done {prepare_end - upload_start:.2f} → first model task started "
-        f"{min(ts(x.started_at) for x in tasks) - upload_start:.2f} → last model task done {last_done - upload_start:.2f} "
-        f"→ reduce started {reduce_start - upload_start:.2f} (queue {max(0.0, reduce_start - last_done):.2f}) → done {e2e:.2f}",
+        f"{min(ts(x.started_at) for x in tasks) - upload_start:.2f} → last model task done "
+        f"{last_done - upload_start:.2f} "
+        f"→ reduce started {reduce_start - upload_start:.2f} (queue {max(0.0, reduce_start - last_done):.2f}) → "
+        f"done {e2e:.2f}",
         "",
         f"- queue overhead: model tasks waited {sum(waits):.2f} s in all between sent and started (mean "
-        f"{sum(waits) / len(waits):.2f} s, max {max(waits):.2f} s; this includes waiting behind other tasks of the job); "
+        f"{sum(waits) / len(waits):.2f} s, max {max(waits):.2f} s; this includes waiting behind other tasks of "
+        "the job); "
         f"during the model stage, {idle:.2f} s of {last_done - first_sent:.2f} s had no model task running",
         "",
         "| process | peak RSS | CPU s during the job |",
@@ -329,7 +335,7 @@ def report_lines(
     return lines, e2e
 
 
-def print_tasks(tasks, upload_start: float) -> None:  # type: ignore[no-untyped-def]
+def print_tasks(tasks, upload_start: float) -> None:
     """Each model task's sent, started and done times (s after the upload started), in start order:
     where the schedule leaves a core idle or puts a long task last."""
     ts = datetime.timestamp
@@ -389,7 +395,8 @@ def run_job(
     models = (
         f"model worker ({concurrency} pool process{'es' if concurrency > 1 else ''})"
         if not split
-        else f"ASR worker ({concurrency} pool process{'es' if concurrency > 1 else ''}), embedding and emotion worker (1)"
+        else f"ASR worker ({concurrency} pool process{'es' if concurrency > 1 else ''}), "
+        "embedding and emotion worker (1)"
     )
     lines.insert(0, f"- stack: gunicorn web (2 processes), CPU worker (1 process), {models}; {settings_note}")
     lines.append(f"- CPU seconds of all Hark processes during the job: {cpu:.1f}")
@@ -512,7 +519,7 @@ def main() -> int:
         help="run the model-concurrency list (and the peer) this many times; ratios per round and their median",
     )
     parser.add_argument("--title", default="", help="added to the section title")
-    parser.add_argument("--record", action="store_true", help="append the result to BENCHMARKS.md")
+    parser.add_argument("--record", action="store_true", help="write the result into BENCHMARKS.md")
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.set)
 
@@ -537,7 +544,8 @@ def main() -> int:
             ).stdout.strip()
             baseline = (e2e, cpu)
             lines += [
-                f"- baseline, the same job on commit {commit} ({'ASR' if args.split_pools else 'model'} worker with 1 process): "
+                f"- baseline, the same job on commit {commit} ({'ASR' if args.split_pools else 'model'} worker "
+                "with 1 process): "
                 f"{e2e:.1f} s end to end, {cpu:.1f} s CPU",
                 "",
             ]

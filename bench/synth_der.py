@@ -5,7 +5,7 @@
 For each meeting (bench/synth.py, fixed seeds) the recording goes through `infra/demo.sh` (or the
 script named by HARK_DEMO, with its interface) twice: with the speaker count estimated, and with
 the true count given. Prints the count found and DER (overlap scored) with no collar and with a
-±0.25 s collar; `--record` appends the table to BENCHMARKS.md.
+±0.25 s collar; `--record` writes the table into BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def main() -> int:
                 strict, forgiving = (DiarizationErrorRate(collar=c, skip_overlap=False) for c in (0.0, 0.5))
                 scores.append((len(hyp.labels()), abs(strict(ref, hyp)), abs(forgiving(ref, hyp))))
             rows.append(
-                f"| {n} | {scores[0][0]} | {scores[0][1] * 100:.1f} % | {scores[0][2] * 100:.1f} % | {scores[1][1] * 100:.1f} % |"
+                f"| {n} | {scores[0][0]} | {scores[0][1] * 100:.1f} % | {scores[0][2] * 100:.1f} % | "
+                f"{scores[1][1] * 100:.1f} % |"
             )
             print(rows[-1], flush=True)
     lines = [

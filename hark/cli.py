@@ -7,10 +7,12 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hark import processes, remote
 from hark.settings import Settings
+from hark.status import JobStatus
 
 
 def _keys_create(args: argparse.Namespace) -> int:
@@ -79,7 +81,7 @@ def _progress_line(job: dict[str, Any], started: float) -> str:
     return f"\r[{time.monotonic() - started:6.1f} s] {job['status']:<10} {p['fraction'] * 100:5.1f} % {done:<20}"
 
 
-def _progress_printer(started: float):  # type: ignore[no-untyped-def]
+def _progress_printer(started: float) -> Callable[[dict[str, Any]], None]:
     """Redraw one line on a terminal; elsewhere (logs, CI) print a line only when something changed."""
     last = [""]
 
@@ -109,7 +111,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     print(f"job {job['id']} {job['status']}", file=sys.stderr)
     job = client.wait(job["id"], on_progress=_progress_printer(started))
     print(file=sys.stderr)
-    if job["status"] != "done":
+    if job["status"] != JobStatus.DONE:
         err = job.get("error") or {}
         print(f"job {job['id']} {job['status']}: {err.get('code')}: {err.get('message')}", file=sys.stderr)
         return 1

@@ -7,10 +7,12 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack, suppress
 from typing import Any, BinaryIO
 from urllib.parse import urlencode, urlsplit
+
+from hark.status import FINAL
 
 
 class ApiError(Exception):
@@ -24,7 +26,7 @@ class MultipartFile:
     """A read()-able multipart/form-data body around open files, with a known length, so uploads
     of any size are sent in chunks instead of being built in memory."""
 
-    def __init__(self, fields: dict[str, str], files: list[tuple[str, BinaryIO, int]]) -> None:
+    def __init__(self, fields: dict[str, str], files: Sequence[tuple[str, BinaryIO, int]]) -> None:
         self.boundary = uuid.uuid4().hex
         head = b"".join(
             f'--{self.boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
@@ -93,12 +95,11 @@ class HarkClient:
     ) -> tuple[int, bytes, str]:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            try:
+            # The server may refuse before reading the whole body; its answer may still be there.
+            with suppress(BrokenPipeError, ConnectionResetError):
                 conn.request(
                     method, path, body=body, headers={"Authorization": f"Bearer {self.api_key}", **(headers or {})}
                 )
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the server refused before reading the whole body; its answer may still be there
             resp = conn.getresponse()
             return resp.status, resp.read(), resp.getheader("Content-Type", "")
         finally:
@@ -209,7 +210,7 @@ class HarkClient:
             job = self.job(job_id)
             if on_progress:
                 on_progress(job)
-            if job["status"] in ("done", "failed", "cancelled"):
+            if job["status"] in FINAL:
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout_s:.0f} s")

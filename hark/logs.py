@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line, carrying the job id (and segment range) when known."""
+"""Structured logs: one JSON object per line, with every field a caller passed in `extra`
+(job id, stage, reason code, counts…), so a log search can filter on any of them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import logging
 import sys
 import time
 
-_FIELDS = ("job_id", "batch", "segments", "kind", "stage", "code", "seconds")
+# What every LogRecord carries of its own; anything else on a record came from `extra`. Computed
+# from a blank record so fields a newer Python adds are not mistaken for a caller's.
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+# The formatter's own keys: an `extra` field of the same name is kept under "extra_<name>".
+_OWN = ("ts", "level", "logger", "msg", "exc")
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,9 +23,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for field in _FIELDS:
-            if hasattr(record, field):
-                entry[field] = getattr(record, field)
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[f"extra_{key}" if key in _OWN else key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from hark.jobstate import JOB_STATUSES
+from hark.status import JOB_STATUSES, JobStatus
 
 
 class Base(DeclarativeBase):
@@ -74,7 +74,7 @@ class Job(Base):
     __table_args__ = (_status_check(), Index("jobs_tenant_sha256", "tenant_id", "sha256"))
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="uploading", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.UPLOADING.value, index=True)
     filename: Mapped[str] = mapped_column(String(500), default="")
     source_key: Mapped[str] = mapped_column(String(1000), default="")
     sha256: Mapped[str | None] = mapped_column(String(64))

@@ -10,10 +10,11 @@ it is put. Byte offsets stay those of one continuous 16 kHz s16le stream (sample
 
 from __future__ import annotations
 
+from hark.audio import SAMPLE_RATE
 from hark.storage import Storage
 
 # One minute of 16 kHz 16-bit mono: 1.92 MB, 60 objects an hour.
-CHUNK_BYTES = 60 * 16000 * 2
+CHUNK_BYTES = 60 * SAMPLE_RATE * 2
 
 
 def pcm_prefix(job_id: object) -> str:

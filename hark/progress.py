@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from hark.status import FINAL, JobStatus
+
 BAR = 24
 
 
@@ -47,7 +49,7 @@ class Row:
         """(seconds of audio done, seconds in all), as the job's progress reports them."""
         p = (self.job or {}).get("progress") or {}
         total = p.get("audio_s_total") or (self.job or {}).get("duration_s") or 0.0
-        if (self.job or {}).get("status") == "done":
+        if (self.job or {}).get("status") == JobStatus.DONE:
             return float(total), float(total)
         return float(p.get("audio_s_done") or 0.0), float(total)
 
@@ -56,7 +58,9 @@ class Row:
         if self.job is None:
             return "upload " + bar(self.sent / self.size if self.size else 0.0)
         frac = (
-            1.0 if self.job.get("status") == "done" else float((self.job.get("progress") or {}).get("fraction") or 0.0)
+            1.0
+            if self.job.get("status") == JobStatus.DONE
+            else float((self.job.get("progress") or {}).get("fraction") or 0.0)
         )
         return f"{self.job.get('status')} {bar(frac)}"
 
@@ -71,12 +75,8 @@ class Row:
         status = job.get("status", "?")
         p = job.get("progress") or {}
         done, total = self.audio()
-        frac = 1.0 if status == "done" else float(p.get("fraction") or 0.0)
-        eta = (
-            f" ETA {clock(p.get('eta_s'))}"
-            if p.get("eta_s") is not None and status not in ("done", "failed", "cancelled")
-            else ""
-        )
+        frac = 1.0 if status == JobStatus.DONE else float(p.get("fraction") or 0.0)
+        eta = f" ETA {clock(p.get('eta_s'))}" if p.get("eta_s") is not None and status not in FINAL else ""
         err = f" {job['error']['code']}" if job.get("error") else ""
         return f"{name:<{width}} {status:<10} {bar(frac)} {clock(done)}/{clock(total)} audio{eta}{err}"
 
@@ -90,7 +90,7 @@ class Board:
     _last: dict[int, str] = field(default_factory=dict)  # what was last printed per row, off a terminal
 
     def summary(self) -> str:
-        finished = sum(1 for r in self.rows if r.job and r.job.get("status") in ("done", "failed", "cancelled"))
+        finished = sum(1 for r in self.rows if r.job and r.job.get("status") in FINAL)
         sent = sum(r.sent for r in self.rows)
         size = sum(r.size for r in self.rows) or 1
         audio_done = sum(r.audio()[0] for r in self.rows)

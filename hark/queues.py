@@ -38,8 +38,7 @@ def model_priority(job_priority: int, kind: str) -> int:
     of ASR and emotion of the same job priority: it is the cheap quarter of the model work, and
     clustering can only start once every embedding is stored. Served first, the embeddings are
     done while ASR still runs, so the clustering overlaps ASR instead of following the last ASR
-    batch (measured on a 10 min meeting with two model processes: the job waited 0.5-0.7 s for
-    clustering at its end). A worker pops every queue's first step before any queue's second,
+    batch. A worker pops every queue's first step before any queue's second,
     so the order holds across the asr and embed queues."""
     base = 0 if job_priority < PRIORITY_STEPS[2] else PRIORITY_STEPS[2]
     return base if kind == "embed" else base + 1

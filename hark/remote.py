@@ -13,9 +13,10 @@ from typing import Any
 
 from hark.client import ApiError, HarkClient
 from hark.progress import Board, Row
+from hark.status import FINAL, JobStatus
 from hark.submitting import find_recordings, upload_direct
 
-FINISHED = ("done", "failed", "cancelled")
+FINISHED = FINAL
 FORMATS = ("json", "srt", "vtt", "txt", "rttm")
 
 
@@ -70,7 +71,7 @@ def _submit(args: argparse.Namespace) -> int:
     for row in rows:
         if row.job:
             print(f"{row.job['id']}\t{row.job['status']}\t{row.name}")
-    failed = sum(1 for r in rows if r.job and r.job["status"] in ("failed", "cancelled"))
+    failed = sum(1 for r in rows if r.job and r.job["status"] in (JobStatus.FAILED, JobStatus.CANCELLED))
     return 1 if failures or (args.wait and failed) else 0
 
 
@@ -86,7 +87,8 @@ def _ls(args: argparse.Namespace) -> int:
         progress = (job.get("progress") or {}).get("fraction") or 0.0
         duration = f"{job['duration_s']:.0f} s" if job.get("duration_s") else "-"
         print(
-            f"{job['id']}  {job['status']:<10} {progress * 100:5.1f} %  {duration:>8}  {job.get('created_at', '')[:19]}  {job.get('filename', '')}"
+            f"{job['id']}  {job['status']:<10} {progress * 100:5.1f} %  {duration:>8}  "
+            f"{job.get('created_at', '')[:19]}  {job.get('filename', '')}"
         )
     if page.get("next_cursor"):
         print(f"(more: --cursor {page['next_cursor']})", file=sys.stderr)
@@ -96,7 +98,7 @@ def _ls(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     job = _client(args).job(args.job)
     print(json.dumps(job, indent=2))
-    return 0 if job["status"] != "failed" else 1
+    return 0 if job["status"] != JobStatus.FAILED else 1
 
 
 def _transcript(args: argparse.Namespace) -> int:

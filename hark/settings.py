@@ -69,7 +69,7 @@ class Settings:
     speaker_engine: str = "resemblyzer"
     emotion_engine: str = "text-lexicon"
     # GigaAM and Whisper model directories
-    # Local, provisioned by an operator (README "Provisioning GigaAM and Whisper large-v3"); a
+    # Local, provisioned by an operator (docs/engines.md); a
     # missing one fails the engine's load with an error naming the path, never a download.
     gigaam_ctc_dir: str = "/models/gigaam-v2-ctc"
     gigaam_rnnt_dir: str = "/models/gigaam-v2-rnnt"
@@ -121,7 +121,7 @@ class Settings:
     # pass, about 2.1 times less embedding CPU at 1.0 (worker/engines/speaker_resemblyzer.py).
     speaker_pass_s: float = 0.0
     # FunASR engines (pip install hark[funasr]): each model's local directory, as downloaded from
-    # ModelScope / Hugging Face (README "Production engines"); a worker serving one of them refuses
+    # ModelScope / Hugging Face (docs/engines.md); a worker serving one of them refuses
     # to start when its directory is missing. SenseVoice's inverse text normalisation (punctuation,
     # digits) is on unless a job sets the option `itn` false. Paraformer's punctuation model is
     # applied when its directory is set (empty: no punctuation). funasr_batch_s caps one padded

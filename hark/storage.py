@@ -1,7 +1,8 @@
 """S3 storage through boto3 against any S3-protocol endpoint (MinIO, SeaweedFS, AWS).
 
 Key layout: `raw/<job>/<original name>` uploads, `pcm/<job>.s16le/<n>` canonical audio (hark/pcm_store.py),
-`out/<job>/transcript.<ext>` exports, `inbox/<tenant>/…` objects a tenant placed itself. Large objects are written with multipart uploads from a
+`out/<job>/transcript.<ext>` exports, `inbox/<tenant>/…` objects a tenant placed itself. Large objects are
+written with multipart uploads from a
 bounded buffer and read with ranged GETs, so no process holds a whole recording.
 """
 

@@ -20,9 +20,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from hark.models import Job, Tenant, WebhookDelivery
+from hark.status import JobStatus
 
 WEBHOOK = "hark.webhook"  # task name; routed to the cpu queue like every non-model task
-EVENTS = {"done": "job.done", "failed": "job.failed"}
+EVENTS: dict[str, str] = {JobStatus.DONE: "job.done", JobStatus.FAILED: "job.failed"}
 SIGNATURE_HEADER = "X-Hark-Signature"
 
 

@@ -28,10 +28,7 @@ def encode(samples: np.ndarray, rate: int, path: Path, fmt: str, channels: int =
         resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=out_rate)
         pcm = np.clip(samples, -1, 1)
         data = (pcm * 32767).astype(np.int16)
-        if channels == 2:
-            data = np.stack([data, data]).reshape(1, -1, order="F")
-        else:
-            data = data.reshape(1, -1)
+        data = np.stack([data, data]).reshape(1, -1, order="F") if channels == 2 else data.reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(data, format="s16", layout=layout)
         frame.sample_rate = rate
         for resampled in resampler.resample(frame) + resampler.resample(None):

@@ -94,7 +94,7 @@ def alembic(url: str, *args: str) -> None:
 
 
 @contextmanager
-def isolated_settings(base_settings, **overrides):  # type: ignore[no-untyped-def]
+def isolated_settings(base_settings, **overrides):
     """Settings with a database (migrated), bucket and broker key prefix of their own, removed
     afterwards; so test sessions, and stacks inside one session, never see each other's work."""
     from dataclasses import replace
@@ -235,13 +235,13 @@ def start_web(procs: Processes, name: str, env: dict[str, str], port: int | None
     return f"http://127.0.0.1:{port}"
 
 
-def refuse_network(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def refuse_network(monkeypatch) -> None:
     """Make any network use fail the test: the production engines' tests prove that loading and
     running a model never reaches a hub (sockets, and urllib which some downloaders use)."""
     import socket
     import urllib.request
 
-    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args[:2]}")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
@@ -250,7 +250,7 @@ def refuse_network(monkeypatch) -> None:  # type: ignore[no-untyped-def]
 
 
 @contextmanager
-def own_stack(base_settings, prefix: str, tenant: str, **overrides) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+def own_stack(base_settings, prefix: str, tenant: str, **overrides) -> Iterator[dict]:
     """A stack with settings of its own (`overrides` on isolated settings): a CPU worker, a model
     worker (all model queues) and the web app, named `<prefix>-cpu|model|web`, and a client with
     a key of `tenant`; yields settings, processes, their environment and the client."""
@@ -338,7 +338,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 left = receiver.failures.get(self.path, 0)

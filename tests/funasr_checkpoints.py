@@ -248,7 +248,7 @@ def build_sensevoice(root: Path, steps: int = 200, seed: int = 0, published: boo
     return root
 
 
-def _fit_sensevoice(model, frontend, sp, clips, answers, steps, extract_fbank) -> None:  # type: ignore[no-untyped-def]
+def _fit_sensevoice(model, frontend, sp, clips, answers, steps, extract_fbank) -> None:
     """SenseVoice's training objective on the tiny model: the four query frames (language, emotion,
     event, ITN; queries built as its inference builds them) learn the tags by cross-entropy, the
     speech frames learn the words by CTC. Both ITN queries are used, each with its own tag."""
@@ -263,7 +263,7 @@ def _fit_sensevoice(model, frontend, sp, clips, answers, steps, extract_fbank) -
     model.eval()
 
 
-def _fit_steps(model, frontend, sp, clips, answers, steps, extract_fbank) -> None:  # type: ignore[no-untyped-def]
+def _fit_steps(model, frontend, sp, clips, answers, steps, extract_fbank) -> None:
     import torch
     import torch.nn.functional as F
 

@@ -48,7 +48,7 @@ def special_tokens() -> list[str]:
     ]
 
 
-def build_tokenizer():  # type: ignore[no-untyped-def]
+def build_tokenizer():
     """Byte-level BPE: the 256 byte symbols, made-up words ("Ġaa", "Ġab", …) and the empty token
     up to 50257, then the specials (ids 50257…51865, as in large-v3)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers

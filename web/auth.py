@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from hark.apikeys import Principal, authenticate, hash_key
 from hark.db import read_sessions
+from web.context import app_settings
 from web.errors import ApiError
 
 SCOPE_RANK = {"read": 0, "submit": 1, "admin": 2}
@@ -89,7 +90,7 @@ def read_session() -> Session:
     (`close_read_session`): the key check and a status read share one connection checkout."""
     session = g.get("hark_read_session")
     if session is None:
-        session = g.hark_read_session = read_sessions(current_app.extensions["hark.settings"].database_url)()
+        session = g.hark_read_session = read_sessions(app_settings().database_url)()
     return session
 
 

@@ -12,14 +12,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from hark.db import session_scope
 from hark.jobstate import FINAL
 from hark.models import Batch, Job
-from hark.storage import MultipartWriter, Storage, in_inbox, inbox_prefix, raw_key
+from hark.status import JobStatus
+from hark.storage import MultipartWriter, in_inbox, inbox_prefix, raw_key
 from web.auth import principal, require_key
+from web.context import app_settings, app_storage
 from web.errors import ApiError
 from web.jobs import form_options, parse_options, safe_filename
 from web.openapi import operation
@@ -29,10 +32,6 @@ from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority
 bp = Blueprint("batches", __name__, url_prefix="/v1")
 
 MAX_BATCH_JOBS = 10_000
-
-
-def _settings():  # type: ignore[no-untyped-def]
-    return current_app.extensions["hark.settings"]
 
 
 @dataclass
@@ -92,7 +91,7 @@ class Plan:
     },
 )
 @require_key("submit")
-def create_batch():  # type: ignore[no-untyped-def]
+def create_batch() -> ResponseReturnValue:
     plan = _from_prefix(request.get_json(silent=True)) if request.is_json else _from_files()
     if not plan.sources:
         raise ApiError(400, "empty_batch", "the batch holds no recordings")
@@ -100,7 +99,7 @@ def create_batch():  # type: ignore[no-untyped-def]
     batch_id = uuid.uuid4()
     created: list[tuple[uuid.UUID, int]] = []
     duplicates: list[tuple[Source, uuid.UUID]] = []
-    with session_scope(_settings().database_url) as s:
+    with session_scope(app_settings().database_url) as s:
         s.add(Batch(id=batch_id, tenant_id=tenant_id, name=plan.name, priority=plan.priority))
         s.flush()
         for src in plan.sources:
@@ -112,7 +111,7 @@ def create_batch():  # type: ignore[no-untyped-def]
                 Job(
                     id=src.job_id,
                     tenant_id=tenant_id,
-                    status="queued",
+                    status=JobStatus.QUEUED,
                     filename=src.filename,
                     source_key=src.key,
                     sha256=src.sha256,
@@ -123,7 +122,7 @@ def create_batch():  # type: ignore[no-untyped-def]
                 )
             )
             created.append((src.job_id, plan.priority))
-    storage: Storage = current_app.extensions["hark.storage"]
+    storage = app_storage()
     for src, _ in duplicates:
         if src.key == raw_key(src.job_id, src.filename):  # our own upload copy, not an inbox object
             storage.delete_prefix(raw_key(src.job_id, ""))
@@ -143,7 +142,7 @@ def _from_files() -> Plan:
     soon as the next begins, so memory stays one part whatever the number of files."""
     if not (request.mimetype or "").startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send files as multipart/form-data, or JSON with a prefix")
-    storage: Storage = current_app.extensions["hark.storage"]
+    storage = app_storage()
     writers: list[tuple[Source, MultipartWriter]] = []
 
     def sink(filename: str | None, content_type: str | None) -> MultipartWriter:
@@ -157,7 +156,7 @@ def _from_files() -> Plan:
         writers.append((Source(job_id, name, raw_key(job_id, name), 0), writer))
         return writer
 
-    request.upload_sink = sink
+    request.upload_sink = sink  # type: ignore[attr-defined]  # app.request_class is StreamingRequest
     try:
         form = request.form  # parsing the body streams every file through `sink`
         if writers:
@@ -202,7 +201,7 @@ def _from_prefix(body: Any) -> Plan:
         priority=parse_priority(body.get("priority"), "overnight"),
         force=parse_flag(body.get("force")),
     )
-    storage: Storage = current_app.extensions["hark.storage"]
+    storage = app_storage()
     for key, size in storage.objects(prefix):
         if key.endswith("/") or not in_inbox(tenant_id, key):
             continue
@@ -218,14 +217,14 @@ def _from_prefix(body: Any) -> Plan:
 def batch_status(statuses: list[str]) -> str:
     """`running` until every job is final; then `done`, `failed` (nothing done) or `partial`."""
     if not statuses or any(st not in FINAL for st in statuses):
-        return "running" if any(st not in ("queued", "uploading") for st in statuses) else "queued"
-    if all(st == "done" for st in statuses):
+        return "running" if any(st not in (JobStatus.QUEUED, JobStatus.UPLOADING) for st in statuses) else "queued"
+    if all(st == JobStatus.DONE for st in statuses):
         return "done"
-    return "partial" if any(st == "done" for st in statuses) else "failed"
+    return "partial" if any(st == JobStatus.DONE for st in statuses) else "failed"
 
 
 def _batch_view(batch_id: uuid.UUID) -> dict[str, Any]:
-    with session_scope(_settings().database_url) as s:
+    with session_scope(app_settings().database_url) as s:
         batch = s.scalar(select(Batch).where(Batch.id == batch_id, Batch.tenant_id == principal().tenant_id))
         if batch is None:
             raise ApiError(404, "batch_not_found", "no such batch")
@@ -261,7 +260,7 @@ def _batch_view(batch_id: uuid.UUID) -> dict[str, Any]:
 @bp.get("/batches/<batch_id>")
 @operation("A batch's aggregate status, progress and jobs", responses={200: "Batch"})
 @require_key("read")
-def get_batch(batch_id: str):  # type: ignore[no-untyped-def]
+def get_batch(batch_id: str) -> ResponseReturnValue:
     try:
         bid = uuid.UUID(batch_id)
     except ValueError:

@@ -4,17 +4,20 @@ as every other client, with the API key the user pastes in, so it can do nothing
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template
+from flask import Blueprint, redirect, render_template
+from flask.typing import ResponseReturnValue
+
+from web.context import app_settings
 
 bp = Blueprint("console", __name__)
 
 
 @bp.get("/")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     return redirect("/console", code=302)
 
 
 @bp.get("/console")
-def console():  # type: ignore[no-untyped-def]
-    settings = current_app.extensions["hark.settings"]
+def console() -> ResponseReturnValue:
+    settings = app_settings()
     return render_template("console.html", direct_upload_bytes=settings.console_direct_upload_bytes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import psycopg
-from flask import Flask, has_request_context, jsonify, request
+from flask import Flask, Response, has_request_context, jsonify, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -32,7 +32,7 @@ def drain_body() -> None:
         pass
 
 
-def error_response(status: int, code: str, message: str):  # type: ignore[no-untyped-def]
+def error_response(status: int, code: str, message: str) -> Response:
     if has_request_context():
         drain_body()
     response = jsonify({"error": {"code": code, "message": message}})
@@ -42,7 +42,7 @@ def error_response(status: int, code: str, message: str):  # type: ignore[no-unt
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
+    def _api_error(exc: ApiError) -> Response:
         response = error_response(exc.status, exc.code, exc.message)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
@@ -50,17 +50,17 @@ def register_error_handlers(app: Flask) -> None:
         return response
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(exc: HTTPException) -> Response:
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, code, exc.description or exc.name)
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(psycopg.OperationalError)
-    def _db_down(exc: Exception):  # type: ignore[no-untyped-def]
+    def _db_down(exc: Exception) -> Response:
         log.error("database unavailable: %s", exc)
         return error_response(503, "database_unavailable", "the database is not reachable; retry later")
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
         return error_response(500, "internal_error", "unexpected server error")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
 from hark.db import engine_for
+from web.context import app_settings, app_storage
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
-    settings = current_app.extensions["hark.settings"]
+def healthz() -> ResponseReturnValue:
+    settings = app_settings()
     checks: dict[str, str] = {}
     try:
         with engine_for(settings.database_url).connect() as conn:
@@ -27,7 +29,7 @@ def healthz():  # type: ignore[no-untyped-def]
     except Exception as exc:  # noqa: BLE001
         checks["broker"] = f"error: {type(exc).__name__}"
     try:
-        storage = current_app.extensions["hark.storage"]
+        storage = app_storage()
         storage.client.head_bucket(Bucket=storage.bucket)
         checks["storage"] = "ok"
     except Exception as exc:  # noqa: BLE001

@@ -15,24 +15,22 @@ from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy import delete
 
 from hark.db import session_scope
 from hark.jobstate import FINAL, JOB_STATUSES, cancel
 from hark.models import Job
 from web.auth import principal, require_key
+from web.context import app_settings, app_storage
 from web.errors import ApiError
-from web.jobs import _job_response, find_job
+from web.jobs import find_job, job_response
 from web.openapi import operation, query
 from web.status_read import read_list
 
 bp = Blueprint("job_actions", __name__, url_prefix="/v1")
 
 MAX_LIMIT = 100
-
-
-def _settings():  # type: ignore[no-untyped-def]
-    return current_app.extensions["hark.settings"]
 
 
 def job_summary(job: Job | SimpleNamespace) -> dict[str, Any]:
@@ -95,7 +93,7 @@ def _limit() -> int:
     ),
 )
 @require_key("read")
-def list_jobs():  # type: ignore[no-untyped-def]
+def list_jobs() -> ResponseReturnValue:
     """Keyset pagination on (created_at, id): pages stay stable while new jobs arrive. Read on the
     kept connection of the status polls (web/status_read.py): a console refreshing its list is a
     poller too."""
@@ -130,30 +128,30 @@ def list_jobs():  # type: ignore[no-untyped-def]
 @bp.post("/jobs/<job_id>/cancel")
 @operation("Cancel an unfinished job; its queued work is skipped", responses={200: "Job", 409: "Error"})
 @require_key("submit")
-def cancel_job(job_id: str):  # type: ignore[no-untyped-def]
+def cancel_job(job_id: str) -> ResponseReturnValue:
     job = find_job(job_id)
-    with session_scope(_settings().database_url) as s:
+    with session_scope(app_settings().database_url) as s:
         if not cancel(s, job.id):
             raise ApiError(409, "already_finished", f"the job is already {job.status}")
-    return _job_response(job.id)
+    return job_response(job.id)
 
 
 @bp.delete("/jobs/<job_id>")
 @operation("Delete a job: its stored objects (raw/, pcm/, out/) and all its rows", responses={204: None, 503: "Error"})
 @require_key("admin")
-def delete_job(job_id: str):  # type: ignore[no-untyped-def]
+def delete_job(job_id: str) -> ResponseReturnValue:
     """An unfinished job is cancelled first so no worker writes for it again. Objects go before
     rows: if S3 fails the job is still there to delete again, never an orphan nobody can find."""
     job = find_job(job_id)
-    with session_scope(_settings().database_url) as s:
+    with session_scope(app_settings().database_url) as s:
         if job.status not in FINAL:
             cancel(s, job.id)
-    storage = current_app.extensions["hark.storage"]
+    storage = app_storage()
     try:
         for prefix in (f"raw/{job.id}/", f"pcm/{job.id}.", f"out/{job.id}/"):
             storage.delete_prefix(prefix)
     except Exception as exc:
         raise ApiError(503, "storage_unavailable", "could not delete the job's objects; retry later") from exc
-    with session_scope(_settings().database_url) as s:
+    with session_scope(app_settings().database_url) as s:
         s.execute(delete(Job).where(Job.id == job.id, Job.tenant_id == principal().tenant_id))
     return "", 204

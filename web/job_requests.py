@@ -7,12 +7,13 @@ import re
 import uuid
 from urllib.parse import urlsplit
 
-from flask import current_app, request
+from flask import request
 from sqlalchemy import select
 
 from hark.db import session_scope
 from hark.models import Job
 from web.auth import principal
+from web.context import app_settings
 from web.errors import ApiError
 
 UPLOAD_BODY = {
@@ -64,5 +65,5 @@ def idempotency_key() -> str | None:
 
 def job_for_key(key: str) -> uuid.UUID | None:
     """The tenant's job made with this Idempotency-Key, if any."""
-    with session_scope(current_app.extensions["hark.settings"].database_url) as s:
+    with session_scope(app_settings().database_url) as s:
         return s.scalar(select(Job.id).where(Job.tenant_id == principal().tenant_id, Job.idempotency_key == key))

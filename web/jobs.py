@@ -10,6 +10,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -17,25 +19,24 @@ from sqlalchemy.orm import Session
 from hark.db import session_scope
 from hark.exports import FORMATS
 from hark.models import Job, Segment
+from hark.status import JobStatus
 from hark.storage import MultipartWriter, out_key, raw_key
 from web.auth import principal, read_session, require_key
+from web.context import app_settings, app_storage
 from web.errors import ApiError, drain_body
 from web.job_requests import UPLOAD_BODY, idempotency_key, job_for_key, parse_callback_url
 from web.openapi import header, operation, query
 from web.progress import TaskCounts, job_progress, task_counts
-from web.ratelimit import check_job_creation
+from web.ratelimit import limit_job_creation
+from web.schemas import JobOptions, first_error
 from web.status_read import read_status
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
+from worker.engines import REGISTRY, engine_names
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 
-OPTION_INTS = ("num_speakers", "min_speakers", "max_speakers")
 # Form fields / JSON keys that steer the submission rather than the processing.
 SUBMIT_FIELDS = ("priority", "force")
-
-
-def _settings():  # type: ignore[no-untyped-def]
-    return current_app.extensions["hark.settings"]
 
 
 def safe_filename(name: str | None) -> str:
@@ -45,49 +46,33 @@ def safe_filename(name: str | None) -> str:
     return base[:200]
 
 
+def _check_engine(kind: str, name: str) -> None:
+    """A job's engine choice must name a registered engine of that kind ("" or "none" switches
+    the kind off): a typo fails here with the choices, not in a worker after decoding."""
+    if name.lower() in {"", "none"}:
+        return
+    entry = REGISTRY.get(name)
+    if entry is None or entry.kind != kind:
+        what = "unknown engine" if entry is None else f"{entry.kind} engine, not {kind}"
+        raise ApiError(
+            400,
+            "invalid_options",
+            f"engines.{kind}: {name!r} is an {what}; choose one of {', '.join(engine_names(kind))}",
+        )
+
+
 def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
-    """Validate job options; unknown keys and bad values are a 400, not a surprise later."""
-    allowed = set(OPTION_INTS) | {"language", "engines", "merge_length_s", "itn"}
-    unknown = set(raw) - allowed
-    if unknown:
-        raise ApiError(400, "invalid_options", f"unknown options: {', '.join(sorted(unknown))}")
-    options: dict[str, Any] = {}
-    for key in OPTION_INTS:
-        if raw.get(key) in (None, ""):
-            continue
-        try:
-            value = int(raw[key])
-        except (TypeError, ValueError):
-            raise ApiError(400, "invalid_options", f"{key} must be an integer") from None
-        if not 1 <= value <= 100:
-            raise ApiError(400, "invalid_options", f"{key} must be between 1 and 100")
-        options[key] = value
-    if "min_speakers" in options and "max_speakers" in options and options["min_speakers"] > options["max_speakers"]:
-        raise ApiError(400, "invalid_options", "min_speakers is larger than max_speakers")
-    if raw.get("language"):
-        if not re.fullmatch(r"[a-z]{2,3}", str(raw["language"])):
-            raise ApiError(400, "invalid_options", "language must be an ISO 639 code such as 'en'")
-        options["language"] = str(raw["language"])
-    if raw.get("engines"):
-        engines = raw["engines"]
-        if not isinstance(engines, dict) or not all(k in ("asr", "embed", "emotion") for k in engines):
-            raise ApiError(400, "invalid_options", "engines must map asr/embed/emotion to engine names")
-        options["engines"] = {k: str(v) for k, v in engines.items()}
-    if raw.get("itn") not in (None, ""):
-        # Inverse text normalisation for engines that offer it (SenseVoice); default from settings.
-        flag = str(raw["itn"]).lower()
-        if flag not in {"true", "false", "1", "0"}:
-            raise ApiError(400, "invalid_options", "itn must be true or false")
-        options["itn"] = flag in {"true", "1"}
-    if raw.get("merge_length_s") not in (None, ""):
-        try:
-            merge = float(raw["merge_length_s"])
-        except (TypeError, ValueError):
-            raise ApiError(400, "invalid_options", "merge_length_s must be a number of seconds") from None
-        limit = _settings().max_segment_s
-        if not 0 <= merge <= limit:
-            raise ApiError(400, "invalid_options", f"merge_length_s must be between 0 and {limit:g}")
-        options["merge_length_s"] = merge
+    """Validate job options (web/schemas.py `JobOptions`, the schema the API document publishes);
+    unknown keys and bad values are a 400, not a surprise later. Returns only the options given."""
+    if not isinstance(raw, dict):
+        raise ApiError(400, "invalid_options", "options must be a JSON object")
+    context = {"max_segment_s": app_settings().max_segment_s} if raw.get("merge_length_s") not in (None, "") else {}
+    try:
+        options = JobOptions.model_validate(raw, context=context).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_options", first_error(exc)) from None
+    for kind, name in (options.get("engines") or {}).items():
+        _check_engine(kind, name)
     return options
 
 
@@ -126,7 +111,7 @@ def job_view(
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }
-    if job.status == "done":
+    if job.status == JobStatus.DONE:
         view["links"] = {fmt: f"/v1/jobs/{job.id}/transcript?format={fmt}" for fmt in FORMATS}
         # Segments an engine could not process (poison segments) leave the job done but partial.
         view["partial"] = bool(failed_segments)
@@ -142,7 +127,8 @@ def job_view(
     headers=(header("Idempotency-Key", "same key and tenant: the same job is returned, no new upload"),),
 )
 @require_key("submit")
-def create_job():  # type: ignore[no-untyped-def]
+@limit_job_creation
+def create_job() -> ResponseReturnValue:
     """Stream a multipart upload (field `file`, optional `options` JSON or plain option fields,
     `priority`, `force`, `callback_url`) to S3, record the job and enqueue its preparation. A JSON
     body naming an object in the tenant's inbox (`{"s3_key": ...}`) creates the job without an
@@ -152,16 +138,15 @@ def create_job():  # type: ignore[no-untyped-def]
     existing = job_for_key(idem) if idem else None
     if existing is not None:
         drain_body()
-        return _job_response(existing)
-    check_job_creation(principal())
+        return job_response(existing)
     if request.is_json:
         from web.uploads import create_job_from_object
 
         return create_job_from_object(request.get_json(silent=True))
     if not (request.mimetype or "").startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send the recording as multipart/form-data with a 'file' field")
-    settings = _settings()
-    storage = current_app.extensions["hark.storage"]
+    settings = app_settings()
+    storage = app_storage()
     job_id = uuid.uuid4()
     sinks: list[tuple[str, MultipartWriter]] = []
 
@@ -173,7 +158,7 @@ def create_job():  # type: ignore[no-untyped-def]
         sinks.append((name, writer))
         return writer
 
-    request.upload_sink = sink
+    request.upload_sink = sink  # type: ignore[attr-defined]  # app.request_class is StreamingRequest
     try:
         files, form = request.files, request.form
         if "file" not in files or not sinks:
@@ -202,7 +187,7 @@ def create_job():  # type: ignore[no-untyped-def]
                     Job(
                         id=job_id,
                         tenant_id=principal().tenant_id,
-                        status="queued",
+                        status=JobStatus.QUEUED,
                         filename=name,
                         source_key=raw_key(job_id, name),
                         sha256=sha256,
@@ -219,12 +204,12 @@ def create_job():  # type: ignore[no-untyped-def]
         winner = job_for_key(idem) if idem else None
         if winner is None:
             raise
-        return _job_response(winner)
+        return job_response(winner)
     if duplicate is not None:
         storage.delete_prefix(raw_key(job_id, ""))
-        return _job_response(duplicate, status=200)
+        return job_response(duplicate, status=200)
     enqueue_prepare(job_id, priority)
-    return _job_response(job_id, status=201)
+    return job_response(job_id, status=201)
 
 
 def _job_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
@@ -240,7 +225,7 @@ def find_job(job_id: str, s: Session | None = None) -> Job:
     `s` when the caller already holds a session, so a status read costs one connection checkout."""
     jid = _job_uuid(job_id)
     if s is None:
-        with session_scope(_settings().database_url) as own:
+        with session_scope(app_settings().database_url) as own:
             return find_job(job_id, own)
     job = s.scalar(select(Job).where(Job.id == jid, Job.tenant_id == principal().tenant_id))
     if job is None:
@@ -248,8 +233,8 @@ def find_job(job_id: str, s: Session | None = None) -> Job:
     return job
 
 
-def _load(job_id: str) -> tuple[Job, TaskCounts]:
-    with session_scope(_settings().database_url) as s:
+def load_job(job_id: str) -> tuple[Job, TaskCounts]:
+    with session_scope(app_settings().database_url) as s:
         job = find_job(job_id, s)
         return job, task_counts(s, job.id)
 
@@ -264,7 +249,7 @@ def failed_segments(s: Session, job_id: uuid.UUID) -> list[dict[str, Any]]:
     return [{"idx": idx, "start": start, "end": end, "errors": errors} for idx, start, end, errors in rows]
 
 
-def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
+def job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
     """The job's view as JSON. The job's row, its task counts and whether any segment failed come
     in one prepared statement on a kept connection (web/status_read.py): a poll is one query after the key check."""
     jid = _job_uuid(job_id)
@@ -272,7 +257,7 @@ def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
     if found is None:
         raise ApiError(404, "job_not_found", "no such job")
     job = found.job
-    failed = failed_segments(read_session(), job.id) if found.any_failed and job.status == "done" else None
+    failed = failed_segments(read_session(), job.id) if found.any_failed and job.status == JobStatus.DONE else None
     response = jsonify(job_view(job, found.counts, failed))
     response.status_code = status
     if status == 201:
@@ -287,10 +272,10 @@ def _job_response(job_id: uuid.UUID | str, status: int = 200) -> Response:
     headers=(header("If-None-Match", "the ETag of an earlier answer: 304 while nothing changed"),),
 )
 @require_key("read")
-def get_job(job_id: str):  # type: ignore[no-untyped-def]
+def get_job(job_id: str) -> ResponseReturnValue:
     """The body's hash is its ETag, so a poller sending If-None-Match gets a bodiless 304 until
     the status or progress moves."""
-    response = _job_response(job_id)
+    response = job_response(job_id)
     response.add_etag()
     return response.make_conditional(request)
 
@@ -302,12 +287,12 @@ def get_job(job_id: str):  # type: ignore[no-untyped-def]
     params=(query("format", {"enum": list(FORMATS)}, "export format (default json)"),),
 )
 @require_key("read")
-def get_transcript(job_id: str):  # type: ignore[no-untyped-def]
+def get_transcript(job_id: str) -> ResponseReturnValue:
     fmt = request.args.get("format", "json")
     if fmt not in FORMATS:
         raise ApiError(400, "invalid_format", f"format must be one of {', '.join(FORMATS)}")
-    job, _ = _load(job_id)
-    if job.status != "done":
+    job, _ = load_job(job_id)
+    if job.status != JobStatus.DONE:
         raise ApiError(409, "not_ready", f"the job is {job.status}; the transcript exists once it is done")
-    body = current_app.extensions["hark.storage"].get_bytes(out_key(job.id, fmt))
+    body = app_storage().get_bytes(out_key(job.id, fmt))
     return Response(body, status=200, content_type=FORMATS[fmt])

@@ -8,11 +8,13 @@ metrics (task durations, engine real-time factors; see worker/metrics.py). Unaut
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
+from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from sqlalchemy import text
 
 from hark.db import engine_for
 from hark.queues import queue_depths
+from web.context import app_settings
 
 bp = Blueprint("metrics", __name__)
 
@@ -21,8 +23,8 @@ STAGES = ("prepare", "asr", "embed", "emotion", "reduce")
 
 
 @bp.get("/metrics")
-def metrics():  # type: ignore[no-untyped-def]
-    settings = current_app.extensions["hark.settings"]
+def metrics() -> ResponseReturnValue:
+    settings = app_settings()
     registry = CollectorRegistry()
     depth = Gauge("hark_queue_depth", "Tasks waiting in each queue", ["queue"], registry=registry)
     jobs = Gauge("hark_jobs", "Jobs per status", ["status"], registry=registry)
@@ -54,7 +56,8 @@ def metrics():  # type: ignore[no-untyped-def]
         for name in STAGES:
             row = conn.execute(
                 text(
-                    "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v), percentile_cont(0.95) WITHIN GROUP (ORDER BY v) "
+                    "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v), percentile_cont(0.95) WITHIN GROUP "
+                    "(ORDER BY v) "
                     f"FROM (SELECT (timings->>:key)::float AS v FROM jobs WHERE {recent}) t WHERE v IS NOT NULL"
                 ),
                 {"key": f"{name}_s"},
@@ -64,7 +67,8 @@ def metrics():  # type: ignore[no-untyped-def]
                 stage.labels(name, "0.95").set(row[1])
         row = conn.execute(
             text(
-                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v), percentile_cont(0.95) WITHIN GROUP (ORDER BY v), "
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v), percentile_cont(0.95) WITHIN GROUP "
+                "(ORDER BY v), "
                 f"coalesce(sum(d), 0) FROM (SELECT extract(epoch FROM finished_at - created_at) AS v, duration_s AS d "
                 f"FROM jobs WHERE {recent}) t"
             )

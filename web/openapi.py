@@ -4,6 +4,7 @@ Each view declares its contract with `@operation(...)` next to its route; `/v1/o
 Flask's URL map and emits one operation per (rule, method), so the document cannot list a route
 that does not exist, and `undocumented(app)` (checked by the tests) names any route that lacks one.
 Routes of blueprints this module does not own (health) are described in `EXTERNAL` by endpoint.
+Schemas are the pydantic models of web/schemas.py.
 """
 
 from __future__ import annotations
@@ -13,203 +14,15 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
+from flask.typing import ResponseReturnValue
+
+from web.schemas import component_schemas, ref
 
 bp = Blueprint("openapi", __name__)
 
-NULLABLE_STR = {"type": ["string", "null"]}
-NULLABLE_NUM = {"type": ["number", "null"]}
-NULLABLE_INT = {"type": ["integer", "null"]}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-            }
-        },
-    },
-    "Job": {
-        "type": "object",
-        "required": ["id", "status", "progress", "created_at"],
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "status": {
-                "enum": ["uploading", "queued", "preparing", "inferring", "reducing", "done", "failed", "cancelled"]
-            },
-            "stage": {"type": "string"},
-            "filename": {"type": "string"},
-            "bytes": NULLABLE_INT,
-            "sha256": NULLABLE_STR,
-            "duration_s": NULLABLE_NUM,
-            "options": {"type": "object"},
-            "callback_url": NULLABLE_STR,
-            "progress": {
-                "type": "object",
-                "required": ["fraction"],
-                "properties": {"fraction": {"type": "number", "minimum": 0, "maximum": 1}},
-            },
-            "timings": {"type": "object"},
-            "error": {
-                "oneOf": [
-                    {"type": "null"},
-                    {
-                        "type": "object",
-                        "required": ["code"],
-                        "properties": {"code": {"type": "string"}, "message": NULLABLE_STR},
-                    },
-                ]
-            },
-            "created_at": NULLABLE_STR,
-            "started_at": NULLABLE_STR,
-            "finished_at": NULLABLE_STR,
-            "links": {"type": "object", "additionalProperties": {"type": "string"}},
-        },
-    },
-    "JobSummary": {
-        "type": "object",
-        "required": ["id", "status", "filename", "created_at", "url"],
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "status": {"type": "string"},
-            "filename": {"type": "string"},
-            "duration_s": NULLABLE_NUM,
-            "error": {"type": ["object", "null"]},
-            "created_at": {"type": "string"},
-            "finished_at": NULLABLE_STR,
-            "url": {"type": "string"},
-        },
-    },
-    "JobList": {
-        "type": "object",
-        "required": ["jobs", "next_cursor"],
-        "properties": {
-            "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/JobSummary"}},
-            "next_cursor": NULLABLE_STR,
-        },
-    },
-    "EmotionStats": {
-        "type": "object",
-        "required": ["rows"],
-        "properties": {
-            "rows": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["emotion", "emotion_source", "seconds", "segments"],
-                    "properties": {
-                        "job_id": {"type": "string"},
-                        "speaker": NULLABLE_STR,
-                        "grain": {"type": "string"},
-                        "period_start": {"type": "string"},
-                        "emotion": {"type": "string"},
-                        "emotion_source": NULLABLE_STR,
-                        "seconds": {"type": "number"},
-                        "segments": {"type": "integer"},
-                        "share": NULLABLE_NUM,
-                        "jobs": {"type": "integer"},
-                    },
-                },
-            }
-        },
-    },
-    "SpeakerStats": {
-        "type": "object",
-        "required": ["rows"],
-        "properties": {
-            "rows": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["job_id", "speaker", "speech_s", "turns", "share"],
-                    "properties": {
-                        "job_id": {"type": "string"},
-                        "speaker": {"type": "string"},
-                        "speech_s": {"type": "number"},
-                        "turns": {"type": "integer"},
-                        "share": NULLABLE_NUM,
-                    },
-                },
-            }
-        },
-    },
-    "WebhookDeliveries": {
-        "type": "object",
-        "required": ["deliveries"],
-        "properties": {
-            "deliveries": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "event", "url", "state", "attempts"],
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "event": {"type": "string"},
-                        "url": {"type": "string"},
-                        "state": {"enum": ["pending", "delivered", "failed"]},
-                        "attempts": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["attempt", "status_code", "error", "duration_ms", "at"],
-                                "properties": {
-                                    "attempt": {"type": "integer"},
-                                    "status_code": NULLABLE_INT,
-                                    "error": NULLABLE_STR,
-                                    "duration_ms": {"type": "integer"},
-                                    "at": {"type": "string"},
-                                },
-                            },
-                        },
-                    },
-                },
-            }
-        },
-    },
-    "WebhookSecret": {"type": "object", "required": ["secret"], "properties": {"secret": {"type": "string"}}},
-    "Upload": {
-        "type": "object",
-        "required": ["upload_id", "job_id", "part_size", "parts", "expires_at"],
-        "properties": {
-            "upload_id": {"type": "string", "format": "uuid"},
-            "job_id": {"type": "string", "format": "uuid"},
-            "part_size": {"type": "integer"},
-            "parts": {"type": "array", "items": {"type": "object", "required": ["part_number", "url"]}},
-            "expires_at": {"type": "string"},
-            "complete_url": {"type": "string"},
-        },
-    },
-    "UploadStatus": {
-        "type": "object",
-        "required": ["upload_id", "job_id", "status", "part_size", "parts_total"],
-        "properties": {
-            "status": {"enum": ["open", "completed", "aborted"]},
-            "uploaded": {"type": "array", "items": {"type": "object", "required": ["part_number", "etag", "size"]}},
-            "parts": {"type": "array", "items": {"type": "object", "required": ["part_number", "url"]}},
-        },
-    },
-    "Batch": {
-        "type": "object",
-        "required": ["id", "status", "jobs_total", "counts", "progress", "jobs"],
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "name": NULLABLE_STR,
-            "status": {"enum": ["queued", "running", "done", "partial", "failed"]},
-            "jobs_total": {"type": "integer"},
-            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "progress": {"type": "object", "required": ["fraction"]},
-            "jobs": {"type": "array", "items": {"type": "object", "required": ["id", "status"]}},
-        },
-    },
-    "Health": {
-        "type": "object",
-        "required": ["status", "checks"],
-        "properties": {"status": {"enum": ["ok", "degraded"]}, "checks": {"type": "object"}},
-    },
-}
+# Component schemas come from the pydantic models in web/schemas.py, the same ones that validate
+# requests, so the document and the checks cannot disagree.
+SCHEMAS: dict[str, Any] = component_schemas()
 
 ERRORS = {400: "bad request", 401: "missing or invalid API key", 403: "the key's scope is too small", 404: "not found"}
 
@@ -240,10 +53,9 @@ def operation(
     return attach
 
 
-def json_body(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A JSON request body with these properties."""
-    schema = {"type": "object", "properties": properties, "required": list(required)}
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
+def json_body(model: str) -> dict[str, Any]:
+    """A JSON request body described by one of web/schemas.py's published models."""
+    return {"required": True, "content": {"application/json": {"schema": ref(model)}}}
 
 
 def query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
@@ -333,5 +145,5 @@ def build_spec(app: Flask) -> dict[str, Any]:
 
 @bp.get("/v1/openapi.json")
 @operation("This document", responses={200: None}, auth=False)
-def openapi_json():  # type: ignore[no-untyped-def]
+def openapi_json() -> ResponseReturnValue:
     return jsonify(build_spec(current_app))

@@ -21,6 +21,7 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from hark.models import Job, JobTask
+from hark.status import JobStatus
 
 # Share of the whole job each stage stands for in `fraction`.
 PREPARE_SHARE, INFER_SHARE = 0.10, 0.85
@@ -108,7 +109,7 @@ def _eta(done: float, total: float, since: datetime | None, now: datetime) -> fl
 def job_progress(job: Job | SimpleNamespace, counts: TaskCounts, now: datetime | None = None) -> Progress:
     now = now or datetime.now(UTC)
     status = job.status
-    if status == "preparing":
+    if status == JobStatus.PREPARING:
         total = job.declared_duration_s
         done = job.decoded_s or 0.0
         share = min(1.0, done / total) if total else 0.0
@@ -126,8 +127,9 @@ def job_progress(job: Job | SimpleNamespace, counts: TaskCounts, now: datetime |
             speech_s_total=round(counts.speech_s_total, 3) if counts.tasks_total else None,
             speech_s_done=round(counts.speech_s_done, 3),
         )
+    fixed: dict[str, float] = {JobStatus.DONE: 1.0, JobStatus.REDUCING: PREPARE_SHARE + INFER_SHARE}
     progress = Progress(
-        fraction={"done": 1.0, "reducing": PREPARE_SHARE + INFER_SHARE}.get(status, 0.0),
+        fraction=fixed.get(status, 0.0),
         stage=status,
         segments_total=job.segments_total,
         segments_done=counts.segments_done,
@@ -138,9 +140,9 @@ def job_progress(job: Job | SimpleNamespace, counts: TaskCounts, now: datetime |
         speech_s_total=round(counts.speech_s_total, 3) if counts.tasks_total else None,
         speech_s_done=round(counts.speech_s_done, 3),
     )
-    if status == "inferring" and counts.work_s_total:
+    if status == JobStatus.INFERRING and counts.work_s_total:
         progress.fraction = round(PREPARE_SHARE + INFER_SHARE * counts.work_s_done / counts.work_s_total, 4)
         progress.eta_s = _eta(counts.work_s_done, counts.work_s_total, job.stage_started_at, now)
-    elif status == "done":
+    elif status == JobStatus.DONE:
         progress.eta_s = 0.0
     return progress

@@ -6,11 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
 from hark.db import session_scope
 from web.auth import principal, require_key
+from web.context import app_settings
 from web.errors import ApiError
 from web.openapi import operation, query
 
@@ -28,7 +30,7 @@ def _job_filter() -> uuid.UUID | None:
 
 
 def _rows(sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    with session_scope(current_app.extensions["hark.settings"].database_url) as s:
+    with session_scope(app_settings().database_url) as s:
         rows = s.execute(text(sql), {"tenant": principal().tenant_id, **params}).mappings().all()
     return [
         {k: (str(v) if isinstance(v, uuid.UUID) or hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows
@@ -45,7 +47,7 @@ def _rows(sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     ),
 )
 @require_key("read")
-def emotions():  # type: ignore[no-untyped-def]
+def emotions() -> ResponseReturnValue:
     job_id = _job_filter()
     if job_id is not None:
         rows = _rows(
@@ -72,7 +74,7 @@ def emotions():  # type: ignore[no-untyped-def]
     params=(query("job_id", {"type": "string", "format": "uuid"}),),
 )
 @require_key("read")
-def speakers():  # type: ignore[no-untyped-def]
+def speakers() -> ResponseReturnValue:
     job_id = _job_filter()
     where = " AND job_id = :job" if job_id is not None else ""
     rows = _rows(

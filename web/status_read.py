@@ -42,11 +42,11 @@ class Compiled:
     """A SELECT compiled once for psycopg: its SQL, the values SQLAlchemy bound itself (constants
     such as a coalesce's 0), and its columns' names."""
 
-    def __init__(self, stmt: Select[Any]) -> None:
+    def __init__(self, stmt: Select) -> None:
         compiled = stmt.compile(dialect=_DIALECT)
         self.sql = str(compiled)
         self.constants = dict(compiled.params)
-        self.columns = [c.key for c in stmt.selected_columns]
+        self.columns: list[str] = [str(c.key) for c in stmt.selected_columns]
 
 
 class KeptConnection:

@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 
 from hark.models import Job
 from hark.queues import PREPARE, PRIORITIES
+from hark.status import ACTIVE, JobStatus
 from web.errors import ApiError
 
 log = logging.getLogger("hark.web")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 # A job that failed or was cancelled is no reason to refuse a second try with the same file.
-DEDUPE_STATUSES = ("uploading", "queued", "preparing", "inferring", "reducing", "done")
+DEDUPE_STATUSES = (JobStatus.UPLOADING, *ACTIVE, JobStatus.DONE)
 
 
 def parse_priority(raw: Any, default: str) -> int:
@@ -70,5 +71,5 @@ def enqueue_prepare(job_id: uuid.UUID, priority: int) -> None:
     client gets its job and need not retry."""
     try:
         current_app.extensions["hark.celery"].send_task(PREPARE, args=[str(job_id)], priority=priority)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any broker failure (kombu, redis, socket); the job row is safe
         log.warning("broker unreachable; the janitor will enqueue the job", extra={"job_id": str(job_id)})

@@ -13,29 +13,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from hark.db import session_scope
 from hark.jobstate import advance
 from hark.models import Job, Upload
-from hark.storage import Storage, in_inbox, inbox_prefix, raw_key
+from hark.status import JobStatus
+from hark.storage import in_inbox, inbox_prefix, raw_key
 from hark.uploads import plan_parts
 from web.auth import principal, require_key
+from web.context import app_settings, app_storage
 from web.errors import ApiError
-from web.jobs import _job_response, parse_options, safe_filename
+from web.jobs import job_response, parse_options, safe_filename
 from web.openapi import json_body, operation
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, parse_sha256
 
 bp = Blueprint("uploads", __name__, url_prefix="/v1")
-
-
-def _settings():  # type: ignore[no-untyped-def]
-    return current_app.extensions["hark.settings"]
-
-
-def _storage() -> Storage:
-    return current_app.extensions["hark.storage"]
 
 
 def _json_body() -> dict[str, Any]:
@@ -56,28 +52,18 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
 @operation(
     "Start a direct upload: presigned S3 part URLs for a large recording",
     responses={201: "Upload", 200: "Job", 413: "Error"},
-    body=json_body(
-        {
-            "filename": {"type": "string"},
-            "size": {"type": "integer", "minimum": 1},
-            "sha256": {"type": "string"},
-            "options": {"type": "object"},
-            "priority": {"enum": ["interactive", "overnight"]},
-            "force": {"type": "boolean"},
-        },
-        required=("filename", "size"),
-    ),
+    body=json_body("StartUpload"),
 )
 @require_key("submit")
-def create_upload():  # type: ignore[no-untyped-def]
+def create_upload() -> ResponseReturnValue:
     """`{"filename", "size", "sha256"?, "options"?, "priority"?, "force"?}` → the job (status
     `uploading`) and a presigned multipart upload. With a `sha256` this tenant already submitted,
     answers 200 with the existing job and no upload (unless `force`)."""
     body = _json_body()
-    settings = _settings()
+    settings = app_settings()
     try:
-        size = int(body.get("size"))
-    except (TypeError, ValueError):
+        size = int(body["size"])
+    except (KeyError, TypeError, ValueError):
         raise ApiError(400, "invalid_size", "size (bytes) is required") from None
     if size <= 0:
         raise ApiError(400, "empty_upload", "the file to upload is empty")
@@ -93,7 +79,7 @@ def create_upload():  # type: ignore[no-untyped-def]
     tenant_id = principal().tenant_id
     job_id, upload_id = uuid.uuid4(), uuid.uuid4()
     key = raw_key(job_id, name)
-    storage = _storage()
+    storage = app_storage()
     with session_scope(settings.database_url) as s:
         duplicate = None if parse_flag(body.get("force")) else existing_job(s, tenant_id, sha256)
         if duplicate is None:
@@ -103,7 +89,7 @@ def create_upload():  # type: ignore[no-untyped-def]
                 Job(
                     id=job_id,
                     tenant_id=tenant_id,
-                    status="uploading",
+                    status=JobStatus.UPLOADING,
                     filename=name,
                     source_key=key,
                     sha256=sha256,
@@ -126,7 +112,7 @@ def create_upload():  # type: ignore[no-untyped-def]
                 )
             )
     if duplicate is not None:
-        return _job_response(duplicate, status=200)
+        return job_response(duplicate, status=200)
     urls = [
         {"part_number": n, "url": storage.presigned_part(key, s3_upload_id, n, settings.upload_url_expiry_s)}
         for n in range(1, plan.parts + 1)
@@ -145,7 +131,7 @@ def create_upload():  # type: ignore[no-untyped-def]
     return response
 
 
-def _tenant_upload(s, upload_id: str, lock: bool = False) -> Upload:  # type: ignore[no-untyped-def]
+def _tenant_upload(s: Session, upload_id: str, lock: bool = False) -> Upload:
     """The caller's tenant's upload (row-locked when `lock`), or 404 — also for another tenant's."""
     try:
         uid = uuid.UUID(upload_id)
@@ -161,11 +147,11 @@ def _tenant_upload(s, upload_id: str, lock: bool = False) -> Upload:  # type: ig
 @bp.get("/uploads/<upload_id>")
 @operation("Where a direct upload stands, with fresh part URLs to resume it", responses={200: "UploadStatus"})
 @require_key("submit")
-def upload_status(upload_id: str):  # type: ignore[no-untyped-def]
+def upload_status(upload_id: str) -> ResponseReturnValue:
     """Where an upload stands, for a client resuming it: the parts the S3 server already holds
     (with their ETags) and fresh presigned URLs for every part, so an interrupted multi-gigabyte
     upload continues instead of starting over."""
-    settings = _settings()
+    settings = app_settings()
     with session_scope(settings.database_url) as s:
         upload = _tenant_upload(s, upload_id)
         key, s3_id, status, job_id = upload.key, upload.s3_upload_id, upload.status, upload.job_id
@@ -179,7 +165,7 @@ def upload_status(upload_id: str):  # type: ignore[no-untyped-def]
         "expires_at": expires_at.isoformat(),
     }
     if status == "open":
-        storage = _storage()
+        storage = app_storage()
         body["uploaded"] = storage.uploaded_parts(key, s3_id)
         body["parts"] = [
             {"part_number": n, "url": storage.presigned_part(key, s3_id, n, settings.upload_url_expiry_s)}
@@ -197,8 +183,8 @@ def _parse_etags(body: dict[str, Any], parts: int) -> list[tuple[int, str]]:
         if not isinstance(item, dict) or not isinstance(item.get("etag"), str):
             raise ApiError(400, "invalid_parts", "each part needs part_number and etag")
         try:
-            etags.append((int(item.get("part_number")), item["etag"]))
-        except (TypeError, ValueError):
+            etags.append((int(item["part_number"]), item["etag"]))
+        except (KeyError, TypeError, ValueError):
             raise ApiError(400, "invalid_parts", "part_number must be an integer") from None
     numbers = [n for n, _ in etags]
     if numbers != list(range(1, len(numbers) + 1)) or len(numbers) > parts:
@@ -210,21 +196,19 @@ def _parse_etags(body: dict[str, Any], parts: int) -> list[tuple[int, str]]:
 @operation(
     "Complete a direct upload with its part ETags; queues the job",
     responses={201: "Job", 409: "Error"},
-    body=json_body(
-        {"parts": {"type": "array", "items": {"type": "object", "required": ["part_number", "etag"]}}}, ("parts",)
-    ),
+    body=json_body("CompleteUpload"),
 )
 @require_key("submit")
-def complete_upload(upload_id: str):  # type: ignore[no-untyped-def]
+def complete_upload(upload_id: str) -> ResponseReturnValue:
     """`{"parts": [{"part_number", "etag"}, …]}` → completes the object, queues the job (201)."""
-    settings = _settings()
+    settings = app_settings()
     body = _json_body()
     with session_scope(settings.database_url) as s:
         upload = _tenant_upload(s, upload_id, lock=True)
         if upload.status != "open":
             raise ApiError(409, "upload_closed", f"the upload is already {upload.status}")
         etags = _parse_etags(body, upload.parts)
-        storage = _storage()
+        storage = app_storage()
         try:
             storage.complete_multipart(upload.key, upload.s3_upload_id, etags)
         except ClientError as exc:
@@ -234,10 +218,10 @@ def complete_upload(upload_id: str):  # type: ignore[no-untyped-def]
         upload.status = "completed"
         job = s.get(Job, upload.job_id)
         assert job is not None
-        advance(s, upload.job_id, "queued", bytes=size)
+        advance(s, upload.job_id, JobStatus.QUEUED, bytes=size)
         job_id, priority = upload.job_id, job.priority
     enqueue_prepare(job_id, priority)
-    return _job_response(job_id, status=201)
+    return job_response(job_id, status=201)
 
 
 def create_job_from_object(body: Any) -> Response:
@@ -252,7 +236,7 @@ def create_job_from_object(body: Any) -> Response:
         raise ApiError(
             403, "key_not_allowed", f"s3_key must name an object under this tenant's prefix {inbox_prefix(tenant_id)}"
         )
-    storage = _storage()
+    storage = app_storage()
     if not storage.exists(key):
         raise ApiError(404, "object_not_found", "no object with that key")
     size = storage.size(key)
@@ -262,14 +246,14 @@ def create_job_from_object(body: Any) -> Response:
     priority = parse_priority(body.get("priority"), "interactive")
     sha256 = parse_sha256(body.get("sha256"))
     job_id = uuid.uuid4()
-    with session_scope(_settings().database_url) as s:
+    with session_scope(app_settings().database_url) as s:
         duplicate = None if parse_flag(body.get("force")) else existing_job(s, tenant_id, sha256)
         if duplicate is None:
             s.add(
                 Job(
                     id=job_id,
                     tenant_id=tenant_id,
-                    status="queued",
+                    status=JobStatus.QUEUED,
                     filename=key.rsplit("/", 1)[-1][:500],
                     source_key=key,
                     sha256=sha256,
@@ -279,6 +263,6 @@ def create_job_from_object(body: Any) -> Response:
                 )
             )
     if duplicate is not None:
-        return _job_response(duplicate, status=200)
+        return job_response(duplicate, status=200)
     enqueue_prepare(job_id, priority)
-    return _job_response(job_id, status=201)
+    return job_response(job_id, status=201)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from hark.db import session_scope
 from hark.models import WebhookAttempt, WebhookDelivery
 from hark.webhooks import tenant_secret
 from web.auth import principal, require_key
+from web.context import app_settings
 from web.jobs import find_job
 from web.openapi import operation
 
@@ -18,9 +20,9 @@ bp = Blueprint("webhooks", __name__, url_prefix="/v1")
 @bp.get("/jobs/<job_id>/webhooks")
 @operation("Webhook deliveries of a job, each with its attempts", responses={200: "WebhookDeliveries"})
 @require_key("read")
-def job_webhooks(job_id: str):  # type: ignore[no-untyped-def]
+def job_webhooks(job_id: str) -> ResponseReturnValue:
     job = find_job(job_id)
-    with session_scope(current_app.extensions["hark.settings"].database_url) as s:
+    with session_scope(app_settings().database_url) as s:
         deliveries = s.scalars(
             select(WebhookDelivery).where(WebhookDelivery.job_id == job.id).order_by(WebhookDelivery.id)
         ).all()
@@ -58,6 +60,6 @@ def job_webhooks(job_id: str):  # type: ignore[no-untyped-def]
 @bp.get("/webhooks/secret")
 @operation("The tenant's webhook signing secret (HMAC-SHA256 key)", responses={200: "WebhookSecret"})
 @require_key("admin")
-def webhook_secret():  # type: ignore[no-untyped-def]
-    with session_scope(current_app.extensions["hark.settings"].database_url) as s:
+def webhook_secret() -> ResponseReturnValue:
+    with session_scope(app_settings().database_url) as s:
         return jsonify({"secret": tenant_secret(s, principal().tenant_id)})

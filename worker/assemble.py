@@ -9,7 +9,6 @@ none, or no speech recognised) take the speaker covering most of them.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,20 +50,20 @@ class TurnIndex:
 
     def at(self, t: float) -> str:
         i = max(0, int(np.searchsorted(self.starts, t, side="right")) - 1)
-        if i + 1 < len(self.turns) and t > self.turns[i].end_s:  # in a pause: the nearer turn
-            if self.turns[i + 1].start_s - t < t - self.turns[i].end_s:
-                i += 1
+        in_pause = i + 1 < len(self.turns) and t > self.turns[i].end_s
+        if in_pause and self.turns[i + 1].start_s - t < t - self.turns[i].end_s:  # the nearer turn
+            i += 1
         return self.turns[i].speaker if self.turns else "SPEAKER_00"
 
     def majority(self, start: float, end: float) -> str:
-        votes: Counter[str] = Counter()
+        votes: dict[str, float] = {}
         lo = max(0, int(np.searchsorted(self.starts, start, side="right")) - 1)
         hi = int(np.searchsorted(self.starts, end, side="left"))
         for t in self.turns[lo:hi]:
             overlap = min(t.end_s, end) - max(t.start_s, start)
             if overlap > 0:
-                votes[t.speaker] += overlap
-        return votes.most_common(1)[0][0] if votes else self.at((start + end) / 2)
+                votes[t.speaker] = votes.get(t.speaker, 0.0) + overlap
+        return max(votes, key=votes.__getitem__) if votes else self.at((start + end) / 2)
 
 
 def build_utterances(segments: list[SegmentView], turns: list[Turn]) -> list[Utterance]:

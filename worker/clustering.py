@@ -13,7 +13,8 @@ joined, most similar pair first. `num_speakers`,
 `min_speakers` and `max_speakers` fix or bound the count.
 
 The affinity matrix is dense, so it is built over at most `max_dense` windows (2000: two 32 MB
-float64 matrices, and a few seconds of eigendecomposition on two cores). A longer recording is clustered on an evenly spaced sample of its windows, and every window
+float64 matrices, and a few seconds of eigendecomposition on two cores). A longer recording is clustered on an
+evenly spaced sample of its windows, and every window
 then joins the speaker whose centroid it is closest to: memory and time stay bounded however many
 hours the recording has, and a speaker present for minutes still has dozens of sampled windows.
 """

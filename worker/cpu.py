@@ -1,7 +1,7 @@
 """Which company made this machine's CPU (from /proc/cpuinfo), for engine choices that depend on it.
 
-How many Whisper clips go through one forward pass was measured to flip between CPUs: CTranslate2
-runs on Intel MKL on Intel CPUs and on oneDNN elsewhere, and the best batch differs.
+How many Whisper clips should go through one forward pass differs between CPUs: CTranslate2 runs
+on Intel MKL on Intel CPUs and on oneDNN elsewhere, and the two favour different batch sizes.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+from typing import Any
 
 import numpy as np
 
@@ -62,15 +63,15 @@ def dump(found: Diarization, key: str) -> bytes:
     names = sorted(found.centroids)
     vectors = np.stack([found.centroids[n] for n in names]) if names else np.zeros((0, 0), dtype=np.float32)
     out = io.BytesIO()
-    np.savez(
-        out,
-        key=np.array(key),
-        labels=np.asarray(found.labels),
-        centroid_names=np.array(names, dtype=np.str_),
-        centroid_vectors=vectors,
+    arrays: dict[str, Any] = {
+        "key": np.array(key),
+        "labels": np.asarray(found.labels),
+        "centroid_names": np.array(names, dtype=np.str_),
+        "centroid_vectors": vectors,
         **_turns("turns", found.turns),
         **_turns("overlaps", found.overlaps),
-    )
+    }
+    np.savez(out, **arrays)
     return out.getvalue()
 
 

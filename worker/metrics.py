@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from typing import Any
 
 from celery import signals
 
@@ -54,7 +55,7 @@ def _task_started(task_id: str, **_: object) -> None:
 
 
 @signals.task_postrun.connect
-def _task_finished(task_id: str, task, kwargs: dict | None = None, state: str | None = None, **_: object) -> None:  # type: ignore[no-untyped-def]
+def _task_finished(task_id: str, task: Any, kwargs: dict | None = None, state: str | None = None, **_: object) -> None:
     began = _started.pop(task_id, None)
     if began is not None:
         kind = (kwargs or {}).get("kind", "")
@@ -62,7 +63,9 @@ def _task_finished(task_id: str, task, kwargs: dict | None = None, state: str | 
 
 
 @signals.task_failure.connect
-def _task_failed(sender=None, exception: BaseException | None = None, kwargs: dict | None = None, **_: object) -> None:  # type: ignore[no-untyped-def]
+def _task_failed(
+    sender: Any = None, exception: BaseException | None = None, kwargs: dict | None = None, **_: object
+) -> None:
     TASK_FAILURES.labels(getattr(sender, "name", "?"), (kwargs or {}).get("kind", ""), type(exception).__name__).inc()
 
 

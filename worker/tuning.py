@@ -38,10 +38,8 @@ def cpus() -> int:
 
 
 # Host threads of a model process whose engines run on a GPU. The host side only prepares
-# features and launches kernels; more threads spin. On an H200 box with 16 cores, over a 10-minute
-# meeting, one thread against sixteen: Whisper tiny.en 1.5 s wall and 1.5 CPU s against 1.8 and
-# 15.8; CAM++ 2.4 and 2.4 against 2.3 and 25; Resemblyzer 0.36 and 0.35 against 0.36 and 5.7
-# (BENCHMARKS.md).
+# features and launches kernels, so extra threads do not make it faster; they spin while the GPU
+# works and multiply the CPU a GPU pool needs (BENCHMARKS.md, "GPU").
 GPU_THREADS = 1
 
 
@@ -56,9 +54,8 @@ def threads_per_process(
     """`torch_threads` when set; else one for a process whose models run on a `gpu`, and this
     worker's CPUs shared among its pool processes on a CPU; one for a worker that serves no model
     queue. That one (prepare, clustering, reduce) runs beside the model processes on the same
-    cores, and its BLAS threads spin while they wait for a core: a two-thread clustering of a
-    10 min meeting, run while two model processes worked, took 7.9 CPU s instead of 1.1, and
-    slowed the ASR beside it as much."""
+    cores, where more BLAS threads than free cores only spin waiting for a core, costing CPU
+    and slowing the model work beside them."""
     if not serves_models(queues):
         return 1
     if settings.torch_threads > 0:
@@ -80,11 +77,8 @@ def apply_threads(threads: int) -> None:
 # default glibc gives freed memory at the top of its heap back to the kernel once more than a
 # little is free, and maps large blocks afresh, so a forward pass faults its buffers in again as
 # zeroed pages. Blocks up to 32 MiB (glibc's largest threshold) are taken from the heap instead
-# and up to 1 GiB free at its top is kept. Whisper tiny.en alone over a 10-minute meeting: 1.25 M
-# page faults and 3 s of system time before, 0.15 M and 0.3 s after. In a 1-hour job's model
-# worker (two pool processes): 0.64-0.72 M faults and 1.5-1.9 s of system time per process
-# before, 0.2 M and 0.7 s after, about 1 % of their CPU, at the same peak RSS (AMD EPYC Zen 3;
-# BENCHMARKS.md).
+# and up to 1 GiB free at its top is kept. A model process does the same large allocations for
+# every pass, so keeping them saves page faults and system time without raising its peak RSS.
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 MODEL_MALLOC = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 1 << 30, M_TOP_PAD: 64 << 20}
 
@@ -137,7 +131,7 @@ def _init_pool_process(**_: object) -> None:
         started = time.monotonic()
         try:
             get_engine(name, cfg)
-        except Exception:  # noqa: BLE001 - the first task loads it again and fails the job with the reason
+        except Exception:  # the first task loads it again and fails the job with the reason
             log.exception("engine failed to load", extra={"kind": kind})
             continue
         log.info(

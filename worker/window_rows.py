@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -20,7 +21,7 @@ _COLUMNS = ("job_id", "segment_id", "win_idx", "start_s", "end_s", "vector")
 _TYPES = ("uuid", "int8", "int4", "float8", "float8", "float4[]")
 
 
-def _driver(s: Session):  # type: ignore[no-untyped-def]
+def _driver(s: Session) -> Any:
     """The session's own psycopg connection (so COPY runs inside the session's transaction)."""
     return s.connection().connection.driver_connection
 
@@ -28,15 +29,15 @@ def _driver(s: Session):  # type: ignore[no-untyped-def]
 def copy_windows(s: Session, job_id: uuid.UUID, results: Iterable[SegmentResult]) -> int:
     """Append each result's windows (numbered from 0 per segment); returns the rows written."""
     written = 0
-    with _driver(s).cursor() as cursor:
-        with cursor.copy(f"COPY embeddings ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(list(_TYPES))
-            for r in results:
-                for i, w in enumerate(r.windows):
-                    copy.write_row(
-                        (job_id, r.segment_id, i, w.start_s, w.end_s, np.asarray(w.vector, np.float32).tolist())
-                    )
-                    written += 1
+    with (
+        _driver(s).cursor() as cursor,
+        cursor.copy(f"COPY embeddings ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(list(_TYPES))
+        for r in results:
+            for i, w in enumerate(r.windows):
+                copy.write_row((job_id, r.segment_id, i, w.start_s, w.end_s, np.asarray(w.vector, np.float32).tolist()))
+                written += 1
     return written
 
 
@@ -48,7 +49,10 @@ def load_windows(s: Session, job_id: uuid.UUID, expected: int = 1024) -> tuple[n
     starts, ends = np.zeros(size), np.zeros(size)
     vectors: np.ndarray | None = None
     n = 0
-    query = "COPY (SELECT start_s, end_s, vector FROM embeddings WHERE job_id = %s ORDER BY start_s) TO STDOUT (FORMAT BINARY)"
+    query = (
+        "COPY (SELECT start_s, end_s, vector FROM embeddings WHERE job_id = %s ORDER BY start_s) "
+        "TO STDOUT (FORMAT BINARY)"
+    )
     with _driver(s).cursor() as cursor, cursor.copy(query, (job_id,)) as copy:
         copy.set_types(["float8", "float8", "float4[]"])
         for start, end, vector in copy.rows():

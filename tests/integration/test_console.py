@@ -20,6 +20,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import ARTIFACTS, ROOT
 
+pytestmark = pytest.mark.integration
+
 SAMPLE = ROOT / "examples" / "sample.wav"
 
 

@@ -35,14 +35,14 @@ def silence(seconds: float, rate: int = 16000) -> np.ndarray:
     return np.zeros(int(seconds * rate), dtype=np.float32)
 
 
-def encoded(fmt: str, samples: np.ndarray, rate: int = 16000):  # type: ignore[no-untyped-def]
+def encoded(fmt: str, samples: np.ndarray, rate: int = 16000):
     def make(tmp: Path) -> bytes:
         return encode(samples, rate, tmp / f"src.{fmt}", fmt).read_bytes()
 
     return make
 
 
-def cut(make, fraction: float):  # type: ignore[no-untyped-def]
+def cut(make, fraction: float):
     def made(tmp: Path) -> bytes:
         whole = make(tmp)
         return whole[: int(len(whole) * fraction)]
@@ -165,7 +165,7 @@ FAILING: dict[str, tuple] = {
 
 
 @pytest.fixture(scope="module")
-def corpus_client(settings, stack):  # type: ignore[no-untyped-def]
+def corpus_client(settings, stack):
     from hark.apikeys import create_key
     from hark.client import HarkClient
     from hark.db import session_scope

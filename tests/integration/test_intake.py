@@ -282,16 +282,18 @@ def test_a_jobs_embeddings_are_taken_before_its_asr_and_interactive_before_overn
                 )
     taken: list[tuple[str, str]] = []
 
-    def take(body, message) -> None:  # type: ignore[no-untyped-def]
+    def take(body, message) -> None:
         kwargs = body[1]
         taken.append((kwargs["job_id"], kwargs["kind"]))
         message.ack()
 
-    with app.connection_for_read() as conn:
-        with conn.Consumer([Queue(k) for k in MODEL_KINDS], callbacks=[take], accept=["json"]):
-            deadline = time.monotonic() + 30
-            while len(taken) < 18 and time.monotonic() < deadline:
-                conn.drain_events(timeout=5)
+    with (
+        app.connection_for_read() as conn,
+        conn.Consumer([Queue(k) for k in MODEL_KINDS], callbacks=[take], accept=["json"]),
+    ):
+        deadline = time.monotonic() + 30
+        while len(taken) < 18 and time.monotonic() < deadline:
+            conn.drain_events(timeout=5)
     assert len(taken) == 18
     order = [(job, "embed" if kind == "embed" else "rest") for job, kind in taken]
     expected = [

@@ -271,7 +271,7 @@ def test_results_for_segments_a_redelivered_prepare_replaced_are_dropped(setting
 
     real = infer_task.run_engine
 
-    def redelivered_meanwhile(engine, batch, options):  # type: ignore[no-untyped-def]
+    def redelivered_meanwhile(engine, batch, options):
         replace_segments()
         return real(engine, batch, options)
 

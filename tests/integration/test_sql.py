@@ -1,4 +1,4 @@
-"""Analysts' SQL: the README's queries run as a tenant's read-only role against real pipeline
+"""Analysts' SQL: docs/sql.md's queries run as a tenant's read-only role against real pipeline
 output; the role sees only its tenant and no table; the stats API gives the views' numbers."""
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ pytestmark = pytest.mark.integration
 
 
 def readme_queries() -> list[str]:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Querying with SQL", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```sql\n(.*?)```", section, re.S)
+    return re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "sql.md").read_text(), re.S)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +91,7 @@ def test_role_sees_only_its_tenant_and_no_tables(roles, finished_job, other_tena
 
 
 def test_readme_queries_match_the_pipeline(roles, finished_job, client, settings):
-    """Run every README query as tenant-a's role and check it against the API and the rows."""
+    """Run every docs/sql.md query as tenant-a's role and check it against the API and the rows."""
     url, jid = roles["tenant-a"], finished_job["id"]
     meetings, talk, emotions, weekly, chicago, sources = (as_role(url, q) for q in readme_queries()[:6])
     doc = client.document(jid)
@@ -161,7 +159,8 @@ def test_stats_api_returns_the_views_numbers(stack, api_key, finished_job, setti
         view_speakers = (
             s.execute(
                 text(
-                    "SELECT job_id, speaker, speech_s, turns, share FROM analytics.speaker_talk_time WHERE tenant_id = :t"
+                    "SELECT job_id, speaker, speech_s, turns, share FROM analytics.speaker_talk_time WHERE "
+                    "tenant_id = :t"
                 ),
                 {"t": tenant_id},
             )

@@ -86,7 +86,7 @@ def _client(chaos: dict, tenant: str) -> HarkClient:
         return HarkClient(chaos["url"], create_key(s, tenant), timeout=120)
 
 
-def _wait_mid_task(cfg, client: HarkClient, job_id: str, min_done: int) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
+def _wait_mid_task(cfg, client: HarkClient, job_id: str, min_done: int) -> list[tuple[int, str]]:
     """Until the job is well under way (at least `min_done` batch tasks done, several to go) and a
     worker is in the middle of one; returns the (batch, kind) of the tasks running at that moment."""
     deadline = time.monotonic() + 120

@@ -94,7 +94,7 @@ class RandomFile(io.RawIOBase):
     def tell(self) -> int:
         return self.pos
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buffer) -> int:
         n = max(0, min(len(buffer), self.size - self.pos))
         rng = np.random.default_rng(self.pos)
         buffer[:n] = rng.bytes(n)

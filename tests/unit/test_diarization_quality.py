@@ -17,6 +17,8 @@ from diarize_offline import SAMPLE, diarize, embed, read_rttm  # noqa: E402
 
 from tests.der import der, der_parts  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 
 def test_sample_two_speakers_found_and_der_bounded():
     from hark.settings import Settings

@@ -9,9 +9,10 @@ import pytest
 
 from hark.queues import MODEL_KINDS
 from hark.settings import Settings
-from worker.engines import REGISTRY, check_engines, engine_class
+from worker.engines import REGISTRY, check_engines, engine_class, engine_names
 from worker.engines.base import (
     OUTPUTS,
+    Engine,
     ModelDirMissing,
     length_batches,
     require_model_dir,
@@ -24,7 +25,10 @@ from worker.tasks.common import planned_kinds
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_engine_declares_its_kind_and_outputs(name: str) -> None:
     cls = engine_class(name)
-    assert cls.name == name
+    assert issubclass(cls, Engine) and cls.name == name
+    # The registry's entry, which the web API reads without importing the engine, agrees.
+    assert (REGISTRY[name].kind, REGISTRY[name].job_options) == (cls.kind, cls.job_options)
+    assert name in engine_names(cls.kind)
     assert cls.kind in MODEL_KINDS
     assert cls.produces and cls.produces <= OUTPUTS
     assert cls.consumes <= OUTPUTS
@@ -41,7 +45,7 @@ def test_length_batches_sort_and_cap_padded_seconds() -> None:
     for g in groups:
         assert len(g) * lengths[g[0]] <= 30.0
     # Greedy: a group is closed only when the next item would not fit.
-    for g, nxt in zip(groups, groups[1:]):
+    for g, _nxt in zip(groups, groups[1:]):
         assert (len(g) + 1) * lengths[g[0]] > 30.0
     assert length_batches([40.0, 1.0], 30.0) == [[0], [1]]  # too long for the cap: alone
     assert length_batches([], 30.0) == []
@@ -62,14 +66,17 @@ def test_run_by_length_restores_the_original_order() -> None:
 
 
 def test_run_engine_hands_over_only_declared_job_options() -> None:
-    class Plain:
-        def run(self, batch):  # type: ignore[no-untyped-def]
+    class Plain(Engine):
+        def run(self, batch):
             return ["plain", len(batch)]
 
-    class Reads:
+    class Reads(Engine):
         job_options = frozenset({"itn", "language"})
 
-        def run(self, batch, options):  # type: ignore[no-untyped-def]
+        def run(self, batch):
+            raise AssertionError("an engine with job options is run with them")
+
+        def run_with_options(self, batch, options):
             return [options]
 
     options = {"itn": False, "num_speakers": 2, "engines": {"asr": "x"}}
@@ -155,4 +162,16 @@ def test_every_production_engine_is_checked_at_worker_start(tmp_path, name: str,
 def test_every_registered_production_engine_has_a_model_dir_check() -> None:
     embedded = {"whisper-tiny-en", "resemblyzer", "text-lexicon"}
     assert set(REGISTRY) - embedded == set(PRODUCTION_DIRS)
-    assert all(hasattr(engine_class(n), "check") for n in PRODUCTION_DIRS)
+    # Each overrides the default check (which has nothing to check).
+    assert all(engine_class(n).check.__func__ is not Engine.check.__func__ for n in PRODUCTION_DIRS)
+
+
+def test_the_vad_comes_from_the_registry_by_its_setting() -> None:
+    from worker.engines import VAD_REGISTRY, get_vad
+    from worker.engines.base import VadEngine
+
+    vad = get_vad(Settings(vad_engine="silero"))
+    assert isinstance(vad, VadEngine) and vad.name == "silero" and set(VAD_REGISTRY) == {"silero"}
+    assert get_vad(Settings()) is vad  # one instance per process
+    with pytest.raises(KeyError, match="unknown VAD engine 'webrtc'; known: silero"):
+        get_vad(Settings(vad_engine="webrtc"))

@@ -17,6 +17,8 @@ from tests.whisper_tiny import write_model
 from worker.engines import engine_class
 from worker.engines.base import SegmentAudio
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(autouse=True)
 def no_hub(monkeypatch):
@@ -38,7 +40,7 @@ def model_dir(tmp_path_factory) -> Path:
     return write_model(work / "faster-whisper-tiny-random", work)
 
 
-def _engine(path: Path):  # type: ignore[no-untyped-def]
+def _engine(path: Path):
     engine = engine_class("whisper-large-v3")()
     engine.load(Settings(whisper_large_v3_dir=str(path)))
     return engine
@@ -68,7 +70,7 @@ def test_large_v3_engine_loads_the_directory_and_runs_a_multilingual_batch(model
     assert [kw["language"] for kw in asked] == [None]  # detected by the model, not forced to English
     assert [r.segment_id for r in results] == [s.segment_id for s in batch]
     assert any(r.text for r in results)
-    for seg, result in zip(batch, results):
+    for _seg, result in zip(batch, results):
         assert result.language in _LANGUAGE_CODES
         assert isinstance(result.text, str)
         assert result.confidence is None or 0.0 <= result.confidence <= 1.0

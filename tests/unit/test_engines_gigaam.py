@@ -20,6 +20,8 @@ from worker.engines.base import SegmentAudio, pick_device
 from worker.engines.emotion_gigaam import TO_HARK
 from worker.engines.gigaam_features import FeatureExtractor
 
+pytestmark = pytest.mark.slow
+
 HARK_EMOTIONS = {"happy", "sad", "angry", "neutral", "fearful", "disgusted", "surprised"}
 
 
@@ -63,18 +65,18 @@ def batch() -> list[SegmentAudio]:
     return [SegmentAudio(100 + i, i, 10.0 * i, 10.0 * i + n, _signal(n, i)) for i, n in enumerate(LENGTHS)]
 
 
-def _loaded(name: str, settings: Settings):  # type: ignore[no-untyped-def]
+def _loaded(name: str, settings: Settings):
     engine = engine_class(name)()
     engine.load(settings)
     return engine
 
 
-def _record_forward_batches(model) -> list[list[int]]:  # type: ignore[no-untyped-def]
+def _record_forward_batches(model) -> list[list[int]]:
     """Wrap the model's forward to record each call's signal lengths."""
     calls: list[list[int]] = []
     forward = model.forward
 
-    def recording(wav, lengths):  # type: ignore[no-untyped-def]
+    def recording(wav, lengths):
         calls.append(lengths.tolist())
         return forward(wav, lengths)
 
@@ -82,7 +84,7 @@ def _record_forward_batches(model) -> list[list[int]]:  # type: ignore[no-untype
     return calls
 
 
-def _library_single(model, samples: np.ndarray):  # type: ignore[no-untyped-def]
+def _library_single(model, samples: np.ndarray):
     """The library's own path for one signal (GigaAM.forward on a batch of one)."""
     wav = torch.from_numpy(samples)[None]
     if wav.shape[1] < model.preprocessor.min_samples:

@@ -26,6 +26,8 @@ from tests.funasr_checkpoints import (
 from worker.engines.base import ModelDirMissing, SegmentAudio, run_engine
 from worker.engines.funasr_models import model_device
 
+pytestmark = pytest.mark.slow
+
 RATE = 16000
 
 
@@ -74,18 +76,18 @@ def segments(kinds_seconds: list[tuple[str, float]]) -> list[SegmentAudio]:
 MIXED = [("voiced", 1.2), ("hiss", 2.4), ("voiced", 0.6), ("hiss", 0.9), ("voiced", 2.9), ("hiss", 1.6)]
 
 
-def load(cls, settings: Settings):  # type: ignore[no-untyped-def]
+def load(cls, settings: Settings):
     engine = cls()
     engine.load(settings)
     return engine
 
 
-def spy_batches(monkeypatch, module) -> list[list[float]]:  # type: ignore[no-untyped-def]
+def spy_batches(monkeypatch, module) -> list[list[float]]:
     """Record the clip lengths (seconds) of each forward pass the engine makes through funasr."""
     calls: list[list[float]] = []
     real = module.generate
 
-    def spy(model, clips, **options):  # type: ignore[no-untyped-def]
+    def spy(model, clips, **options):
         calls.append([len(c) / RATE for c in clips])
         return real(model, clips, **options)
 
@@ -183,7 +185,7 @@ def test_sensevoice_itn_follows_setting_and_job_option(cfg, monkeypatch) -> None
     seen: list[tuple[bool, list[bool | None]]] = []
     real = module.generate
 
-    def spy(model, clips, **options):  # type: ignore[no-untyped-def]
+    def spy(model, clips, **options):
         answers = real(model, clips, **options)
         seen.append((options["use_itn"], [module.parse_rich(a["text"]).itn for a in answers]))
         return answers
@@ -221,7 +223,7 @@ def test_sensevoice_transcribes_without_word_timings_when_alignment_fails(cfg, m
     engine = load(module.SenseVoiceAsr, cfg)
     real = module.generate
 
-    def alignment_trips(model, clips, **options):  # type: ignore[no-untyped-def]
+    def alignment_trips(model, clips, **options):
         if options.get("output_timestamp"):
             raise IndexError("list index out of range")  # what funasr's aligner raises on odd tokens
         return real(model, clips, **options)
@@ -320,20 +322,20 @@ def test_campplus_windows_match_resemblyzer_and_batching_keeps_order(cfg) -> Non
     assert len({tuple(np.round(v, 6)) for v in vectors}) == len(vectors)
 
 
-def _resemblyzer_windows(engine, seg):  # type: ignore[no-untyped-def]
+def _resemblyzer_windows(engine, seg):
     """The windows Resemblyzer's engine cuts, its network replaced by one that answers zeros."""
     import torch
 
     class Zeros:
         device = "cpu"
 
-        def lstm(self, mels):  # type: ignore[no-untyped-def]
+        def lstm(self, mels):
             return torch.zeros((mels.shape[0], mels.shape[1], 4)), None
 
-        def linear(self, x):  # type: ignore[no-untyped-def]
+        def linear(self, x):
             return x + 1.0
 
-        def relu(self, x):  # type: ignore[no-untyped-def]
+        def relu(self, x):
             return x
 
     engine.encoder = Zeros()
@@ -387,7 +389,7 @@ def test_missing_model_dir_is_a_clear_error_not_a_download(cfg, tmp_path, monkey
 
     import funasr
 
-    def no_hub(**kwargs):  # type: ignore[no-untyped-def]
+    def no_hub(**kwargs):
         raise AssertionError("funasr was asked to load a model that is not there")
 
     monkeypatch.setattr(funasr, "AutoModel", no_hub)

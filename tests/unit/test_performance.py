@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 
 from hark.settings import Settings
-from worker.engines.asr_whisper import pack_clips, spread_words
+from worker.batching import pack_clips
+from worker.engines.asr_whisper import spread_words
 from worker.timing import Clock
 from worker.tuning import cpus, threads_per_process
+
+pytestmark = pytest.mark.slow
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.wav"
 
@@ -132,10 +135,10 @@ def test_a_vad_failure_reaches_the_task_and_the_thread_ends():
     from worker.tasks.prepare import VadThread
 
     class Broken:
-        def feed(self, block):  # type: ignore[no-untyped-def]
+        def feed(self, block):
             raise RuntimeError("onnx said no")
 
-    vad = VadThread(Broken(), depth=1)  # type: ignore[arg-type]
+    vad = VadThread(Broken(), depth=1)
     vad.feed(np.zeros(16000, np.int16))
     with pytest.raises(RuntimeError, match="onnx said no"):
         for _ in range(20):

@@ -32,7 +32,7 @@ def vad(duration_s: float, speech: list[tuple[float, float]]) -> SpeechProbabili
     return SpeechProbabilities(probs, VAD_FRAME_S)
 
 
-def two_voices(who_of, seconds: float, seed: int = 0):  # type: ignore[no-untyped-def]
+def two_voices(who_of, seconds: float, seed: int = 0):
     rng = np.random.default_rng(seed)
     voices = rng.normal(size=(2, 32))
     starts = np.arange(0, seconds - 1.0, 0.25)

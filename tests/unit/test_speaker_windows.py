@@ -14,6 +14,8 @@ from hark.settings import Settings
 from worker.engines.base import SegmentAudio
 from worker.engines.speaker_resemblyzer import ResemblyzerSpeaker
 
+pytestmark = pytest.mark.slow
+
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.wav"
 
 

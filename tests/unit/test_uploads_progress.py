@@ -45,7 +45,7 @@ def test_batch_status_aggregates_its_jobs():
     assert batch_status(["failed", "cancelled"]) == "failed"
 
 
-def job(status: str, **kw) -> Job:  # type: ignore[no-untyped-def]
+def job(status: str, **kw) -> Job:
     return Job(id=uuid.uuid4(), tenant_id=uuid.uuid4(), status=status, options={}, timings={}, **kw)
 
 

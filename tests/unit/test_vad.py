@@ -46,6 +46,7 @@ def test_long_segments_are_split_at_the_quietest_frame():
     assert all(abs(segs[i][1] - segs[i + 1][0]) < 1e-6 for i in range(len(segs) - 1))
 
 
+@pytest.mark.slow
 def test_silero_streaming_matches_speech_in_the_sample():
     vad = SileroVad()
     stream = vad.stream()
@@ -125,6 +126,7 @@ def test_final_segments_are_a_prefix_of_the_whole_segmentation(options):
         assert grown > 0.5 * len(whole)  # and most of it is known long before the end
 
 
+@pytest.mark.slow
 def test_silero_stream_publishes_final_segments_as_it_goes():
     """The real sample twice with two seconds of silence between: the first copy's segments
     become final during the silence, the second's last one only at the end."""

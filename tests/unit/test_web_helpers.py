@@ -28,6 +28,22 @@ def test_options_are_validated():
         assert err.value.status == 400 and err.value.code == "invalid_options"
 
 
+def test_engine_names_are_checked_at_the_api():
+    """A typo or an engine of another kind is a 400 naming the choices, before any upload is read."""
+    assert parse_options({"engines": {"emotion": "none", "asr": "sensevoice-small"}})["engines"] == {
+        "emotion": "none",
+        "asr": "sensevoice-small",
+    }
+    for engines, says in (
+        ({"asr": "whisper-tiny"}, "engines.asr: 'whisper-tiny' is an unknown engine; choose one of "),
+        ({"asr": "resemblyzer"}, "engines.asr: 'resemblyzer' is an embed engine, not asr"),
+    ):
+        with pytest.raises(ApiError) as err:
+            parse_options({"engines": engines})
+        assert err.value.status == 400 and err.value.code == "invalid_options"
+        assert says in err.value.message and "whisper-tiny-en" in err.value.message
+
+
 def test_filenames_are_made_safe_for_keys():
     assert safe_filename("Board meeting (final).m4a") == "Board_meeting_final_.m4a"
     assert safe_filename("../../etc/passwd") == "passwd"

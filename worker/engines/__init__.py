@@ -1,45 +1,79 @@
 """Engine registry: name → class, imported lazily so a worker loads only the engines it serves.
 
-Each engine class says what it `produces` and `consumes` (worker.engines.base); `check(settings)`,
-where an engine has it, verifies its local model files without loading them, so a worker refuses
-to start rather than fail on its first task.
+Each entry also states the engine's kind of work and the job options it reads, so the web API can
+refuse an unknown or misplaced engine name (and name the job options) without importing any model
+library. Engine classes subclass `worker.engines.base.Engine`; a unit test checks that each entry
+agrees with its class. `check(settings)` verifies an engine's local model files without loading
+them, so a worker refuses to start rather than fail on its first task.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from dataclasses import dataclass
 
 from hark.settings import Settings
+from worker.engines.base import Engine, VadEngine
 
-REGISTRY: dict[str, str] = {
-    "whisper-tiny-en": "worker.engines.asr_whisper:WhisperAsr",
-    "resemblyzer": "worker.engines.speaker_resemblyzer:ResemblyzerSpeaker",
-    "text-lexicon": "worker.engines.emotion_lexicon:LexiconEmotion",
+
+@dataclass(frozen=True)
+class EngineEntry:
+    target: str  # "module:Class"
+    kind: str  # "asr" | "embed" | "emotion" | "vad"
+    job_options: frozenset[str] = frozenset()
+
+
+REGISTRY: dict[str, EngineEntry] = {
+    "whisper-tiny-en": EngineEntry("worker.engines.asr_whisper:WhisperAsr", "asr"),
+    "resemblyzer": EngineEntry("worker.engines.speaker_resemblyzer:ResemblyzerSpeaker", "embed"),
+    "text-lexicon": EngineEntry("worker.engines.emotion_lexicon:LexiconEmotion", "emotion"),
     # GigaAM (Russian ASR, acoustic emotion) and Whisper large-v3, from local model directories.
-    "gigaam-ctc": "worker.engines.asr_gigaam:GigaAmCtcAsr",
-    "gigaam-rnnt": "worker.engines.asr_gigaam:GigaAmRnntAsr",
-    "gigaam-emo": "worker.engines.emotion_gigaam:GigaAmEmotion",
-    "whisper-large-v3": "worker.engines.asr_whisper_large:WhisperLargeV3Asr",
+    "gigaam-ctc": EngineEntry("worker.engines.asr_gigaam:GigaAmCtcAsr", "asr"),
+    "gigaam-rnnt": EngineEntry("worker.engines.asr_gigaam:GigaAmRnntAsr", "asr"),
+    "gigaam-emo": EngineEntry("worker.engines.emotion_gigaam:GigaAmEmotion", "emotion"),
+    "whisper-large-v3": EngineEntry("worker.engines.asr_whisper_large:WhisperLargeV3Asr", "asr"),
     # FunASR engines (pip install hark[funasr]; model directories in settings)
-    "sensevoice-small": "worker.engines.asr_sensevoice:SenseVoiceAsr",
-    "paraformer-large": "worker.engines.asr_paraformer:ParaformerAsr",
-    "campplus": "worker.engines.speaker_campplus:CamPlusSpeaker",
-    "emotion2vec-plus": "worker.engines.emotion_emotion2vec:Emotion2vecEmotion",
+    "sensevoice-small": EngineEntry(
+        "worker.engines.asr_sensevoice:SenseVoiceAsr", "asr", frozenset({"language", "itn"})
+    ),
+    "paraformer-large": EngineEntry("worker.engines.asr_paraformer:ParaformerAsr", "asr"),
+    "campplus": EngineEntry("worker.engines.speaker_campplus:CamPlusSpeaker", "embed"),
+    "emotion2vec-plus": EngineEntry("worker.engines.emotion_emotion2vec:Emotion2vecEmotion", "emotion"),
 }
 
-_loaded: dict[str, Any] = {}
+# Voice activity detectors (`Settings.vad_engine` picks one), kept apart: prepare streams audio
+# through them instead of running them on batches.
+VAD_REGISTRY: dict[str, EngineEntry] = {
+    "silero": EngineEntry("worker.engines.vad_silero:SileroVad", "vad"),
+}
+
+_loaded: dict[str, Engine] = {}
+_vads: dict[str, VadEngine] = {}
 
 
-def engine_class(name: str) -> Any:
+def engine_names(kind: str) -> list[str]:
+    """The registered engines for a kind of work, sorted."""
+    return sorted(name for name, entry in REGISTRY.items() if entry.kind == kind)
+
+
+def _import(entry: EngineEntry) -> type:
+    module, attr = entry.target.split(":")
+    cls: type = getattr(importlib.import_module(module), attr)
+    return cls
+
+
+def engine_class(name: str) -> type[Engine]:
     try:
-        module, attr = REGISTRY[name].split(":")
+        entry = REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown engine {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
-    return getattr(importlib.import_module(module), attr)
+    cls = _import(entry)
+    if not issubclass(cls, Engine):
+        raise TypeError(f"engine {name!r} ({entry.target}) does not subclass worker.engines.base.Engine")
+    return cls
 
 
-def get_engine(name: str, settings: Settings) -> Any:
+def get_engine(name: str, settings: Settings) -> Engine:
     """The process-wide loaded instance of an engine (loaded on first use, then kept warm)."""
     if name not in _loaded:
         engine = engine_class(name)()
@@ -48,10 +82,23 @@ def get_engine(name: str, settings: Settings) -> Any:
     return _loaded[name]
 
 
+def get_vad(settings: Settings) -> VadEngine:
+    """The process-wide instance of the VAD `settings.vad_engine` names."""
+    name = settings.vad_engine
+    if name not in _vads:
+        try:
+            entry = VAD_REGISTRY[name]
+        except KeyError:
+            raise KeyError(f"unknown VAD engine {name!r}; known: {', '.join(sorted(VAD_REGISTRY))}") from None
+        cls = _import(entry)
+        if not issubclass(cls, VadEngine):
+            raise TypeError(f"VAD engine {name!r} ({entry.target}) does not subclass worker.engines.base.VadEngine")
+        _vads[name] = cls()
+    return _vads[name]
+
+
 def check_engines(settings: Settings, names: list[str]) -> None:
     """Verify the named engines exist and their model files are in place (without loading them):
     a worker calls this at start for the engines its queues serve by default."""
     for name in names:
-        cls = engine_class(name)
-        if hasattr(cls, "check"):
-            cls.check(settings)
+        engine_class(name).check(settings)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from hark.settings import Settings
-from worker.engines.base import SegmentAudio, SegmentResult
+from worker.engines.base import Engine, SegmentAudio, SegmentResult
 from worker.engines.gigaam_model import Encoded, checkpoint_path, encode_batches, frame_seconds, load_gigaam
 
 
@@ -30,7 +30,7 @@ class Hypothesis:
     logprobs: list[float]
 
 
-class _GigaAmAsr:
+class _GigaAmAsr(Engine):
     kind: ClassVar[str] = "asr"
     produces: ClassVar[frozenset[str]] = frozenset({"text", "language", "words"})
     consumes: ClassVar[frozenset[str]] = frozenset()
@@ -50,7 +50,8 @@ class _GigaAmAsr:
         model = load_gigaam(model_dir, "asr")
         if type(model.head).__name__ != self.head_class:
             raise ValueError(
-                f"{model_dir} holds a GigaAM {type(model.head).__name__} model; engine {self.name} needs {self.head_class}"
+                f"{model_dir} holds a GigaAM {type(model.head).__name__} model; engine {self.name} needs "
+                f"{self.head_class}"
             )
         self.model = model
         self.tokenizer = model.decoding.tokenizer

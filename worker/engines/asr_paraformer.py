@@ -19,7 +19,7 @@ import torch
 
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
-from worker.engines.base import PASS_S, SegmentAudio, SegmentResult, pass_seconds, pick_device, run_by_length
+from worker.engines.base import PASS_S, Engine, SegmentAudio, SegmentResult, pass_seconds, pick_device, run_by_length
 from worker.engines.funasr_models import generate, load_model, model_dir
 
 SETTING = "HARK_PARAFORMER_DIR"
@@ -66,7 +66,7 @@ def attach_punctuation(raw_units: list[str], punctuated: str) -> list[str] | Non
     return out
 
 
-class ParaformerAsr:
+class ParaformerAsr(Engine):
     name: ClassVar[str] = "paraformer-large"
     kind: ClassVar[str] = "asr"
     produces: ClassVar[frozenset[str]] = frozenset({"text", "words"})

@@ -23,7 +23,7 @@ import torch
 
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
-from worker.engines.base import PASS_S, SegmentAudio, SegmentResult, pass_seconds, pick_device, run_by_length
+from worker.engines.base import PASS_S, Engine, SegmentAudio, SegmentResult, pass_seconds, pick_device, run_by_length
 from worker.engines.funasr_models import generate, load_model, model_dir
 
 log = logging.getLogger("hark.engines.sensevoice")
@@ -101,7 +101,7 @@ def spaced(word: str, first: bool) -> str:
     return " " + word
 
 
-class SenseVoiceAsr:
+class SenseVoiceAsr(Engine):
     name: ClassVar[str] = "sensevoice-small"
     kind: ClassVar[str] = "asr"
     produces: ClassVar[frozenset[str]] = frozenset({"text", "language", "words", "emotion", "emotion_scores", "events"})
@@ -142,7 +142,7 @@ class SenseVoiceAsr:
         assert self.model is not None, "load() first"
         options = options or {}
         itn = bool(options.get("itn", self.itn))
-        language = options.get("language") if options.get("language") in LANGUAGES else "auto"
+        language = str(options["language"]) if options.get("language") in LANGUAGES else "auto"
         audible = [seg for seg in batch if len(seg.samples) >= MIN_SAMPLES]
         found = run_by_length(
             audible,
@@ -154,6 +154,9 @@ class SenseVoiceAsr:
         return [
             by_id.get(seg.segment_id) or SegmentResult(segment_id=seg.segment_id, text="", events=[]) for seg in batch
         ]
+
+    def run_with_options(self, batch: list[SegmentAudio], options: dict[str, Any]) -> list[SegmentResult]:
+        return self.run(batch, options)
 
     def _generate(self, segs: list[SegmentAudio], itn: bool, language: str, timestamps: bool) -> list[dict[str, Any]]:
         self._logits = None
@@ -209,7 +212,7 @@ class SenseVoiceAsr:
         words, stamps = answer.get("words"), answer.get("timestamp")
         if not words or not stamps or len(words) != len(stamps):
             return None
-        out = []
+        out: list[dict[str, Any]] = []
         for word, (start_ms, end_ms) in zip(words, stamps):
             if not word or TAG.fullmatch(word):
                 continue

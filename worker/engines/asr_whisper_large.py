@@ -41,6 +41,7 @@ class WhisperLargeV3Asr(WhisperAsr):
     def load(self, settings: Settings) -> None:
         self.path = self.check(settings)
         super().load(settings)
+        assert self.pipeline is not None
         model = self.pipeline.model
         n_mels = model.feature_extractor.mel_filters.shape[0]
         if n_mels != model.model.n_mels:

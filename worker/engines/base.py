@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
 from hark.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.engines.vad_silero import VadStream
 
 # Everything an engine may declare in `produces`.
 OUTPUTS = frozenset({"text", "language", "confidence", "words", "emotion", "emotion_scores", "events", "embedding"})
@@ -60,30 +63,55 @@ class SegmentResult:
     windows: list[Window] = field(default_factory=list)
 
 
-class Engine(Protocol):
+class Engine:
+    """A model engine for one kind of work. Subclasses set `name`, `kind` and `produces`, and
+    implement `load` and `run`; the rest has defaults that fit most engines."""
+
     name: ClassVar[str]
     kind: ClassVar[str]  # "asr" | "embed" | "emotion"
     produces: ClassVar[frozenset[str]]
     # Inputs besides audio, e.g. {"text"} for an emotion model that reads the transcript.
-    consumes: ClassVar[frozenset[str]]
-    # Optional: `reads_audio = False` for an engine that reads only `consumes` (its segments then
-    # come with empty samples, and the task reads no audio from S3).
-    # reads_audio: ClassVar[bool]
-    # Optional: job options the engine reads (e.g. {"language", "itn"}); an engine that declares
-    # them is called as run(batch, options) with just those keys, see `run_engine`.
-    # job_options: ClassVar[frozenset[str]]
+    consumes: ClassVar[frozenset[str]] = frozenset()
+    # False for an engine that reads only `consumes`: its segments then come with empty samples,
+    # and the task reads no audio from S3.
+    reads_audio: ClassVar[bool] = True
+    # Job options the engine reads (e.g. {"language", "itn"}): `run_with_options` gets just those.
+    job_options: ClassVar[frozenset[str]] = frozenset()
 
-    def load(self, settings: Settings) -> None: ...
+    @classmethod
+    def check(cls, settings: Settings) -> object:
+        """Verify the engine's local model files without loading them (a worker calls this at
+        start, so it refuses to start rather than fail its first task). Default: nothing to check."""
+        return None
 
-    def run(self, batch: list[SegmentAudio]) -> list[SegmentResult]: ...
+    def load(self, settings: Settings) -> None:
+        """Load the model (once per worker process, onto `pick_device()`)."""
+        raise NotImplementedError
+
+    def run(self, batch: list[SegmentAudio]) -> list[SegmentResult]:
+        """One result per segment, in the batch's order."""
+        raise NotImplementedError
+
+    def run_with_options(self, batch: list[SegmentAudio], options: dict[str, Any]) -> list[SegmentResult]:
+        """`run` for an engine that reads job options (`job_options`); the default ignores them."""
+        return self.run(batch)
 
 
-def run_engine(engine: Any, batch: list[SegmentAudio], options: dict[str, Any]) -> list[SegmentResult]:
+class VadEngine:
+    """A voice activity detector: one stream per recording, fed blocks as prepare decodes them."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str] = "vad"
+
+    def stream(self) -> VadStream:
+        raise NotImplementedError
+
+
+def run_engine(engine: Engine, batch: list[SegmentAudio], options: dict[str, Any]) -> list[SegmentResult]:
     """Run an engine on a batch, handing it the job options it declared in `job_options`."""
-    wanted = getattr(engine, "job_options", None)
-    if not wanted:
+    if not engine.job_options:
         return engine.run(batch)
-    return engine.run(batch, {k: v for k, v in options.items() if k in wanted})
+    return engine.run_with_options(batch, {k: v for k, v in options.items() if k in engine.job_options})
 
 
 def pick_device() -> str:
@@ -105,7 +133,7 @@ def require_model_dir(path: str | Path, setting: str, needs: Sequence[str | tupl
         raise ModelDirMissing(f"{setting} is not set: point it at the engine's local model directory")
     root = Path(path)
     if not root.is_dir():
-        raise ModelDirMissing(f"model directory {root} ({setting}) does not exist; see README 'Production engines'")
+        raise ModelDirMissing(f"model directory {root} ({setting}) does not exist; see docs/engines.md")
     missing = [
         " or ".join(names)
         for names in ((n,) if isinstance(n, str) else n for n in needs)
@@ -122,9 +150,8 @@ R = TypeVar("R")
 # Padded seconds of audio per forward pass of the engines that pad (FunASR's, where the setting
 # `funasr_batch_s` is 0, the default; GigaAM's). A GPU is kept busy by large passes. On a CPU a
 # large pass allocates hundreds of megabytes of activations that the kernel must map and zero each
-# time: 240 s passes took SenseVoice-Small 2.2x, CAM++ 1.8x, a GigaAM-v2-sized encoder 1.6x and
-# Paraformer-large 1.25x the wall time of 30 s passes, much of it system time (published sizes,
-# a 10-minute meeting, AMD EPYC Zen 3, 2 cores; BENCHMARKS.md).
+# time, which costs more than the larger matrix products save (BENCHMARKS.md, "Padded seconds per
+# forward pass on a CPU").
 PASS_S = {"cuda": 240.0, "cpu": 30.0}
 
 

@@ -19,7 +19,7 @@ import torch
 
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
-from worker.engines.base import PASS_S, SegmentAudio, SegmentResult, pass_seconds, pick_device, run_by_length
+from worker.engines.base import PASS_S, Engine, SegmentAudio, SegmentResult, pass_seconds, pick_device, run_by_length
 from worker.engines.funasr_models import generate, load_model, model_dir
 
 SETTING = "HARK_EMOTION2VEC_DIR"
@@ -35,7 +35,7 @@ def label_name(label: str) -> str:
     return ALIASES.get(name, name)
 
 
-class Emotion2vecEmotion:
+class Emotion2vecEmotion(Engine):
     name: ClassVar[str] = "emotion2vec-plus"
     kind: ClassVar[str] = "emotion"
     produces: ClassVar[frozenset[str]] = frozenset({"emotion", "emotion_scores"})

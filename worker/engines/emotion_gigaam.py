@@ -16,14 +16,14 @@ from typing import Any, ClassVar
 import torch
 
 from hark.settings import Settings
-from worker.engines.base import SegmentAudio, SegmentResult
+from worker.engines.base import Engine, SegmentAudio, SegmentResult
 from worker.engines.gigaam_model import checkpoint_path, encode_batches, load_gigaam
 
 # GigaAM-Emo class → Hark's emotion vocabulary (worker/engines/emotion_lexicon.py EMOTIONS).
 TO_HARK = {"angry": "angry", "sad": "sad", "neutral": "neutral", "positive": "happy"}
 
 
-class GigaAmEmotion:
+class GigaAmEmotion(Engine):
     name: ClassVar[str] = "gigaam-emo"
     kind: ClassVar[str] = "emotion"
     produces: ClassVar[frozenset[str]] = frozenset({"emotion", "emotion_scores"})

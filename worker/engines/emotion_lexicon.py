@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from hark.settings import Settings
-from worker.engines.base import SegmentAudio, SegmentResult
+from worker.engines.base import Engine, SegmentAudio, SegmentResult
 
 EMOTIONS = ("happy", "sad", "angry", "neutral", "fearful", "disgusted", "surprised")
 NEGATIONS = frozenset(
@@ -26,7 +26,7 @@ NEUTRAL_BASE = 0.5
 NEUTRAL_PER_WORD = 0.08
 
 
-class LexiconEmotion:
+class LexiconEmotion(Engine):
     name: ClassVar[str] = "text-lexicon"
     kind: ClassVar[str] = "emotion"
     produces: ClassVar[frozenset[str]] = frozenset({"emotion"})

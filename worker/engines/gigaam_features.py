@@ -20,7 +20,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-SAMPLE_RATE = 16000
+# gigaam.model imports SAMPLE_RATE from the module this one stands in for (an explicit re-export).
+from hark.audio import SAMPLE_RATE as SAMPLE_RATE
 
 
 def load_audio(*args: object, **kwargs: object) -> Tensor:
@@ -41,12 +42,16 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int) -> Tensor:
 
 
 class _Spectrogram(nn.Module):
+    window: Tensor  # a registered buffer
+
     def __init__(self, win_length: int) -> None:
         super().__init__()
         self.register_buffer("window", torch.hann_window(win_length))
 
 
 class _MelScale(nn.Module):
+    fb: Tensor  # a registered buffer
+
     def __init__(self, n_freqs: int, n_mels: int, sample_rate: int) -> None:
         super().__init__()
         self.register_buffer("fb", mel_filterbank(n_freqs, n_mels, sample_rate))
@@ -94,6 +99,7 @@ class FeatureExtractor(nn.Module):
     def __init__(self, sample_rate: int, features: int) -> None:
         super().__init__()
         self.hop_length = sample_rate // 100
+        self.features = features
         # The signal is reflect-padded by n_fft/2 on each side, which needs that many samples.
         self.min_samples = sample_rate // 80 + 1
         self.featurizer = nn.Sequential(
@@ -105,7 +111,7 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, input_signal: Tensor, length: Tensor) -> tuple[Tensor, Tensor]:
         frames = self.out_len(length)
-        n_mels = self.featurizer[0].mel_scale.fb.shape[1]
+        n_mels = self.features
         out = input_signal.new_zeros((input_signal.shape[0], n_mels, int(frames.max())))
         for i, n in enumerate(length.tolist()):
             out[i, :, : int(frames[i])] = self.featurizer(input_signal[i, : int(n)].float())

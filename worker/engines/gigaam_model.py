@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hark.audio import SAMPLE_RATE
 from worker.engines import gigaam_features
 from worker.engines.base import pass_seconds, pick_device
 
 log = logging.getLogger("hark.engines.gigaam")
 
-SAMPLE_RATE = gigaam_features.SAMPLE_RATE
 INSTALL_HINT = "pip install -e '.[gigaam]' && pip install --no-deps gigaam==0.1.0"
 
 
@@ -84,7 +84,7 @@ def checkpoint_path(model_dir: str | Path) -> Path:
     """The one `*.ckpt` file in a model directory; a clear error naming the path otherwise."""
     path = Path(model_dir)
     if not path.is_dir():
-        raise FileNotFoundError(f"GigaAM model directory {path} does not exist (see README: provisioning models)")
+        raise FileNotFoundError(f"GigaAM model directory {path} does not exist (see docs/engines.md: provisioning)")
     found = sorted(path.glob("*.ckpt"))
     if len(found) != 1:
         what = "no *.ckpt file" if not found else f"{len(found)} *.ckpt files ({', '.join(p.name for p in found)})"
@@ -92,7 +92,7 @@ def checkpoint_path(model_dir: str | Path) -> Path:
     return found[0]
 
 
-def load_gigaam(model_dir: str | Path, family: str, device: str | None = None) -> nn.Module:
+def load_gigaam(model_dir: str | Path, family: str, device: str | None = None) -> Any:
     """A GigaAM checkpoint from `model_dir` as the library's model class, in eval mode on `device`
     (default: pick_device()). `family` is "asr" or "emo"; the checkpoint must be of that family."""
     path = checkpoint_path(model_dir)
@@ -128,7 +128,7 @@ def load_gigaam(model_dir: str | Path, family: str, device: str | None = None) -
     return model.eval().to(device)
 
 
-def _mask_padding_in_subsampling(sub: nn.Module) -> None:
+def _mask_padding_in_subsampling(sub: Any) -> None:
     """Zero each signal's padded tail before and after every strided convolution of the encoder's
     subsampling, so padding never reaches valid frames (ReLU keeps zeros zero)."""
     state: dict[str, Tensor] = {}
@@ -146,8 +146,8 @@ def _mask_padding_in_subsampling(sub: nn.Module) -> None:
         state["lengths"] = kwargs["lengths"]
         return args, {**kwargs, "x": mask(kwargs["x"], kwargs["lengths"])}
 
-    def after_conv(module: nn.Module, args: tuple, out: Tensor) -> Tensor:
-        k, s, p = module.kernel_size[0], module.stride[0], module.padding[0]
+    def after_conv(module: nn.Conv1d | nn.Conv2d, args: tuple, out: Tensor) -> Tensor:
+        k, s, p = module.kernel_size[0], module.stride[0], int(module.padding[0])
         state["lengths"] = torch.div(state["lengths"] + 2 * p - k, s, rounding_mode="floor") + 1
         return mask(out, state["lengths"])
 
@@ -165,7 +165,7 @@ class Encoded:
     lengths: Tensor  # (B,) valid frames per row
 
 
-def encode_batches(model: nn.Module, signals: list[np.ndarray]) -> list[Encoded]:
+def encode_batches(model: Any, signals: list[np.ndarray]) -> list[Encoded]:
     """Encode float32 16 kHz signals in padded batches sorted by length (shortest first, at most
     `pass_seconds(0, device)` of padded audio each: 240 s on a GPU, 30 s on a CPU, where 240 s
     passes took a GigaAM-v2-sized encoder 1.6x as long). Signals too short for one analysis
@@ -194,7 +194,7 @@ def encode_batches(model: nn.Module, signals: list[np.ndarray]) -> list[Encoded]
     return out
 
 
-def frame_seconds(model: nn.Module) -> float:
+def frame_seconds(model: Any) -> float:
     """Seconds per encoder frame: the feature hop times the subsampling factor."""
     hop = model.preprocessor.hop_length / SAMPLE_RATE
     return hop * 2**model.encoder.pre_encode._sampling_num

@@ -18,7 +18,7 @@ import torch
 
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
-from worker.engines.base import PASS_S, SegmentAudio, SegmentResult, Window, pass_seconds, pick_device
+from worker.engines.base import PASS_S, Engine, SegmentAudio, SegmentResult, Window, pass_seconds, pick_device
 from worker.engines.funasr_models import load_model, model_dir
 
 SETTING = "HARK_CAMPPLUS_DIR"
@@ -53,7 +53,7 @@ def window_samples(samples: np.ndarray, a: int, b: int) -> np.ndarray:
     return samples[start : start + size]
 
 
-class CamPlusSpeaker:
+class CamPlusSpeaker(Engine):
     name: ClassVar[str] = "campplus"
     kind: ClassVar[str] = "embed"
     produces: ClassVar[frozenset[str]] = frozenset({"embedding"})

@@ -8,7 +8,7 @@ grouped by length.
 By default every window is a pass of its own from a fresh LSTM state, so at the 0.25 s hop each
 second of speech goes through the LSTM four times. `speaker_pass_s` S > 0 reads the windows that
 start within S seconds of each other off one pass restarted every S seconds (the LSTM's output
-where each window ends): at S = 1.0, 2.1 times less CPU on a 10-minute meeting. A window then
+where each window ends): at S = 1.0, about half the CPU. A window then
 stands for its last `speaker_window_s` of audio but has heard up to S seconds more before it;
 BENCHMARKS.md has what that does to DER, and why it is not the default.
 """
@@ -22,18 +22,18 @@ import torch
 
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
-from worker.engines.base import SegmentAudio, SegmentResult, Window, pick_device
+from worker.engines.base import Engine, SegmentAudio, SegmentResult, Window, pick_device
 
 FRAMES_PER_S = 100  # 10 ms mel frames
 MIN_FRAMES = 40  # shorter segments carry too little voice to embed
 TARGET_DBFS = -30.0
 N_FFT, HOP = 400, 160  # 25 ms / 10 ms at 16 kHz
-# Windows per forward pass: the LSTM's activations for 64 windows stay in the CPU's cache; 256 at
-# once took 14 % more CPU (AMD EPYC, one thread), 16 a little more again.
+# Windows per forward pass: the LSTM's activations for 64 windows stay in the CPU's cache, while
+# far fewer windows per pass pay more per-call overhead.
 FORWARD_WINDOWS = 64
 
 
-class ResemblyzerSpeaker:
+class ResemblyzerSpeaker(Engine):
     name: ClassVar[str] = "resemblyzer"
     kind: ClassVar[str] = "embed"
     produces: ClassVar[frozenset[str]] = frozenset({"embedding"})
@@ -58,10 +58,11 @@ class ResemblyzerSpeaker:
         from resemblyzer import VoiceEncoder
 
         self.configure(settings.speaker_window_s, settings.speaker_hop_s, settings.speaker_pass_s)
-        # float32 throughout: bfloat16 (where the CPU has it) halved the encoder's CPU and kept
-        # vectors within cosine 0.997, yet took the sample's DER from 10.7 % to 13.9 %.
-        self.encoder = VoiceEncoder(device=pick_device(), verbose=False)
-        self.encoder.eval()
+        # float32 throughout: bfloat16 (where the CPU has it) is cheaper, but its small changes to
+        # the vectors are enough to make speaker clustering measurably worse on real speech.
+        encoder = VoiceEncoder(device=pick_device(), verbose=False)
+        encoder.eval()
+        self.encoder = encoder
         self._filters = mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=40).astype(np.float32)
         self._window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)
 

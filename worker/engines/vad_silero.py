@@ -23,6 +23,7 @@ import numpy as np
 
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
+from worker.engines.base import VadEngine
 
 FRAME = 512  # samples per silero frame at 16 kHz
 CONTEXT = 64  # samples of the previous frame the model sees before each frame
@@ -55,7 +56,7 @@ class VadOptions:
         )
 
 
-class SileroVad:
+class SileroVad(VadEngine):
     name = "silero"
     kind = "vad"
 

@@ -4,10 +4,9 @@ The batched pipeline hands its three CTranslate2 calls (encode, generate, align)
 clips. Only the decoder gains from it on a CPU: its per-token matrix products are small, and eight
 sequences at once keep the cores busy. The encoder's and the aligner's products are already large
 for one clip, and a batch of eight only multiplies the attention matrices that must pass through
-memory (six heads × 1500² floats per clip for tiny). Measured on a 2-core AMD EPYC (Zen 3), one
-thread, a 10-minute meeting in 24 clips: encoder 0.53–0.65 s a clip alone against 0.74–0.83 s in
-eights, aligner 3.7–3.9 s against 4.7–5.1 s in all, decoder unchanged; the same text and word
-times either way. On a GPU the batch is what keeps it busy, so there nothing changes.
+memory (six heads × 1500² floats per clip for tiny), so one clip at a time is cheaper for them and
+gives the same text and word times. On a GPU the batch is what keeps it busy, so there nothing
+changes.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from hark.settings import Settings
+from hark.status import JobStatus
 
 log = logging.getLogger("hark.tasks")
 
@@ -36,7 +37,7 @@ def job_cancelled(job_id: str) -> bool:
     try:
         with session_scope(settings().database_url) as s:
             job = s.get(Job, uuid.UUID(job_id))
-            return job is None or job.status == "cancelled"
+            return job is None or job.status == JobStatus.CANCELLED
     except OperationalError:
         return False  # database away: let the task start; its own database work retries
 

@@ -18,9 +18,12 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.orm import Session
 
 from hark.audio import pcm_to_float, seconds_to_byte
 from hark.db import session_scope
@@ -28,6 +31,8 @@ from hark.jobstate import advance
 from hark.models import Embedding, Job, JobTask, Segment
 from hark.pcm_store import read_pcm
 from hark.queues import DIARIZE, INFER, REDUCE
+from hark.settings import Settings
+from hark.status import JobStatus
 from hark.storage import Storage
 from worker import faults
 from worker.celery_app import app
@@ -41,11 +46,11 @@ from worker.window_rows import copy_windows
 log = logging.getLogger("hark.infer")
 # Model work runs while prepare still decodes the rest (batches are sent as they become final)
 # and after it; a job in any other status has nothing to gain from it.
-LIVE = ("preparing", "inferring")
+LIVE = (JobStatus.PREPARING, JobStatus.INFERRING)
 
 
 @app.task(name=INFER, bind=True, base=JobStageTask, failure_code="engine_error")
-def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
+def infer(self: JobStageTask, job_id: str, batch_idx: int, kind: str) -> None:
     cfg = settings()
     jid = uuid.UUID(job_id)
     clock = Clock()
@@ -71,11 +76,11 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
     name = engine_name(kind, options)
     with clock.part(f"{kind}_load"):
         engine = get_engine(name, cfg)
-    if getattr(engine, "reads_audio", True):
+    if engine.reads_audio:
         with clock.part(f"{kind}_fetch"):
             try:
                 batch = _load_batch(Storage(cfg), jid, rows)
-            except Exception:
+            except Exception:  # only a head start: reduce clusters when it was not sent
                 _uncount_attempt(cfg, jid, batch_idx, kind)
                 raise
     else:  # a text-only engine: the batch's audio would be read from S3 for nothing
@@ -114,7 +119,7 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
         embeddings_complete = (
             bool(remaining)
             and kind == "embed"
-            and job.status == "inferring"
+            and job.status == JobStatus.INFERRING
             and not s.scalar(
                 select(func.count())
                 .select_from(JobTask)
@@ -125,7 +130,7 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
         clock.add(f"{kind}_db", time.monotonic() - db_started)
         clock.add(kind, time.monotonic() - started, time.process_time() - started_cpu)
         job.timings = clock.merged(job.timings)
-        last = remaining == 0 and advance(s, jid, "reducing")
+        last = remaining == 0 and advance(s, jid, JobStatus.REDUCING)
     compute_s = clock.wall[kind]
     log.info("batch done", extra={**extra, "seconds": round(compute_s, 3)})
     if last:
@@ -133,11 +138,11 @@ def infer(self, job_id: str, batch_idx: int, kind: str) -> None:
     elif embeddings_complete:
         try:
             app.send_task(DIARIZE, args=[job_id])
-        except Exception:  # noqa: BLE001 - only a head start: reduce clusters when it was not sent
+        except Exception:
             log.warning("diarize not sent; reduce will cluster", extra=extra, exc_info=True)
 
 
-def _uncount_attempt(cfg, jid: uuid.UUID, batch_idx: int, kind: str) -> None:  # type: ignore[no-untyped-def]
+def _uncount_attempt(cfg: Settings, jid: uuid.UUID, batch_idx: int, kind: str) -> None:
     """The batch's audio could not be fetched (S3 away): the engine never saw it, so this attempt
     must not bring a healthy batch closer to the poison path, which runs segments one by one and
     would change its results. Best effort: with the database away too, the attempt stays counted."""
@@ -149,7 +154,7 @@ def _uncount_attempt(cfg, jid: uuid.UUID, batch_idx: int, kind: str) -> None:  #
         )
 
 
-def _set_error(cfg, segment_id: int, kind: str, reason: str | None) -> None:  # type: ignore[no-untyped-def]
+def _set_error(cfg: Settings, segment_id: int, kind: str, reason: str | None) -> None:
     """Record (or, with None, clear) why `kind` failed for a segment; committed at once."""
     with session_scope(cfg.database_url) as s:
         if reason is None:
@@ -167,12 +172,14 @@ def _set_error(cfg, segment_id: int, kind: str, reason: str | None) -> None:  # 
             )
 
 
-def _run_one_by_one(cfg, kind: str, engine, batch: list[SegmentAudio], options: dict) -> list[SegmentResult]:  # type: ignore[no-untyped-def]
+def _run_one_by_one(
+    cfg: Settings, kind: str, engine: Any, batch: list[SegmentAudio], options: dict
+) -> list[SegmentResult]:
     """The batch failed again and again: find the poison. Each segment runs alone, marked as under
     way beforehand, so one that kills the worker is known on the next delivery and skipped; one that
     raises keeps the reason. The other segments get their results; the batch then counts as done."""
     with session_scope(cfg.database_url) as s:
-        earlier = dict(
+        earlier: dict[int, Any] = dict(
             s.execute(select(Segment.id, Segment.errors).where(Segment.id.in_([g.segment_id for g in batch]))).all()
         )
     results: list[SegmentResult] = []
@@ -200,7 +207,7 @@ MAX_GAP_S = 5.0
 NO_SAMPLES = np.zeros(0, dtype=np.float32)
 
 
-def _load_batch(storage: Storage, jid: uuid.UUID, rows: list) -> list[SegmentAudio]:
+def _load_batch(storage: Storage, jid: uuid.UUID, rows: Sequence[Any]) -> list[SegmentAudio]:
     """The batch's audio: one ranged GET per run of nearby segments, sliced per segment."""
     runs: list[list] = []
     for r in rows:
@@ -223,7 +230,7 @@ def _load_batch(storage: Storage, jid: uuid.UUID, rows: list) -> list[SegmentAud
     return out
 
 
-def _store(s, jid: uuid.UUID, kind: str, results: list[SegmentResult], asr_emotion: bool = True) -> None:
+def _store(s: Session, jid: uuid.UUID, kind: str, results: list[SegmentResult], asr_emotion: bool = True) -> None:
     """Write one kind's results. An ASR engine's emotion (SenseVoice) is kept unless the job runs a
     separate emotion engine (`asr_emotion` False), which then owns those columns; its audio events
     are always kept."""
@@ -234,7 +241,12 @@ def _store(s, jid: uuid.UUID, kind: str, results: list[SegmentResult], asr_emoti
         return
     for r in results:
         if kind == "asr":
-            values = {"text": r.text, "language": r.language, "confidence": r.confidence, "words": r.words}
+            values: dict[str, Any] = {
+                "text": r.text,
+                "language": r.language,
+                "confidence": r.confidence,
+                "words": r.words,
+            }
             if asr_emotion and r.emotion_source is not None:  # SenseVoice: emotion in the same pass
                 values.update(emotion=r.emotion, emotion_scores=r.emotion_scores, emotion_source=r.emotion_source)
             if r.events is not None:

@@ -26,10 +26,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.orm import Session
 
 from hark.db import session_scope
+from hark.jobstate import advance
 from hark.models import Job, JobTask
 from hark.queues import ABORT_ABANDONED_UPLOADS, CPU_QUEUE, JANITOR, PREPARE, REDUCE, queue_depths
+from hark.status import ACTIVE, JobStatus
 from hark.uploads import abort_abandoned
 from worker.celery_app import app
 from worker.tasks.common import settings
@@ -56,40 +59,34 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
         if not s.scalar(select(func.pg_try_advisory_xact_lock(LOCK_ID))):
             return sent
         jobs = s.execute(
-            select(Job.id, Job.status, Job.updated_at, Job.options, Job.priority).where(
-                Job.status.in_(("queued", "preparing", "inferring", "reducing"))
-            )
+            select(Job.id, Job.status, Job.updated_at, Job.options, Job.priority).where(Job.status.in_(ACTIVE))
         ).all()
         for job_id, status, updated_at, options, priority in jobs:
             cpu_idle = depths[CPU_QUEUE] == 0
-            if status in ("queued", "reducing") and ((updated_at < lost and cpu_idle) or updated_at < stale):
+            if status in (JobStatus.QUEUED, JobStatus.REDUCING) and (
+                (updated_at < lost and cpu_idle) or updated_at < stale
+            ):
                 s.execute(update(Job).where(Job.id == job_id).values(updated_at=func.now()))
-                _resend(job_id, PREPARE if status == "queued" else REDUCE, f"{status}_stuck", priority)
-                sent["prepare" if status == "queued" else "reduce"] += 1
-            elif status == "preparing" and updated_at < stale:
+                _resend(job_id, PREPARE if status == JobStatus.QUEUED else REDUCE, f"{status}_stuck", priority)
+                sent["prepare" if status == JobStatus.QUEUED else "reduce"] += 1
+            elif status == JobStatus.PREPARING and updated_at < stale:
                 s.execute(update(Job).where(Job.id == job_id).values(updated_at=func.now()))
                 _resend(job_id, PREPARE, "prepare_stale", priority)
                 sent["prepare"] += 1
-            elif status == "inferring":
+            elif status == JobStatus.INFERRING:
                 sent["infer"] += _sweep_batches(s, job_id, dict(options or {}), priority, depths, lost, stale)
-                if not s.scalar(
+                pending = s.scalar(
                     select(func.count()).select_from(JobTask).where(JobTask.job_id == job_id, JobTask.done_at.is_(None))
-                ):
-                    moved = s.execute(
-                        update(Job)
-                        .where(Job.id == job_id, Job.status == "inferring")
-                        .values(status="reducing", updated_at=func.now())
-                        .returning(Job.id)
-                    ).first()
-                    if moved:
-                        _resend(job_id, REDUCE, "reduce_never_sent", priority)
-                        sent["reduce"] += 1
+                )
+                if not pending and advance(s, job_id, JobStatus.REDUCING, only_from=JobStatus.INFERRING):
+                    _resend(job_id, REDUCE, "reduce_never_sent", priority)
+                    sent["reduce"] += 1
     return sent
 
 
 def _sweep_batches(
-    s, job_id: uuid.UUID, options: dict, priority: int, depths: dict[str, int], lost: datetime, stale: datetime
-) -> int:  # type: ignore[no-untyped-def]
+    s: Session, job_id: uuid.UUID, options: dict, priority: int, depths: dict[str, int], lost: datetime, stale: datetime
+) -> int:
     rows = s.execute(select(JobTask).where(JobTask.job_id == job_id, JobTask.done_at.is_(None))).scalars().all()
     asr_pending = {r.batch_idx for r in rows if r.kind == "asr"}
     # A message a worker has reserved but not begun is out of its queue too; while the job's other
@@ -99,7 +96,7 @@ def _sweep_batches(
     resend: set[tuple[int, str]] = set()
     for r in rows:
         began = r.started_at is not None and r.started_at >= r.enqueued_at
-        if began and r.started_at < stale and r.enqueued_at < stale:
+        if began and r.started_at is not None and r.started_at < stale and r.enqueued_at < stale:
             resend.add((r.batch_idx, r.kind))  # its worker died
         elif (
             not began
@@ -131,7 +128,7 @@ def _sweep_batches(
 def janitor() -> None:
     sent = sweep()
     if any(sent.values()):
-        log.info("janitor sweep", extra={"stage": "janitor", "code": str(sent)})
+        log.info("janitor sweep", extra={"stage": "janitor", "sent": sent})
 
 
 @app.task(name=ABORT_ABANDONED_UPLOADS, ignore_result=True)

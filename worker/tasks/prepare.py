@@ -28,17 +28,18 @@ from hark.models import Job, JobTask, Segment
 from hark.pcm_store import PcmWriter
 from hark.queues import PREPARE, REDUCE
 from hark.settings import Settings
+from hark.status import JobStatus
 from hark.storage import Storage, vad_key
+from worker.batching import pack_clips
 from worker.celery_app import app
-from worker.engines.asr_whisper import pack_clips
-from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions, VadStream
+from worker.engines import get_vad
+from worker.engines.vad_silero import FRAME_S, VadOptions, VadStream
 from worker.resegment import SpeechProbabilities
 from worker.tasks.common import JobStageTask, planned_kinds, settings
 from worker.tasks.dispatch import send_infer
 from worker.timing import Clock
 
 log = logging.getLogger("hark.prepare")
-_vad = SileroVad()
 PROGRESS_EVERY_S = 5.0  # how often the decoded seconds are written to the job row
 # Past the decode limit the loop itself fails the job; these Celery limits are the backstop for a
 # decoder stuck inside one C call (soft: an exception in the task; hard: the process is replaced).
@@ -63,7 +64,7 @@ def plan_batches(spans: list[tuple[float, float]], batch_speech_s: float, clip_s
     it after the first minute of audio instead of the first three, so the model workers start
     while prepare still decodes. Each batch's end depends only on the segments before it, so a
     plan over a prefix of the segments is the start of the whole plan (tests/unit/test_pieces.py)."""
-    rate = 16000
+    rate = SAMPLE_RATE
     lengths = [int(round(b * rate)) - int(round(a * rate)) for a, b in spans]
     groups = (
         pack_clips(lengths, int(clip_s * rate))
@@ -102,13 +103,13 @@ def vad_options(cfg: Settings, options: dict) -> VadOptions:
     soft_time_limit=_SOFT_LIMIT_S,
     time_limit=_SOFT_LIMIT_S + 60,
 )
-def prepare(self, job_id: str) -> None:
+def prepare(self: JobStageTask, job_id: str) -> None:
     cfg = settings()
     jid = uuid.UUID(job_id)
     clock = Clock()
     started, started_cpu = time.monotonic(), time.process_time()
     with clock.part("prepare_db"), session_scope(cfg.database_url) as s:
-        if not advance(s, jid, "preparing", started_at=func.coalesce(Job.started_at, func.now())):
+        if not advance(s, jid, JobStatus.PREPARING, started_at=func.coalesce(Job.started_at, func.now())):
             log.info("job not preparable, skipping", extra={"job_id": job_id})
             return
         job = s.get(Job, jid)
@@ -121,7 +122,7 @@ def prepare(self, job_id: str) -> None:
 
     storage = Storage(cfg)
     report = DecodeReport()
-    stream = _vad.stream()
+    stream = get_vad(cfg).stream()
     segmentation = vad_options(cfg, options)
     vad = VadThread(stream, segmentation, cfg.stream_every_s)
     writer = PcmWriter(storage, jid)
@@ -183,7 +184,7 @@ def prepare(self, job_id: str) -> None:
     db_started = time.monotonic()
     with session_scope(cfg.database_url) as s:
         job = s.get(Job, jid, with_for_update=True)
-        if job is None or job.status != "preparing":
+        if job is None or job.status != JobStatus.PREPARING:
             return
         first_new = fanout.add_rows(s, spans, batches[len(fanout.batches) :])
         s.flush()
@@ -193,7 +194,7 @@ def prepare(self, job_id: str) -> None:
         advance(
             s,
             jid,
-            "inferring",
+            JobStatus.INFERRING,
             duration_s=round(report.duration_s, 3),
             decoded_s=round(report.duration_s, 3),
             segments_total=len(spans),
@@ -206,7 +207,7 @@ def prepare(self, job_id: str) -> None:
         remaining = s.scalar(
             select(func.count()).select_from(JobTask).where(JobTask.job_id == jid, JobTask.done_at.is_(None))
         )
-        reduce_now = remaining == 0 and advance(s, jid, "reducing")
+        reduce_now = remaining == 0 and advance(s, jid, JobStatus.REDUCING)
     if reduce_now:
         app.send_task(REDUCE, args=[job_id])
     else:
@@ -265,7 +266,7 @@ class FanOut:
         self._planned = self._planned[len(ready) :]
         with self.clock.part("prepare_db"), session_scope(self.cfg.database_url) as s:
             job = s.get(Job, self.job_id, with_for_update=True)
-            if job is None or job.status != "preparing":
+            if job is None or job.status != JobStatus.PREPARING:
                 raise JobStopped()
             first = self.add_rows(s, self._final, ready)
         send_infer(

@@ -15,12 +15,14 @@ from pathlib import PurePosixPath
 
 import numpy as np
 from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
 
 from hark.db import session_scope
 from hark.exports import FORMATS, render
 from hark.jobstate import advance
 from hark.models import Embedding, Job, Segment, Speaker
 from hark.queues import DIARIZE, REDUCE
+from hark.status import JobStatus
 from hark.storage import Storage, diarization_key, out_key, vad_key
 from worker import diarization_file
 from worker.assemble import SegmentView, build_utterances, speaker_stats
@@ -44,7 +46,7 @@ def cluster_options(options: dict) -> ClusterOptions:
     )
 
 
-def _load_windows(s, jid: uuid.UUID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _load_windows(s: Session, jid: uuid.UUID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The job's speaker windows as arrays (worker/window_rows.py)."""
     count = s.scalar(select(func.count()).select_from(Embedding).where(Embedding.job_id == jid)) or 0
     return load_windows(s, jid, count)
@@ -114,7 +116,7 @@ def diarize_early(job_id: str) -> None:
     try:
         with session_scope(cfg.database_url) as s:
             job = s.get(Job, jid)
-            if job is None or job.status not in ("inferring", "reducing"):
+            if job is None or job.status not in (JobStatus.INFERRING, JobStatus.REDUCING):
                 return
             options = dict(job.options or {})
             spans = [
@@ -136,19 +138,19 @@ def diarize_early(job_id: str) -> None:
             if job is not None:
                 clock.add("diarize", time.monotonic() - started, time.process_time() - started_cpu)
                 job.timings = clock.merged(job.timings)
-    except Exception:  # noqa: BLE001 - reduce does the clustering itself
+    except Exception:  # reduce does the clustering itself
         log.exception("early diarization failed; reduce will cluster", extra={"job_id": job_id})
 
 
 @app.task(name=REDUCE, bind=True, base=JobStageTask, failure_code="reduce_error")
-def reduce(self, job_id: str) -> None:
+def reduce(self: JobStageTask, job_id: str) -> None:
     cfg = settings()
     jid = uuid.UUID(job_id)
     clock = Clock()
     started, started_cpu = time.monotonic(), time.process_time()
     with clock.part("reduce_db"), session_scope(cfg.database_url) as s:
         job = s.get(Job, jid)
-        if job is None or job.status != "reducing":
+        if job is None or job.status != JobStatus.REDUCING:
             return
         options, filename, duration = dict(job.options or {}), job.filename, job.duration_s
         tenant_id = job.tenant_id
@@ -204,7 +206,7 @@ def reduce(self, job_id: str) -> None:
     db_started = time.monotonic()
     with session_scope(cfg.database_url) as s:
         job = s.get(Job, jid, with_for_update=True)
-        if job is None or job.status != "reducing":
+        if job is None or job.status != JobStatus.REDUCING:
             return
         # One statement for all segments: a 3 h recording has about 900, and one UPDATE each cost
         # half a second at the very end of the job.
@@ -232,5 +234,5 @@ def reduce(self, job_id: str) -> None:
         # Everything but this transaction's commit is in the timings.
         clock.add("reduce_db", time.monotonic() - db_started)
         clock.add("reduce", time.monotonic() - started, time.process_time() - started_cpu)
-        advance(s, jid, "done", finished_at=func.now(), timings=clock.merged(job.timings))
+        advance(s, jid, JobStatus.DONE, finished_at=func.now(), timings=clock.merged(job.timings))
     log.info("job done", extra={"job_id": job_id, "stage": "reduce", "seconds": round(time.monotonic() - started, 3)})

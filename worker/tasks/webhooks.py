@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 
+from celery import Task
 from sqlalchemy import func
 
 from hark.db import session_scope
@@ -35,7 +36,7 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
 
 
 @app.task(name=WEBHOOK, bind=True, max_retries=None)
-def deliver_webhook(self, delivery_id: int) -> None:
+def deliver_webhook(self: Task, delivery_id: int) -> None:
     cfg = settings()
     with session_scope(cfg.database_url) as s:
         delivery = s.get(WebhookDelivery, delivery_id)

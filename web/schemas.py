@@ -1,0 +1,326 @@
+"""The API's bodies, defined once: pydantic models that validate what a request sends (job
+options) and that `/v1/openapi.json` publishes as its component schemas, so the document and the
+checks cannot drift apart. Response models describe what the views return (the integration tests
+validate real responses against the published schemas)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from hark.status import JobStatus
+
+# ---- requests ----------------------------------------------------------------------------------
+
+KINDS = ("asr", "embed", "emotion")
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == ""
+
+
+class JobOptions(BaseModel):
+    """How a job is processed: form fields or an `options` JSON object on `POST /v1/jobs`, the
+    `options` of a direct upload or a batch. Blank values mean "the deployment's default"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_speakers: int | None = Field(None, ge=1, le=100, description="the exact number of speakers, when known")
+    min_speakers: int | None = Field(None, ge=1, le=100)
+    max_speakers: int | None = Field(None, ge=1, le=100)
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$", description="ISO 639 code the speech is in")
+    engines: dict[Literal["asr", "embed", "emotion"], str] | None = Field(
+        None, description='engine per kind of work, e.g. {"asr": "sensevoice-small"}; "none" switches a kind off'
+    )
+    itn: bool | None = Field(None, description="inverse text normalisation (SenseVoice); default from settings")
+    merge_length_s: float | None = Field(
+        None, ge=0, description="merge neighbouring VAD segments up to this length (at most HARK_MAX_SEGMENT_S)"
+    )
+
+    @field_validator("num_speakers", "min_speakers", "max_speakers", mode="before")
+    @classmethod
+    def _integer(cls, value: Any, info: ValidationInfo) -> int | None:
+        if _blank(value):
+            return None
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{info.field_name} must be an integer") from None
+        if not 1 <= number <= 100:
+            raise ValueError(f"{info.field_name} must be between 1 and 100")
+        return number
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, value: Any) -> str | None:
+        if not value:
+            return None
+        if not re.fullmatch(r"[a-z]{2,3}", str(value)):
+            raise ValueError("language must be an ISO 639 code such as 'en'")
+        return str(value)
+
+    @field_validator("engines", mode="before")
+    @classmethod
+    def _engines(cls, value: Any) -> dict[str, str] | None:
+        if not value:
+            return None
+        if not isinstance(value, dict) or not all(k in KINDS for k in value):
+            raise ValueError("engines must map asr/embed/emotion to engine names")
+        return {k: str(v) for k, v in value.items()}
+
+    @field_validator("itn", mode="before")
+    @classmethod
+    def _flag(cls, value: Any) -> bool | None:
+        if _blank(value):
+            return None
+        flag = str(value).lower()
+        if flag not in {"true", "false", "1", "0"}:
+            raise ValueError("itn must be true or false")
+        return flag in {"true", "1"}
+
+    @field_validator("merge_length_s", mode="before")
+    @classmethod
+    def _merge(cls, value: Any, info: ValidationInfo) -> float | None:
+        if _blank(value):
+            return None
+        try:
+            merge = float(value)
+        except (TypeError, ValueError):
+            raise ValueError("merge_length_s must be a number of seconds") from None
+        limit = float((info.context or {}).get("max_segment_s", float("inf")))
+        if not 0 <= merge <= limit:
+            raise ValueError(f"merge_length_s must be between 0 and {limit:g}")
+        return merge
+
+    @model_validator(mode="after")
+    def _speaker_range(self) -> JobOptions:
+        if self.min_speakers is not None and self.max_speakers is not None and self.min_speakers > self.max_speakers:
+            raise ValueError("min_speakers is larger than max_speakers")
+        return self
+
+
+def first_error(exc: ValidationError) -> str:
+    """One line for the client: the validators' own sentence, or pydantic's with the field named."""
+    unknown = sorted(str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden")
+    if unknown:
+        return f"unknown options: {', '.join(unknown)}"
+    error = exc.errors()[0]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    field = ".".join(str(part) for part in error["loc"])
+    return message if error["type"] == "value_error" or not field else f"{field}: {message}"
+
+
+class StartUpload(BaseModel):
+    """`POST /v1/uploads`: a direct upload of one recording to S3 through presigned part URLs."""
+
+    filename: str
+    size: int = Field(ge=1)
+    sha256: str | None = None
+    options: JobOptions | None = None
+    priority: Literal["interactive", "overnight"] | None = None
+    force: bool | None = None
+
+
+class PartEtag(BaseModel):
+    part_number: int
+    etag: str
+
+
+class CompleteUpload(BaseModel):
+    """`POST /v1/uploads/<id>/complete`: every uploaded part's ETag, numbered from 1."""
+
+    parts: list[PartEtag]
+
+
+# ---- responses ---------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class Error(BaseModel):
+    error: ErrorDetail
+
+
+class Progress(BaseModel):
+    fraction: float = Field(ge=0, le=1)
+
+
+class JobError(BaseModel):
+    code: str
+    message: str | None = None
+
+
+class Job(BaseModel):
+    id: uuid.UUID
+    status: JobStatus
+    stage: str | None = None
+    filename: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    duration_s: float | None = None
+    options: dict[str, Any] | None = None
+    callback_url: str | None = None
+    progress: Progress
+    timings: dict[str, Any] | None = None
+    error: JobError | None = None
+    created_at: str | None
+    started_at: str | None = None
+    finished_at: str | None = None
+    links: dict[str, str] | None = None
+
+
+class JobSummary(BaseModel):
+    id: uuid.UUID
+    status: str
+    filename: str
+    duration_s: float | None = None
+    error: dict[str, Any] | None = None
+    created_at: str
+    finished_at: str | None = None
+    url: str
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary]
+    next_cursor: str | None
+
+
+class EmotionRow(BaseModel):
+    job_id: str | None = None
+    speaker: str | None = None
+    grain: str | None = None
+    period_start: str | None = None
+    emotion: str
+    emotion_source: str | None
+    seconds: float
+    segments: int
+    share: float | None = None
+    jobs: int | None = None
+
+
+class EmotionStats(BaseModel):
+    rows: list[EmotionRow]
+
+
+class SpeakerRow(BaseModel):
+    job_id: str
+    speaker: str
+    speech_s: float
+    turns: int
+    share: float | None
+
+
+class SpeakerStats(BaseModel):
+    rows: list[SpeakerRow]
+
+
+class DeliveryAttempt(BaseModel):
+    attempt: int
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    at: str
+
+
+class Delivery(BaseModel):
+    id: int
+    event: str
+    url: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: list[DeliveryAttempt]
+
+
+class WebhookDeliveries(BaseModel):
+    deliveries: list[Delivery]
+
+
+class WebhookSecret(BaseModel):
+    secret: str
+
+
+class PartUrl(BaseModel):
+    part_number: int
+    url: str
+
+
+class Upload(BaseModel):
+    upload_id: uuid.UUID
+    job_id: uuid.UUID
+    part_size: int
+    parts: list[PartUrl]
+    expires_at: str
+    complete_url: str | None = None
+
+
+class UploadedPart(BaseModel):
+    part_number: int
+    etag: str
+    size: int
+
+
+class UploadStatus(BaseModel):
+    upload_id: str
+    job_id: str
+    status: Literal["open", "completed", "aborted"]
+    part_size: int
+    parts_total: int
+    uploaded: list[UploadedPart] | None = None
+    parts: list[PartUrl] | None = None
+
+
+class BatchJob(BaseModel):
+    id: str
+    status: str
+
+
+class Batch(BaseModel):
+    id: uuid.UUID
+    name: str | None = None
+    status: Literal["queued", "running", "done", "partial", "failed"]
+    jobs_total: int
+    counts: dict[str, int]
+    progress: Progress
+    jobs: list[BatchJob]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, Any]
+
+
+PUBLISHED: tuple[type[BaseModel], ...] = (
+    Error,
+    Job,
+    JobList,
+    EmotionStats,
+    SpeakerStats,
+    WebhookDeliveries,
+    WebhookSecret,
+    Upload,
+    UploadStatus,
+    Batch,
+    Health,
+    JobOptions,
+    StartUpload,
+    CompleteUpload,
+)
+
+
+def component_schemas() -> dict[str, Any]:
+    """Every published model and the models they refer to, as OpenAPI component schemas."""
+    schemas: dict[str, Any] = {}
+    for model in PUBLISHED:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
