@@ -80,9 +80,10 @@ SPEECH_MIN_GAP_S = 0.1
 SPEECH_ONSET_PAD_S = 0.05
 # A change of speaker inside a pause costs this fraction of SWITCH_COST.
 PAUSE_SWITCH = 0.3
-# One speaker's pauses shorter than this stay inside the turn, across VAD segments too: people
-# annotating meetings mark a turn from its first word to its last, breaths and hesitations
-# included, and a listener hears one turn there as well.
+# One speaker's pauses shorter than this stay inside the turn: people annotating meetings mark a
+# turn from its first word to its last, breaths and hesitations included. (Filling across VAD
+# segments as well took a little more speech back on meetings but marked telephone pauses as
+# speech.)
 FILL_S = 1.0
 # At a change of speaker with no pause, each speaker is also marked this far into the other's
 # turn, when both turns last at least OVERLAP_MIN_TURN_S (shorter ones are mostly confusion).
@@ -147,7 +148,9 @@ def diarize(
         labels = _reassign(x, labels)
     scores = x @ centroids(x, labels).T  # windows × speakers
     turns: list[Turn] = []
+    overlaps: list[Turn] = []
     for seg_start, seg_end in segments:
+        first = len(turns)
         spans = speech_spans(speech, seg_start, seg_end) if speech is not None else [(seg_start, seg_end)]
         frame_scores = _frame_scores(seg_start, seg_end, starts, ends, scores)
         path = _viterbi(frame_scores, _switch_costs(seg_start, frame_scores.shape[0], spans))
@@ -160,8 +163,8 @@ def diarize(
                     if min(b, e) - max(a, s) > 1e-3:
                         turns.append(Turn(round(max(a, s), 3), round(min(b, e), 3), speaker_name(int(path[begin]))))
                 begin = i
-    turns = _fill_pauses(turns, FILL_S)
-    overlaps = _overlaps_at_changes(turns, OVERLAP_S)
+        turns[first:] = _fill_pauses(turns[first:], FILL_S)
+        overlaps.extend(_overlaps_at_changes(turns[first:], OVERLAP_S))
     # Speakers are named SPEAKER_00, 01, … in order of first appearance; one that lost every
     # frame to the resegmentation disappears. Centroids are plain means of the speaker's GE2E
     # vectors (not centred), so they compare across recordings.
