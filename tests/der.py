@@ -66,3 +66,14 @@ def der_parts(reference: list[Turn], hypothesis: list[Turn], collar: float = 0.0
         "false_alarm": float(np.maximum(n_hyp - n_ref, 0).sum() / total),
         "confusion": float((np.minimum(n_ref, n_hyp) - correct).sum() / total),
     }
+
+
+def detection_parts(reference: list[Turn], hypothesis: list[Turn]) -> dict[str, float]:
+    """Speech detection, whoever speaks: reference speech (the union of its speakers) the
+    hypothesis misses, and hypothesis speech where the reference has none, both as shares of the
+    reference's speech time."""
+    frames = int(np.ceil(max(t[1] for t in [*reference, *hypothesis]) / STEP)) + 1
+    ref = _activity(reference, frames)[0].any(axis=1)
+    hyp = _activity(hypothesis, frames)[0].any(axis=1)
+    speech = max(1, int(ref.sum()))
+    return {"missed": float((ref & ~hyp).sum() / speech), "false_alarm": float((hyp & ~ref).sum() / speech)}

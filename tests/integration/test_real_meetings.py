@@ -1,0 +1,57 @@
+"""Real meeting recordings (excerpts of the AMI corpus, `../shared/corpus/ami-excerpts/`) through the
+whole pipeline, scored against their references: bounds a little above what bench/real_der.py
+measured, so a change that loses speech or splits voices again fails here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.der import der_parts, detection_parts, read_rttm
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from real_corpus import read_folder  # noqa: E402
+
+AMI = ROOT.parent / "shared" / "corpus" / "ami-excerpts"
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ami_results(client):
+    if not (AMI / "reference.rttm").exists():
+        pytest.fail(f"{AMI} is missing: the shared corpus sits beside the repository (../shared)")
+    recordings = read_folder(AMI)
+    jobs = {rec.name: client.submit(str(rec.wav), force="true")["id"] for rec in recordings}
+    out = []
+    for rec in recordings:
+        final = client.wait(jobs[rec.name], timeout_s=600)
+        assert final["status"] == "done", final.get("error")
+        out.append((rec, read_rttm(client.transcript(jobs[rec.name], "rttm").decode())))
+    return out
+
+
+def test_real_meetings_speech_is_heard(ami_results):
+    """What the VAD drops is never transcribed either: most of the reference's speech must be in
+    the turns, without marking the room's silence as speech."""
+    reference = [(a + 100 * i, b + 100 * i, who) for i, (rec, _) in enumerate(ami_results) for a, b, who in rec.turns]
+    found = [(a + 100 * i, b + 100 * i, who) for i, (_, hyp) in enumerate(ami_results) for a, b, who in hyp]
+    parts = detection_parts(reference, found)
+    assert parts["missed"] <= MISSED_MAX
+    assert parts["false_alarm"] <= FALSE_ALARM_MAX
+
+
+def test_real_meetings_der_bounded(ami_results):
+    total = missed = 0.0
+    speech = 0.0
+    for rec, hyp in ami_results:
+        length = sum(b - a for a, b, _ in rec.turns)
+        parts = der_parts(rec.turns, hyp)
+        total += sum(parts.values()) * length
+        missed += parts["missed"] * length
+        speech += length
+    assert total / speech <= DER_MAX
