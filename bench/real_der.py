@@ -214,12 +214,11 @@ def main() -> int:
     recordings = read_folder(args.folder)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
+        long = None
         if args.long:
-            recordings.append(
-                concatenate(recordings, args.long, Path(tmp) / f"{args.folder.name}-{args.long:g}min.wav")
-            )
-        hyps = run_jobs(recordings, env)
-    rows, summary = table(recordings, hyps)
+            long = concatenate(recordings, args.long, Path(tmp) / f"{args.folder.name}-{args.long:g}min.wav")
+        hyps = run_jobs(recordings + ([long] if long else []), env)
+    rows, summary = table(recordings, long, hyps)
     settings = ", ".join(f"{k}={v}" for k, v in env.items()) or "default settings"
     lines = [
         f"`python bench/real_der.py {args.folder.name}"
