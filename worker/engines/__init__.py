@@ -15,7 +15,7 @@ from hark.settings import Settings
 REGISTRY: dict[str, str] = {
     "whisper-tiny-en": "worker.engines.asr_whisper:WhisperAsr",
     "resemblyzer": "worker.engines.speaker_resemblyzer:ResemblyzerSpeaker",
-    "text-lexicon": "worker.engines.emotion_lexicon:LexiconEmotion",
+    "prosody": "worker.engines.emotion_prosody:ProsodyEmotion",
     # GigaAM (Russian ASR, acoustic emotion) and Whisper large-v3, from local model directories.
     "gigaam-ctc": "worker.engines.asr_gigaam:GigaAmCtcAsr",
     "gigaam-rnnt": "worker.engines.asr_gigaam:GigaAmRnntAsr",
@@ -28,10 +28,15 @@ REGISTRY: dict[str, str] = {
     "emotion2vec-plus": "worker.engines.emotion_emotion2vec:Emotion2vecEmotion",
 }
 
+# Names of replaced engines → their successors. "text-lexicon" (a hand-written word list) was the
+# emotion default before prosody + VADER valence; jobs and deployments that still name it get that.
+ALIASES: dict[str, str] = {"text-lexicon": "prosody"}
+
 _loaded: dict[str, Any] = {}
 
 
 def engine_class(name: str) -> Any:
+    name = ALIASES.get(name, name)
     try:
         module, attr = REGISTRY[name].split(":")
     except KeyError:
@@ -41,6 +46,7 @@ def engine_class(name: str) -> Any:
 
 def get_engine(name: str, settings: Settings) -> Any:
     """The process-wide loaded instance of an engine (loaded on first use, then kept warm)."""
+    name = ALIASES.get(name, name)
     if name not in _loaded:
         engine = engine_class(name)()
         engine.load(settings)
