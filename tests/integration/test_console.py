@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
@@ -117,7 +118,19 @@ def test_upload_follow_and_read_a_transcript(stack, console_key, browser) -> Non
     assert set(shares) == {"SPEAKER_00", "SPEAKER_01"}
     assert all(abs(v - 1.0) < 0.01 for v in shares.values()), shares
     assert driver.find_elements(By.CSS_SELECTOR, "#emotion-timeline rect")
-    assert "text-lexicon" in driver.find_element(By.ID, "emotion-source").text
+    assert "prosody+text" in driver.find_element(By.ID, "emotion-source").text
+    # Arousal over time: a point per utterance that has one, in its speaker's lane of the plot.
+    doc = requests.get(
+        f"{stack['url']}/v1/jobs/{job_id}/transcript",
+        params={"format": "json"},
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=30,
+    ).json()
+    with_arousal = [u for u in doc["utterances"] if u["arousal"] is not None]
+    dots = driver.find_elements(By.CSS_SELECTOR, "#arousal-plot circle[data-arousal]")
+    assert len(dots) == len(with_arousal)
+    assert sorted(float(d.get_attribute("data-arousal")) for d in dots) == sorted(u["arousal"] for u in with_arousal)
+    assert driver.find_element(By.ID, "arousal-note").text
 
     # Audio comes straight from S3 through a presigned URL and loads in the browser.
     wait.until(lambda d: d.execute_script("return document.getElementById('player').readyState") >= 1)
