@@ -17,6 +17,7 @@ from parselmouth.praat import call
 from scipy.signal import resample_poly
 
 from hark.settings import Settings
+from worker.affect import SegmentMeasures, assess
 from worker.engines.base import SegmentAudio
 from worker.engines.emotion_prosody import ProsodyEmotion
 from worker.prosody import SAMPLE_RATE, measure_batch
@@ -162,3 +163,16 @@ def test_silence_and_empty_segments_give_no_voice_measures():
     empty = np.zeros(0, dtype=np.float32)
     for m in measure_batch([quiet, empty]):
         assert m["f0_median_hz"] is None and m["speaking_rate"] is None and m["jitter"] is None
+
+
+def test_a_louder_faster_sentence_is_heated_against_the_same_voice():
+    """From audio to flag: one voice's ordinary sentences vary a little; the one said louder and
+    faster than all of them is the only heated one, and with angry words it is labelled angry."""
+    ordinary = [(48, 155, 90), (52, 165, 110), (50, 160, 100), (46, 150, 95), (54, 170, 105), (50, 158, 100)]
+    audio = [espeak(pitch=p, wpm=w, amplitude=a) for p, w, a in ordinary] + [espeak(pitch=56, wpm=240, amplitude=220)]
+    measures = measure_batch(audio)
+    valence = [0.0] * len(ordinary) + [-0.8]
+    found = assess([SegmentMeasures("SPEAKER_00", m, v) for m, v in zip(measures, valence, strict=True)])
+    assert [a.heated for a in found] == [False] * len(ordinary) + [True]
+    assert found[-1].emotion == "angry" and found[-1].loudness_db > 5
+    assert all(a.emotion == "neutral" for a in found[:-1])
