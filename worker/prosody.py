@@ -9,7 +9,7 @@ Cheap by construction, because it runs on every segment of every job:
   separated by silence longer than any analysis window so no frame mixes two segments;
 - at 8 kHz (pitch at 4 kHz): speech F0 and intensity live well below 4 kHz, and Praat's
   analyses cost about half as much on half the samples;
-- pitch frames every 20 ms (Praat's default for a 75 Hz floor is 10 ms), HNR frames every 80 ms;
+- pitch frames every 30 ms (Praat's default for a 75 Hz floor is 10 ms), HNR frames every 80 ms;
 - HNR from "To Harmonicity (ac)" (Praat's cross-correlation variant costs ten times as much).
 tests/unit/test_prosody.py checks these shortcuts against Praat's defaults on a real recording.
 """
@@ -27,9 +27,9 @@ from scipy.signal import resample_poly
 
 SAMPLE_RATE = 16000
 ANALYSIS_RATE = 8000
-# Praat's pitch defaults (To Pitch: floor 75 Hz, ceiling 600 Hz), frames every 20 ms, tracked at
+# Praat's pitch defaults (To Pitch: floor 75 Hz, ceiling 600 Hz), frames every 30 ms, tracked at
 # 4 kHz: the harmonics below 2 kHz fix F0 as well as the full band does, at 60 % of the cost.
-PITCH_FLOOR, PITCH_CEILING, PITCH_STEP, PITCH_RATE = 75.0, 600.0, 0.02, 4000
+PITCH_FLOOR, PITCH_CEILING, PITCH_STEP, PITCH_RATE = 75.0, 600.0, 0.03, 4000
 # HNR is a mean over the segment's frames (60 ms windows); a frame every 80 ms is plenty for a mean.
 HNR_STEP = 0.08
 # Intensity smoothing for a 100 Hz minimum pitch (Praat's default), frames every 10 ms.

@@ -120,7 +120,7 @@ def sample_turns() -> list[np.ndarray]:
 
 
 def test_agrees_with_praat_defaults_on_a_real_recording():
-    """The engine analyses a batch as one 8 kHz Sound with 20 ms pitch frames; Praat's defaults
+    """The engine analyses a batch as one 8 kHz Sound (pitch at 4 kHz, 30 ms frames); Praat's defaults
     analyse each segment alone at 16 kHz with 10 ms frames. Stated tolerances on the real
     telephone sample: F0 median within 0.5 semitone, loudness within 0.5 dB, HNR within 2.5 dB."""
     segments = sample_turns()
