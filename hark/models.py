@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -141,8 +142,15 @@ class Segment(Base):
     words: Mapped[list | None] = mapped_column(JSONB)
     emotion: Mapped[str | None] = mapped_column(String(16))
     emotion_scores: Mapped[dict | None] = mapped_column(JSONB)
-    # Where the emotion came from ("text-lexicon" is not acoustic SER; analysts filter on this).
+    # Where the emotion came from ("prosody+text" is not acoustic SER; analysts filter on this).
     emotion_source: Mapped[str | None] = mapped_column(String(32))
+    # From the prosody engine: raw measures (worker/prosody.py, plus loudness_db relative to the
+    # recording, added by reduce) and VADER's compound valence in [-1, 1]; from reduce: arousal,
+    # a z-score against the speaker's own baseline in the job, and whether it is far above it.
+    prosody: Mapped[dict | None] = mapped_column(JSONB)
+    valence: Mapped[float | None] = mapped_column(REAL)
+    arousal: Mapped[float | None] = mapped_column(REAL)
+    heated: Mapped[bool | None] = mapped_column(Boolean)
     events: Mapped[list | None] = mapped_column(JSONB)
     # Kind → reason, for a segment an engine could not process (a poison segment fails alone).
     errors: Mapped[dict | None] = mapped_column(JSONB)

@@ -52,7 +52,7 @@ class Settings:
     vad_engine: str = "silero"
     asr_engine: str = "whisper-tiny-en"
     speaker_engine: str = "resemblyzer"
-    emotion_engine: str = "text-lexicon"
+    emotion_engine: str = "prosody"
     # GigaAM and Whisper model directories
     # Local, provisioned by an operator (docs/engines.md); a
     # missing one fails the engine's load with an error naming the path, never a download.

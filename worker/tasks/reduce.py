@@ -1,5 +1,8 @@
 """reduce(job): diarize the speaker windows, label segments, assemble and export the transcript, finish.
 
+Segments the prosody engine measured get their arousal against their speaker's baseline, the
+heated flag and their emotion label here, once the speakers are known (worker/affect.py).
+
 Everything it writes is replaced on a re-run (speaker rows, segment labels, export objects), so a
 duplicate reduce is harmless; only the first one to finish moves the job to done. The clustering
 may already have been done by diarize(job), sent when the job's last speaker-embedding batch was
@@ -25,6 +28,7 @@ from hark.queues import DIARIZE, REDUCE
 from hark.status import JobStatus
 from hark.storage import Storage, diarization_key, out_key, vad_key
 from worker import diarization_file
+from worker.affect import PROSODY_SOURCE, Affect, SegmentMeasures, assess
 from worker.assemble import SegmentView, build_utterances, speaker_stats
 from worker.celery_app import app
 from worker.clustering import ClusterOptions
@@ -104,6 +108,14 @@ def _saved_or_diarize(
     return clustering.saved() or clustering.run()
 
 
+def _affects(segs: list[Segment], seg_speaker: dict[int, str]) -> dict[int, Affect]:
+    """Arousal, heated flag and label of the segments the prosody engine measured, by index
+    (worker/affect.py); an acoustic engine's segments keep their own emotion."""
+    measured = [g for g in segs if g.emotion_source == PROSODY_SOURCE]
+    found = assess([SegmentMeasures(seg_speaker.get(g.idx), g.prosody, g.valence) for g in measured])
+    return {g.idx: a for g, a in zip(measured, found, strict=True)}
+
+
 @app.task(name=DIARIZE, ignore_result=True)
 def diarize_early(job_id: str) -> None:
     """Cluster a job's speakers while its last ASR batches still run, and save the outcome for
@@ -177,6 +189,12 @@ def reduce(self: JobStageTask, job_id: str) -> None:
         per = talk.setdefault(u.segment_idx, {})
         per[u.speaker] = per.get(u.speaker, 0.0) + u.end_s - u.start_s
     seg_speaker = {idx: max(per, key=per.__getitem__) for idx, per in talk.items()}
+    with clock.part("affect", cpu=True):
+        affects = _affects(segs, seg_speaker)
+    for u in utterances:
+        if u.segment_idx in affects:
+            u.emotion = affects[u.segment_idx].emotion
+    valence = {g.idx: g.valence for g in segs}
 
     doc = {
         "job_id": job_id,
@@ -192,6 +210,9 @@ def reduce(self: JobStageTask, job_id: str) -> None:
                 "text": u.text,
                 "emotion": u.emotion,
                 "emotion_source": u.emotion_source,
+                "valence": valence.get(u.segment_idx),
+                "arousal": affects[u.segment_idx].arousal if u.segment_idx in affects else None,
+                "heated": affects[u.segment_idx].heated if u.segment_idx in affects else None,
                 "words": u.words,
             }
             for u in utterances
@@ -217,6 +238,25 @@ def reduce(self: JobStageTask, job_id: str) -> None:
             ),
             {"job": jid, "idx": list(seg_speaker), "speaker": list(seg_speaker.values())},
         )
+        if affects:
+            s.execute(
+                text(
+                    "UPDATE segments SET emotion = v.emotion, arousal = v.arousal, heated = v.heated, "
+                    "prosody = segments.prosody || jsonb_build_object('loudness_db', v.loudness_db) "
+                    "FROM unnest(CAST(:idx AS integer[]), CAST(:emotion AS text[]), CAST(:arousal AS real[]), "
+                    "CAST(:heated AS boolean[]), CAST(:loudness AS real[])) "
+                    "AS v(idx, emotion, arousal, heated, loudness_db) "
+                    "WHERE segments.job_id = :job AND segments.idx = v.idx"
+                ),
+                {
+                    "job": jid,
+                    "idx": list(affects),
+                    "emotion": [a.emotion for a in affects.values()],
+                    "arousal": [a.arousal for a in affects.values()],
+                    "heated": [a.heated for a in affects.values()],
+                    "loudness": [a.loudness_db for a in affects.values()],
+                },
+            )
         s.execute(delete(Speaker).where(Speaker.job_id == jid))
         s.add_all(
             Speaker(
