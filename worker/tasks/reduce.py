@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -108,7 +109,7 @@ def _saved_or_diarize(
     return clustering.saved() or clustering.run()
 
 
-def _affects(segs: list[Segment], seg_speaker: dict[int, str]) -> dict[int, Affect]:
+def _affects(segs: Sequence[Segment], seg_speaker: dict[int, str]) -> dict[int, Affect]:
     """Arousal, heated flag and label of the segments the prosody engine measured, by index
     (worker/affect.py); an acoustic engine's segments keep their own emotion."""
     measured = [g for g in segs if g.emotion_source == PROSODY_SOURCE]
