@@ -109,9 +109,11 @@ def prepare(self, job_id: str) -> None:
     clock = Clock()
     started, started_cpu = time.monotonic(), time.process_time()
     with clock.part("prepare_db"), session_scope(cfg.database_url) as s:
+        if not self.take_lease(s, jid, "prepare"):
+            return
         if not advance(s, jid, "preparing", started_at=func.coalesce(Job.started_at, func.now())):
             log.info("job not preparable, skipping", extra={"job_id": job_id})
-            return
+            return  # the lease goes with the task (JobStageTask)
         job = s.get(Job, jid)
         assert job is not None
         source_key, options, priority, tenant_id = job.source_key, dict(job.options or {}), job.priority, job.tenant_id
@@ -120,6 +122,7 @@ def prepare(self, job_id: str) -> None:
         s.execute(delete(JobTask).where(JobTask.job_id == jid))
         s.execute(delete(Segment).where(Segment.job_id == jid))
 
+    self.keep_lease(jid, "prepare")
     storage = Storage(cfg)
     report = DecodeReport()
     stream = _vad.stream()

@@ -147,7 +147,7 @@ def reduce(self, job_id: str) -> None:
     started, started_cpu = time.monotonic(), time.process_time()
     with clock.part("reduce_db"), session_scope(cfg.database_url) as s:
         job = s.get(Job, jid)
-        if job is None or job.status != "reducing":
+        if job is None or job.status != "reducing" or not self.take_lease(s, jid, "reduce"):
             return
         options, filename, duration = dict(job.options or {}), job.filename, job.duration_s
         tenant_id = job.tenant_id
@@ -158,6 +158,7 @@ def reduce(self, job_id: str) -> None:
             for g in segs
         ]
 
+    self.keep_lease(jid, "reduce")
     storage = Storage(cfg)
     with clock.part("clustering", cpu=True):
         found = _saved_or_diarize(storage, jid, [(v.start_s, v.end_s) for v in views], starts, ends, vectors, options)
