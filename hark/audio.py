@@ -243,21 +243,41 @@ class _Clock:
 def _placed(
     container: av.container.InputContainer, stream: av.AudioStream, report: DecodeReport
 ) -> Iterator[np.ndarray]:
-    """Decoded audio as canonical int16 blocks, with silence where damaged packets were skipped."""
+    """Decoded audio as canonical int16 blocks, with silence where damaged packets were skipped.
+
+    The silence goes through the resampler like the audio around it (as silent frames of the
+    source's own format), so the audio after a gap comes out exactly at its time."""
     codec = stream.codec_context
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     clock = _Clock(stream)
     resampling = False  # once the resampler holds samples, every later frame goes through it too
-    emitted = 0  # canonical samples so far, silence included
+    fed = 0.0  # seconds of audio decoded so far, silence included (the resampler may hold some back)
     declared = report.declared_duration_s
     lost_since: float | None = None  # where the audio stood when a packet failed to decode
+    last: av.AudioFrame | None = None  # the latest good frame: the format silence is made in
 
-    def out(frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
-        nonlocal emitted
-        for f in frames:
-            block = f.to_ndarray().reshape(-1).astype(np.int16, copy=False)
-            emitted += block.size
-            yield block
+    def out(frame: av.AudioFrame) -> Iterator[np.ndarray]:
+        nonlocal resampling, fed
+        fed += frame.samples / frame.sample_rate
+        if not resampling and is_canonical(frame):
+            # Already 16 kHz mono s16 (a WAV as Hark stores it): the resampler would only copy
+            # it, and cost more than decoding (1 s of 3 for an hour).
+            yield frame.to_ndarray().reshape(-1)
+            return
+        resampling = True
+        for f in resampler.resample(frame):
+            yield f.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+
+    def silence(seconds: float, like: av.AudioFrame) -> Iterator[np.ndarray]:
+        remaining = int(round(seconds * like.sample_rate))
+        while remaining > 0:  # in frames of at most a second, so a long gap never sits in memory
+            n = min(remaining, like.sample_rate)
+            frame = av.AudioFrame(format=like.format.name, layout=like.layout.name, samples=n)
+            for plane in frame.planes:
+                plane.update(bytes(plane.buffer_size))
+            frame.sample_rate = like.sample_rate
+            yield from out(frame)
+            remaining -= n
 
     for packet in _packets(container, stream):
         by_position = clock.packet_time(packet)
@@ -265,45 +285,40 @@ def _placed(
             frames = codec.decode(packet)
         except av.FFmpegError:
             if lost_since is None:
-                lost_since = emitted / SAMPLE_RATE
+                lost_since = fed
             continue
         for frame in frames:
             if frame.format.name in FLOAT_FORMATS and not np.isfinite(frame.to_ndarray()).all():
-                raise AudioError("invalid_samples", f"NaN or infinite samples after {emitted / SAMPLE_RATE:.1f} s")
-            at, now = clock.frame_time(frame, by_position), emitted / SAMPLE_RATE
+                raise AudioError("invalid_samples", f"NaN or infinite samples after {fed:.1f} s")
+            at = clock.frame_time(frame, by_position)
+            if by_position is not None and at is not None:
+                # A byte position gives the time only roughly; frames lost are whole frames.
+                frame_s = frame.samples / frame.sample_rate
+                at = fed + round((at - fed) / frame_s) * frame_s
             by_position = None  # a packet's later frames follow on from its first
-            if at is not None and at - now > GAP_TOLERANCE_S and (declared is None or at < declared + 1.0):
+            if at is not None and at - fed > GAP_TOLERANCE_S and (declared is None or at < declared + 1.0):
                 # Packets were lost before this frame: silence in their place, so time stays true.
-                # The resampler is drained first (it holds a few samples back), and a fresh one
-                # takes the audio after the gap, so that audio starts exactly at its time.
-                if resampling:
-                    yield from out(resampler.resample(None))
-                    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-                now = emitted / SAMPLE_RATE
-                report.damage(now, at)
-                yield np.zeros(max(0, int(round(at * SAMPLE_RATE)) - emitted), dtype=np.int16)
-                emitted = max(emitted, int(round(at * SAMPLE_RATE)))
+                report.damage(fed, at)
+                yield from silence(at - fed, frame)
             elif lost_since is not None:
-                report.damage(lost_since, max(now, lost_since + frame.samples / (frame.sample_rate or SAMPLE_RATE)))
+                # A packet failed but time shows no gap (no timestamps): the damage is a frame long.
+                report.damage(lost_since, max(fed, lost_since + frame.samples / frame.sample_rate))
             lost_since = None
-            if not resampling and is_canonical(frame):
-                # Already 16 kHz mono s16 (a WAV as Hark stores it): the resampler would only
-                # copy it, and cost more than decoding (1 s of 3 for an hour).
-                yield from out([frame])
-            else:
-                resampling = True
-                yield from out(resampler.resample(frame))
+            last = frame
+            yield from out(frame)
     try:
         tail = codec.decode(None)
     except av.FFmpegError:
         tail = []
     for frame in tail:
-        yield from out(resampler.resample(frame) if resampling or not is_canonical(frame) else [frame])
-    yield from out(resampler.resample(None))
-    if lost_since is not None and declared and declared - emitted / SAMPLE_RATE > GAP_TOLERANCE_S:
-        # The last packets were damaged: their time, up to what the header promised, is lost too.
-        report.damage(emitted / SAMPLE_RATE, declared)
-        yield np.zeros(int(round(declared * SAMPLE_RATE)) - emitted, dtype=np.int16)
+        yield from out(frame)
+    if lost_since is not None and last is not None:
+        # The last packets were damaged. How much they held is not known (a file cut short looks
+        # the same, and is judged by its declared duration): one frame is recorded.
+        report.damage(lost_since, max(fed, lost_since + last.samples / last.sample_rate))
+    if resampling:
+        for f in resampler.resample(None):
+            yield f.to_ndarray().reshape(-1).astype(np.int16, copy=False)
 
 
 def is_canonical(frame: av.AudioFrame) -> bool:

@@ -75,7 +75,9 @@ def hit_seconds(blob: bytes, a: int, b: int) -> tuple[float, float]:
     with av.open(io.BytesIO(blob)) as c:
         stream = c.streams.audio[0]
         origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        packets = [(p.pos, float(p.pts * p.time_base), float(p.duration * p.time_base)) for p in c.demux(stream) if p.size]
+        packets = [
+            (p.pos, float(p.pts * p.time_base), float(p.duration * p.time_base)) for p in c.demux(stream) if p.size
+        ]
     starts = sorted({pos for pos, _, _ in packets})
     end_of = {pos: nxt for pos, nxt in zip(starts, [*starts[1:], len(blob)], strict=True)}
     hit = [(t, t + d) for pos, t, d in packets if pos < b and end_of[pos] > a]
@@ -112,24 +114,29 @@ def test_damaged_file_is_decoded_around_its_damage(sources, fmt, kind) -> None:
     if (fmt, kind) in UNSEEN:
         assert report.damaged == [] and report.damaged_s == 0
         assert audio.size == reference.size
-        lo = hi = lo  # nothing is silence; what follows the hit is intact
     else:
         assert len(report.damaged) == 1, report.damaged
         start, end = report.damaged[0]
         assert abs(start - lo) <= TOLERANCE_S and abs(end - hi) <= TOLERANCE_S, (report.damaged, (lo, hi))
         assert report.damaged_s == pytest.approx(end - start)
-        # (ranges are rounded to the millisecond)
-        assert not audio[int((start + 0.001) * rate) : int(end * rate)].any(), "a damaged stretch is not silence"
+        # (but for the resampler's filter ringing for a few samples at its edges)
+        assert (fmt, kind) in SHIFTED or not audio[int((start + 0.01) * rate) : int((end - 0.01) * rate)].any(), (
+            "a damaged stretch is not silence"
+        )
     # What came before the damage is the recording as it is.
     before = slice(0, int((lo - TOLERANCE_S) * rate))
     assert matches(audio[before], reference[before]) > 0.99
     after = int((hi + TOLERANCE_S) * rate)
     if (fmt, kind) in SHIFTED:
-        # The dropped stretch is gone: the rest comes earlier by its length, and the damage is
-        # reported at the point where it happened.
-        lost = reference.size - audio.size
-        assert abs(lost / rate - (hi - lo)) <= TOLERANCE_S
-        assert matches(audio[after - lost :], reference[after:]) > 0.99
+        # The dropped stretch is gone: the rest comes earlier by about its length (found here by
+        # the best match), intact; the damage is reported where it happened.
+        piece = audio[after : after + rate]
+        lags = range(int((hi - lo - TOLERANCE_S) * rate), int((hi - lo + TOLERANCE_S) * rate), 4)
+        best = max(lags, key=lambda lag: matches(piece, reference[after + lag : after + lag + rate]))
+        best = max(
+            range(best - 4, best + 5), key=lambda lag: matches(piece, reference[after + lag : after + lag + rate])
+        )
+        assert matches(audio[after:], reference[after + best :]) > 0.99
     else:
         # Timestamps stay true: the recording after the damage is at its own time.
         assert abs(audio.size - reference.size) <= 0.05 * rate
