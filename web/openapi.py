@@ -45,6 +45,11 @@ SCHEMAS: dict[str, Any] = {
             "bytes": NULLABLE_INT,
             "sha256": NULLABLE_STR,
             "duration_s": NULLABLE_NUM,
+            "damaged_s": {"type": "number", "minimum": 0},
+            "damaged_ranges": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+            },
             "options": {"type": "object"},
             "callback_url": NULLABLE_STR,
             "progress": {

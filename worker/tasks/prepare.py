@@ -85,7 +85,9 @@ def decode_limits(cfg: Settings) -> DecodeLimits:
         max_duration_s=cfg.max_duration_s,
         max_channels=cfg.max_channels,
         max_sample_rate=cfg.max_sample_rate,
+        min_sample_rate=cfg.min_sample_rate,
         timeout_s=cfg.decode_timeout_s,
+        max_damaged_fraction=cfg.max_damaged_fraction,
     )
 
 
@@ -202,6 +204,8 @@ def prepare(self, job_id: str) -> None:
             decoded_s=round(report.duration_s, 3),
             segments_total=len(spans),
             tasks_total=len(batches) * len(kinds),
+            damaged_s=round(report.damaged_s, 3),
+            damaged_ranges=[[a, b] for a, b in report.damaged],
             timings=clock.merged(job.timings),
             options={**options, "source_codec": report.codec, "source_rate": report.source_rate},
         )
@@ -223,6 +227,7 @@ def prepare(self, job_id: str) -> None:
             "seconds": round(report.duration_s, 1),
             "stage": "prepare",
             "batches_sent_early": first_new,
+            "damaged_s": round(report.damaged_s, 3),
         },
     )
 

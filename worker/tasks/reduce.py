@@ -150,6 +150,7 @@ def reduce(self, job_id: str) -> None:
         if job is None or job.status != "reducing" or not self.take_lease(s, jid, "reduce"):
             return
         options, filename, duration = dict(job.options or {}), job.filename, job.duration_s
+        damaged_s, damaged_ranges = job.damaged_s or 0.0, job.damaged_ranges or []
         tenant_id = job.tenant_id
         segs = s.execute(select(Segment).where(Segment.job_id == jid).order_by(Segment.idx)).scalars().all()
         starts, ends, vectors = _load_windows(s, jid)
@@ -181,6 +182,9 @@ def reduce(self, job_id: str) -> None:
         "job_id": job_id,
         "recording": PurePosixPath(filename).stem,
         "duration_s": duration,
+        # Stretches that could not be decoded (a damaged file) and are silence in the audio.
+        "damaged_s": damaged_s,
+        "damaged_ranges": damaged_ranges,
         "speakers": [{"label": k, **stats[k]} for k in sorted(stats)],
         "turns": [{"start": t.start_s, "end": t.end_s, "speaker": t.speaker} for t in all_turns],
         "utterances": [
