@@ -66,6 +66,20 @@ def acquire(s: Session, job_id: uuid.UUID, name: str, holder: str, lease_s: floa
     return row is not None
 
 
+def holds(s: Session, job_id: uuid.UUID, name: str, holder: str) -> bool:
+    """Whether `holder` still has the lease, locking its row for the rest of the caller's
+    transaction, so the janitor cannot hand it to a re-sent copy before that commits. A task whose
+    lease was taken over (its heartbeats failed for longer than the lease, say the database was
+    away) must stop writing: the copy now holding it redoes the work."""
+    return (
+        s.execute(
+            text("SELECT holder FROM task_leases WHERE job_id = :job AND name = :name FOR UPDATE"),
+            {"job": job_id, "name": name},
+        ).scalar()
+        == holder
+    )
+
+
 def reserve(s: Session, job_id: uuid.UUID, name: str, holder: str, for_s: float) -> None:
     """Hand the lease to a task just sent (the janitor's re-send) for `for_s`, so that the janitor
     does not send it again while the message waits in its queue, and only that task may take it."""

@@ -105,6 +105,15 @@ def test_alive_holder_keeps_its_task_and_a_dead_ones_task_is_sent_again(janitor_
     with session_scope(cfg.database_url) as s:
         assert not leases.acquire(s, jid, "infer:0:asr", "task-a", LEASE_S)
         assert leases.acquire(s, jid, "infer:0:asr", "task-b", LEASE_S)  # a retry keeps its lease
+        assert leases.holds(s, jid, "infer:0:asr", "task-b")
+    # Handed to another copy (the janitor's re-send after the lease ran out), the lease fences the
+    # first one out: prepare checks it before writing rows.
+    with session_scope(cfg.database_url) as s:
+        leases.reserve(s, jid, "infer:0:asr", "task-c", 60)
+    with session_scope(cfg.database_url) as s:
+        assert not leases.holds(s, jid, "infer:0:asr", "task-b")
+        assert not leases.acquire(s, jid, "infer:0:asr", "task-b", LEASE_S)
+        assert leases.acquire(s, jid, "infer:0:asr", "task-c", LEASE_S)
 
 
 def _lease_holder(cfg, jid: uuid.UUID, name: str) -> str | None:  # type: ignore[no-untyped-def]

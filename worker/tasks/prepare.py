@@ -29,6 +29,7 @@ from hark.pcm_store import PcmWriter
 from hark.queues import PREPARE, REDUCE
 from hark.settings import Settings
 from hark.storage import Storage, vad_key
+from worker import leases
 from worker.celery_app import app
 from worker.engines.asr_whisper import pack_clips
 from worker.engines.vad_silero import FRAME_S, SileroVad, VadOptions, VadStream
@@ -131,7 +132,7 @@ def prepare(self, job_id: str) -> None:
     segmentation = vad_options(cfg, options)
     vad = VadThread(stream, segmentation, cfg.stream_every_s)
     writer = PcmWriter(storage, jid)
-    fanout = FanOut(cfg, jid, tenant_id, options, priority, clock)
+    fanout = FanOut(cfg, jid, tenant_id, options, priority, clock, self.lease_holder())
     progress = _Progress(cfg.database_url, jid, report, clock)
     loop_started, loop_cpu_started, db_before = time.monotonic(), time.process_time(), clock.wall["prepare_db"]
     try:
@@ -153,6 +154,10 @@ def prepare(self, job_id: str) -> None:
         with session_scope(cfg.database_url) as s:
             fail(s, jid, code, message)
         log.warning("decode failed", extra={"job_id": job_id, "code": code})
+        return
+    except LeaseLost:
+        # Another copy of prepare holds the job now and writes the same audio objects: leave them.
+        log.warning("prepare's lease was taken over; stopping", extra={"job_id": job_id, "code": "lease_lost"})
         return
     except JobStopped:
         writer.abort()
@@ -190,6 +195,9 @@ def prepare(self, job_id: str) -> None:
     with session_scope(cfg.database_url) as s:
         job = s.get(Job, jid, with_for_update=True)
         if job is None or job.status != "preparing":
+            return
+        if not leases.holds(s, jid, "prepare", self.lease_holder()):
+            log.warning("prepare's lease was taken over; stopping", extra={"job_id": job_id, "code": "lease_lost"})
             return
         first_new = fanout.add_rows(s, spans, batches[len(fanout.batches) :])
         s.flush()
@@ -236,6 +244,10 @@ class JobStopped(Exception):
     """The job was cancelled or failed elsewhere while prepare was still decoding it."""
 
 
+class LeaseLost(JobStopped):
+    """A re-sent copy of prepare took this one's lease over (worker/leases.py)."""
+
+
 class FanOut:
     """Sends model work for the batches whose segments are final while prepare still decodes.
 
@@ -244,8 +256,16 @@ class FanOut:
     in S3. Segments and task rows are committed before the tasks are sent, as at the end."""
 
     def __init__(
-        self, cfg: Settings, job_id: uuid.UUID, tenant_id: uuid.UUID, options: dict, priority: int, clock: Clock
+        self,
+        cfg: Settings,
+        job_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        options: dict,
+        priority: int,
+        clock: Clock,
+        holder: str = "",
     ) -> None:
+        self.holder = holder  # prepare's lease holder: rows are written only while it holds the lease
         self.cfg, self.job_id, self.tenant_id, self.options, self.priority, self.clock = (
             cfg,
             job_id,
@@ -276,6 +296,8 @@ class FanOut:
             job = s.get(Job, self.job_id, with_for_update=True)
             if job is None or job.status != "preparing":
                 raise JobStopped()
+            if self.holder and not leases.holds(s, self.job_id, "prepare", self.holder):
+                raise LeaseLost()
             first = self.add_rows(s, self._final, ready)
         send_infer(
             str(self.job_id),
