@@ -7,6 +7,7 @@ ends up on the failed job.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import numpy as np
 
 from hark.containers import TruncatedError, check_complete
 
+log = logging.getLogger("hark.audio")
 SAMPLE_RATE = 16000
 BYTES_PER_SAMPLE = 2
 
@@ -151,7 +153,7 @@ def decode_stream(
         pending_len = 0
         max_samples = int(limits.max_duration_s * SAMPLE_RATE)
 
-        for block in _placed(container, stream, report):
+        for block in _read_safely(_placed(container, stream, report)):
             report.samples += block.size
             if report.samples > max_samples:
                 raise AudioError("too_long", f"longer than the limit of {limits.max_duration_s:.0f} s")
@@ -181,6 +183,21 @@ def decode_stream(
             "truncated_audio",
             f"the header promises {declared:.1f} s but only {report.duration_s:.1f} s could be decoded",
         )
+
+
+# What the decoding library raises on a file it cannot make sense of, beyond its own errors (a
+# header that leaves a field unset, a size that overflows): the file's fault, not the worker's.
+HOSTILE_ERRORS = (av.FFmpegError, ValueError, TypeError, AttributeError, IndexError, ZeroDivisionError, OverflowError)
+
+
+def _read_safely(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """`blocks`, with any error the file provokes in the decoder turned into `undecodable_audio`
+    (logged with its traceback for the operator), so no job shows a Python exception."""
+    try:
+        yield from blocks
+    except HOSTILE_ERRORS as exc:
+        log.warning("decoder error on a hostile file", exc_info=True)
+        raise AudioError("undecodable_audio", "the decoder could not read this file") from exc
 
 
 def _packets(container: av.container.InputContainer, stream: av.AudioStream) -> Iterator[av.Packet]:
