@@ -103,6 +103,9 @@ class Job(Base):
     stage_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     declared_duration_s: Mapped[float | None] = mapped_column(Float)
     decoded_s: Mapped[float | None] = mapped_column(Float)
+    # Audio that could not be decoded and is kept as silence: seconds, and [[start, end], ...].
+    damaged_s: Mapped[float | None] = mapped_column(Float)
+    damaged_ranges: Mapped[list | None] = mapped_column(JSONB)
 
 
 class Upload(Base):
@@ -202,6 +205,22 @@ class JobTask(Base):
     enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TaskLease(Base):
+    """A task a worker process is running, renewed every few seconds by that process
+    (worker/leases.py); one that runs out means its worker died, and the janitor sends the task
+    again. `holder` is the Celery task id allowed to run it: a retry keeps the id, a re-send by
+    the janitor gets a new one, so a stale copy of the old message finds it held and does nothing."""
+
+    __tablename__ = "task_leases"
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    # "prepare", "diarize", "reduce" or "infer:<batch>:<kind>"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    process: Mapped[str] = mapped_column(String(200), default="")
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class SqlRole(Base):

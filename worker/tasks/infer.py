@@ -60,6 +60,8 @@ def infer(self: JobStageTask, job_id: str, batch_idx: int, kind: str) -> None:
         task = s.get(JobTask, (jid, batch_idx, kind))
         if job is None or task is None or job.status not in LIVE or task.done_at is not None:
             return
+        if not self.take_lease(s, jid, f"infer:{batch_idx}:{kind}"):
+            return  # a copy sent again by the janitor runs it (or this is the stale copy of a dead worker)
         options = dict(job.options or {})
         attempt = task.attempts + 1
         rows = s.execute(
@@ -72,6 +74,7 @@ def infer(self: JobStageTask, job_id: str, batch_idx: int, kind: str) -> None:
             .where(JobTask.job_id == jid, JobTask.batch_idx == batch_idx, JobTask.kind == kind)
             .values(attempts=JobTask.attempts + 1, started_at=func.now())
         )
+    self.keep_lease(jid, f"infer:{batch_idx}:{kind}")
     extra = {"job_id": job_id, "batch": batch_idx, "kind": kind, "segments": f"{task.first_idx}-{task.last_idx}"}
     name = engine_name(kind, options)
     with clock.part(f"{kind}_load"):

@@ -162,9 +162,10 @@ def reduce(self: JobStageTask, job_id: str) -> None:
     started, started_cpu = time.monotonic(), time.process_time()
     with clock.part("reduce_db"), session_scope(cfg.database_url) as s:
         job = s.get(Job, jid)
-        if job is None or job.status != JobStatus.REDUCING:
+        if job is None or job.status != JobStatus.REDUCING or not self.take_lease(s, jid, "reduce"):
             return
         options, filename, duration = dict(job.options or {}), job.filename, job.duration_s
+        damaged_s, damaged_ranges = job.damaged_s or 0.0, job.damaged_ranges or []
         tenant_id = job.tenant_id
         segs = s.execute(select(Segment).where(Segment.job_id == jid).order_by(Segment.idx)).scalars().all()
         starts, ends, vectors = _load_windows(s, jid)
@@ -173,6 +174,7 @@ def reduce(self: JobStageTask, job_id: str) -> None:
             for g in segs
         ]
 
+    self.keep_lease(jid, "reduce")
     storage = Storage(cfg)
     with clock.part("clustering", cpu=True):
         found = _saved_or_diarize(storage, jid, [(v.start_s, v.end_s) for v in views], starts, ends, vectors, options)
@@ -201,6 +203,9 @@ def reduce(self: JobStageTask, job_id: str) -> None:
         "job_id": job_id,
         "recording": PurePosixPath(filename).stem,
         "duration_s": duration,
+        # Stretches that could not be decoded (a damaged file) and are silence in the audio.
+        "damaged_s": damaged_s,
+        "damaged_ranges": damaged_ranges,
         "speakers": [{"label": k, **stats[k]} for k in sorted(stats)],
         "turns": [{"start": t.start_s, "end": t.end_s, "speaker": t.speaker} for t in all_turns],
         "utterances": [
