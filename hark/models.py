@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -102,6 +103,9 @@ class Job(Base):
     stage_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     declared_duration_s: Mapped[float | None] = mapped_column(Float)
     decoded_s: Mapped[float | None] = mapped_column(Float)
+    # Audio that could not be decoded and is kept as silence: seconds, and [[start, end], ...].
+    damaged_s: Mapped[float | None] = mapped_column(Float)
+    damaged_ranges: Mapped[list | None] = mapped_column(JSONB)
 
 
 class Upload(Base):
@@ -141,8 +145,15 @@ class Segment(Base):
     words: Mapped[list | None] = mapped_column(JSONB)
     emotion: Mapped[str | None] = mapped_column(String(16))
     emotion_scores: Mapped[dict | None] = mapped_column(JSONB)
-    # Where the emotion came from ("text-lexicon" is not acoustic SER; analysts filter on this).
+    # Where the emotion came from ("prosody+text" is not acoustic SER; analysts filter on this).
     emotion_source: Mapped[str | None] = mapped_column(String(32))
+    # From the prosody engine: raw measures (worker/prosody.py, plus loudness_db relative to the
+    # recording, added by reduce) and VADER's compound valence in [-1, 1]; from reduce: arousal,
+    # a z-score against the speaker's own baseline in the job, and whether it is far above it.
+    prosody: Mapped[dict | None] = mapped_column(JSONB)
+    valence: Mapped[float | None] = mapped_column(REAL)
+    arousal: Mapped[float | None] = mapped_column(REAL)
+    heated: Mapped[bool | None] = mapped_column(Boolean)
     events: Mapped[list | None] = mapped_column(JSONB)
     # Kind → reason, for a segment an engine could not process (a poison segment fails alone).
     errors: Mapped[dict | None] = mapped_column(JSONB)
@@ -194,6 +205,22 @@ class JobTask(Base):
     enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TaskLease(Base):
+    """A task a worker process is running, renewed every few seconds by that process
+    (worker/leases.py); one that runs out means its worker died, and the janitor sends the task
+    again. `holder` is the Celery task id allowed to run it: a retry keeps the id, a re-send by
+    the janitor gets a new one, so a stale copy of the old message finds it held and does nothing."""
+
+    __tablename__ = "task_leases"
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    # "prepare", "diarize", "reduce" or "infer:<batch>:<kind>"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    process: Mapped[str] = mapped_column(String(200), default="")
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class SqlRole(Base):

@@ -78,9 +78,9 @@ def make_celery(settings: Settings, name: str = "hark") -> Celery:
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        # Run by `celery beat` (or a worker started with -B): finds lost or dead work and re-sends it.
+        # Run by `celery beat` (or a worker started with -B), which also runs the janitor's sweep
+        # in a thread of its own (worker/celery_app.py), so it never waits in a queue.
         beat_schedule={
-            "janitor": {"task": JANITOR, "schedule": settings.janitor_interval_s},
             "abort-abandoned-uploads": {"task": ABORT_ABANDONED_UPLOADS, "schedule": 600.0},
         },
     )

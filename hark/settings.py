@@ -67,7 +67,7 @@ class Settings:
     vad_engine: str = "silero"
     asr_engine: str = "whisper-tiny-en"
     speaker_engine: str = "resemblyzer"
-    emotion_engine: str = "text-lexicon"
+    emotion_engine: str = "prosody"
     # GigaAM and Whisper model directories
     # Local, provisioned by an operator (docs/engines.md); a
     # missing one fails the engine's load with an error naming the path, never a download.
@@ -84,11 +84,16 @@ class Settings:
     worker_max_memory_mb: int = 2048
     # Port a worker's main process serves Prometheus metrics on; 0 turns it off.
     metrics_port: int = 0
-    # The janitor (celery beat) runs every janitor_interval_s. A task a worker began but did not
-    # finish within janitor_stale_s (longer than any task runs) is presumed dead and sent again; a
-    # task never begun janitor_lost_s after it was sent, while its queue is empty, is presumed lost.
-    janitor_interval_s: float = 60.0
-    janitor_stale_s: float = 3600.0
+    # Leases (worker/leases.py): a worker process renews the lease of each task it runs every
+    # heartbeat_s; one not renewed for lease_s means its worker died, and the janitor (celery beat,
+    # every janitor_interval_s) sends the task again. A task a worker began janitor_stale_s ago
+    # and has not finished is sent again even with its lease renewed (a hard deadline against a
+    # holder that is alive but stuck; longer than any task runs); a task never begun
+    # janitor_lost_s after it was sent, while its queue is empty, is presumed lost.
+    heartbeat_s: float = 5.0
+    lease_s: float = 30.0
+    janitor_interval_s: float = 5.0
+    janitor_stale_s: float = 3 * 3600.0
     janitor_lost_s: float = 300.0
     # A batch that failed this many attempts is run segment by segment, so one poison segment fails
     # alone (the job ends done with partial=true) instead of failing the whole job.
@@ -99,6 +104,12 @@ class Settings:
     # `sample_rate_too_high`) before any decoding work is spent on them.
     max_channels: int = 16
     max_sample_rate: int = 192000
+    # Sources below this rate (`sample_rate_too_low`) hold no usable speech, and a bogus header
+    # claiming 1 Hz would otherwise be upsampled into hours of audio.
+    min_sample_rate: int = 4000
+    # Undecodable stretches of a damaged recording are kept as silence; past this share of its
+    # duration the job fails `corrupt_audio` instead.
+    max_damaged_fraction: float = 0.2
     # Wall-clock limit of one decode; past it the job fails with `decode_timeout`, so a
     # pathological file can never hold a worker.
     decode_timeout_s: float = 3600.0

@@ -100,6 +100,9 @@ def job_view(
         "bytes": job.bytes,
         "sha256": job.sha256,
         "duration_s": job.duration_s,
+        # Audio a damaged recording lost (kept as silence): seconds, and [start, end] stretches.
+        "damaged_s": job.damaged_s or 0.0,
+        "damaged_ranges": job.damaged_ranges or [],
         "options": {k: v for k, v in (job.options or {}).items() if not k.startswith("source_")},
         "priority": priority_name(job.priority),
         "batch_id": str(job.batch_id) if job.batch_id else None,

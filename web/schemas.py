@@ -164,6 +164,9 @@ class Job(BaseModel):
     bytes: int | None = None
     sha256: str | None = None
     duration_s: float | None = None
+    # Audio a damaged recording lost (kept as silence): seconds, and [start, end] stretches.
+    damaged_s: float = Field(default=0.0, ge=0)
+    damaged_ranges: list[tuple[float, float]] = []
     options: dict[str, Any] | None = None
     callback_url: str | None = None
     progress: Progress

@@ -27,6 +27,18 @@ app.conf.imports = (
 )
 
 
+@signals.beat_init.connect
+def _start_janitor(sender: object, **kwargs: object) -> None:
+    """celery beat (standalone, or embedded in a worker started with -B) runs the janitor's sweep
+    in a thread of its own every janitor_interval_s: as a message it would wait behind a long
+    prepare on a busy cpu queue, and recovering a dead worker's work must not."""
+    import threading
+
+    from worker.tasks.janitor import run_forever
+
+    threading.Thread(target=run_forever, name="janitor", daemon=True).start()
+
+
 @signals.celeryd_after_setup.connect
 def _check_model_files(sender: str, instance: Any, **kwargs: Any) -> None:
     """A worker consuming model queues verifies, before it takes any task, that the default engine

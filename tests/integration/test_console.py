@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
@@ -119,7 +120,49 @@ def test_upload_follow_and_read_a_transcript(stack, console_key, browser) -> Non
     assert set(shares) == {"SPEAKER_00", "SPEAKER_01"}
     assert all(abs(v - 1.0) < 0.01 for v in shares.values()), shares
     assert driver.find_elements(By.CSS_SELECTOR, "#emotion-timeline rect")
-    assert "text-lexicon" in driver.find_element(By.ID, "emotion-source").text
+    assert "prosody+text" in driver.find_element(By.ID, "emotion-source").text
+    # Arousal over time: a point per utterance that has one, in its speaker's lane of the plot.
+    doc = requests.get(
+        f"{stack['url']}/v1/jobs/{job_id}/transcript",
+        params={"format": "json"},
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=30,
+    ).json()
+    with_arousal = [u for u in doc["utterances"] if u["arousal"] is not None]
+    dots = driver.find_elements(By.CSS_SELECTOR, "#arousal-plot circle[data-arousal]")
+    assert len(dots) == len(with_arousal)
+    assert sorted(float(d.get_attribute("data-arousal")) for d in dots) == sorted(u["arousal"] for u in with_arousal)
+    # The sample's 30 s make two segments, too few for a speaker baseline: the plot says so.
+    if not with_arousal:
+        assert "No arousal" in driver.find_element(By.ID, "arousal-note").text
+    # The plot itself, drawn by the page's own code from a meeting with arousal: one line per
+    # speaker, a point per utterance at its arousal, heated ones ringed.
+    meeting = {
+        "duration_s": 60,
+        "speakers": [{"label": "SPEAKER_00"}, {"label": "SPEAKER_01"}],
+        "utterances": [
+            {
+                "speaker": f"SPEAKER_0{i % 2}",
+                "start": 5.0 * i,
+                "end": 5.0 * i + 4,
+                "text": "words",
+                "arousal": z,
+                "heated": z is not None and z >= 1.5,
+            }
+            for i, z in enumerate([0.1, -0.4, 0.3, 2.4, -1.2, 0.0, 3.1, None])
+        ],
+    }
+    driver.execute_script("renderArousal(arguments[0], speakerColor(arguments[0]))", meeting)
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#arousal-plot polyline[data-speaker]")) == 2
+    dots = driver.find_elements(By.CSS_SELECTOR, "#arousal-plot circle[data-arousal]")
+    assert sorted(float(d.get_attribute("data-arousal")) for d in dots) == [-1.2, -0.4, 0.0, 0.1, 0.3, 2.4, 3.1]
+    heated = [float(d.get_attribute("data-arousal")) for d in dots if d.get_attribute("data-heated") == "true"]
+    assert sorted(heated) == [2.4, 3.1]
+    heights = {float(d.get_attribute("data-arousal")): float(d.get_attribute("cy")) for d in dots}
+    assert heights[3.1] < heights[0.0] < heights[-1.2]  # higher arousal is drawn higher
+    assert "heated" in driver.find_element(By.ID, "arousal-note").text
+    driver.execute_script("document.getElementById('arousal-plot').scrollIntoView()")
+    _shot(driver, "arousal")
 
     # Audio comes straight from S3 through a presigned URL and loads in the browser.
     wait.until(lambda d: d.execute_script("return document.getElementById('player').readyState") >= 1)

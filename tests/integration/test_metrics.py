@@ -47,7 +47,7 @@ def test_web_metrics_describe_queues_jobs_and_stages(stack, finished_job) -> Non
 
 def test_worker_metrics_report_tasks_and_engine_speed(stack, finished_job) -> None:
     model = scrape(f"http://127.0.0.1:{stack['metrics']['worker-model']}/metrics")
-    for engine, kind in (("whisper-tiny-en", "asr"), ("resemblyzer", "embed"), ("text-lexicon", "emotion")):
+    for engine, kind in (("whisper-tiny-en", "asr"), ("resemblyzer", "embed"), ("prosody", "emotion")):
         assert value(model, "hark_engine_rtf_count", engine=engine, kind=kind) >= 1, (engine, kind)
         assert value(model, "hark_engine_audio_seconds_total", engine=engine, kind=kind) > 0
     assert value(model, "hark_task_seconds_count", task="hark.infer", kind="asr", outcome="success") >= 1

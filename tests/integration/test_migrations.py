@@ -24,6 +24,7 @@ TABLES = {
     "sql_roles",
     "webhook_deliveries",
     "webhook_attempts",
+    "task_leases",
 }
 
 

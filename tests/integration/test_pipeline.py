@@ -17,6 +17,7 @@ from hark.pcm_store import pcm_prefix
 from hark.storage import Storage, out_key, vad_key
 from tests.audiofiles import encode, read_wav
 from tests.der import der_parts, read_rttm
+from worker.affect import SegmentMeasures, assess
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample.wav"
@@ -96,7 +97,8 @@ def test_sample_goes_end_to_end(sample_job, client, settings):
     for word in ("hello", "new jersey", "chicago"):
         assert word in text
     assert {u["speaker"] for u in doc["utterances"]} == {"SPEAKER_00", "SPEAKER_01"}
-    assert all(u["emotion_source"] == "text-lexicon" for u in doc["utterances"])
+    assert all(u["emotion_source"] == "prosody+text" for u in doc["utterances"])
+    assert all("arousal" in u and "heated" in u and "valence" in u for u in doc["utterances"])
 
 
 def test_sample_rows_in_postgres(sample_job, settings):
@@ -117,6 +119,23 @@ def test_sample_rows_in_postgres(sample_job, settings):
     # Speech in the sample starts at 6.69 s (reference RTTM); VAD must not invent speech before.
     assert segments[0].start_s == pytest.approx(6.69, abs=0.4)
     assert sum(g.text is not None and len(g.text) > 0 for g in segments) == len(segments)
+    # The prosody engine measured every segment, and reduce put it against each speaker's
+    # baseline: what is stored is what worker/affect.py makes of the stored measures.
+    for g in segments:
+        assert g.emotion_source == "prosody+text" and g.valence is not None
+        assert 75 <= g.prosody["f0_median_hz"] <= 600 and g.prosody["speaking_rate"] > 1
+        assert 0 <= g.prosody["pause_ratio"] < 1 and g.prosody["hnr_db"] is not None
+    measures = [
+        SegmentMeasures(g.speaker, {k: v for k, v in g.prosody.items() if k != "loudness_db"}, g.valence)
+        for g in segments
+    ]
+    for g, a in zip(segments, assess(measures), strict=True):
+        assert g.prosody["loudness_db"] == pytest.approx(a.loudness_db, abs=0.01)
+        assert (g.arousal, g.heated, g.emotion) == (
+            pytest.approx(a.arousal, abs=1e-3) if a.arousal is not None else None,
+            a.heated,
+            a.emotion,
+        )
     assert {sp.label for sp in speakers} == {"SPEAKER_00", "SPEAKER_01"}
     assert all(sp.speech_s > 1.0 and sp.turns >= 1 and len(sp.centroid) == 256 for sp in speakers)
     assert tasks and all(t.done_at is not None for t in tasks)
@@ -141,9 +160,8 @@ def test_sample_job_timings_split_each_stage(sample_job):
     for kind in ("asr", "embed", "emotion"):
         parts = t.get(f"{kind}_load_s", 0.0) + t.get(f"{kind}_fetch_s", 0.0) + t[f"{kind}_model_s"] + t[f"{kind}_db_s"]
         assert 0 < parts <= t[f"{kind}_s"] + 0.01, kind
-    assert t["asr_fetch_s"] > 0 and t["embed_fetch_s"] > 0
-    # The default emotion engine reads the transcript only: its tasks fetch no audio.
-    assert "emotion_fetch_s" not in t
+    # The default emotion engine measures the voice (and reads the transcript): it fetches audio too.
+    assert t["asr_fetch_s"] > 0 and t["embed_fetch_s"] > 0 and t["emotion_fetch_s"] > 0
     reduce_parts = ("reduce_db_s", "clustering_s", "assemble_s", "export_s")
     # Clustering runs in reduce, or earlier in diarize when the embeddings were in before the ASR.
     assert sum(t[k] for k in reduce_parts) <= t["reduce_s"] + t.get("diarize_s", 0.0) + 0.01

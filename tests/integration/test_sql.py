@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 import requests
@@ -16,6 +18,7 @@ from sqlalchemy import select, text
 from hark.db import session_scope
 from hark.models import Job, Segment, Speaker, Tenant
 from hark.sqlroles import connection_url, create_role, drop_role
+from worker.affect import SegmentMeasures, assess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,11 +49,61 @@ def other_tenant_rows(settings, other_key):
                 speaker="SPEAKER_00",
                 text="secret chicago plans of tenant b",
                 emotion="angry",
-                emotion_source="text-lexicon",
+                emotion_source="prosody+text",
+                prosody={"f0_median_hz": 180.0, "intensity_db": 70.0, "loudness_db": 0.0, "speaking_rate": 9.9},
+                valence=-0.9,
+                arousal=3.0,
+                heated=True,
             )
         )
         s.add(Speaker(job_id=jid, tenant_id=tenant.id, label="SPEAKER_00", speech_s=4.0, turns=1))
     return jid
+
+
+@pytest.fixture(scope="module")
+def measured_meeting(settings):
+    """A finished tenant-a meeting from two weeks ago, written as rows the way reduce writes them:
+    one speaker's ten ordinary segments and an eleventh louder, faster and higher, their arousal,
+    heated flag and label from worker/affect.py. Removed afterwards."""
+    wobble = (-1, 0, 1, 0, -1, 1, 0, 1, -1, 0)
+    measures = [
+        SegmentMeasures(
+            "SPEAKER_00",
+            {"f0_median_hz": 120 * (1 + 0.02 * w), "intensity_db": 62.0 + w, "speaking_rate": 4.0 + 0.2 * w},
+            0.1 * w,
+        )
+        for w in wobble
+    ]
+    measures.append(
+        SegmentMeasures("SPEAKER_00", {"f0_median_hz": 150, "intensity_db": 70, "speaking_rate": 5.6}, -0.7)
+    )
+    with session_scope(settings.database_url) as s:
+        tenant = s.scalar(select(Tenant).where(Tenant.name == "tenant-a"))
+        jid = uuid.uuid4()
+        created = datetime.now(UTC) - timedelta(days=14)
+        s.add(Job(id=jid, tenant_id=tenant.id, status="done", filename="m.wav", duration_s=60.0, created_at=created))
+        s.flush()
+        for i, (m, a) in enumerate(zip(measures, assess(measures), strict=True)):
+            s.add(
+                Segment(
+                    job_id=jid,
+                    tenant_id=tenant.id,
+                    idx=i,
+                    start_s=5.0 * i,
+                    end_s=5.0 * i + 4.0,
+                    speaker=m.speaker,
+                    text="this is an outrage" if i == 10 else "the figures for the quarter",
+                    emotion=a.emotion,
+                    emotion_source="prosody+text",
+                    prosody={**m.prosody, "loudness_db": a.loudness_db},
+                    valence=m.valence,
+                    arousal=a.arousal,
+                    heated=a.heated,
+                )
+            )
+    yield jid
+    with session_scope(settings.database_url) as s:
+        s.delete(s.get(Job, jid))
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +126,12 @@ def as_role(url: str, sql: str) -> list[dict]:
 
 
 def test_readme_has_enough_queries():
-    assert len(readme_queries()) >= 5
+    assert len(readme_queries()) >= 9
 
 
 def test_role_sees_only_its_tenant_and_no_tables(roles, finished_job, other_tenant_rows):
     a, b = roles["tenant-a"], roles["tenant-b"]
-    for view in ("meetings", "speaker_talk_time", "speaker_emotions", "segments"):
+    for view in ("meetings", "speaker_talk_time", "speaker_emotions", "segments", "speaker_baselines"):
         a_jobs = {str(r["job_id"]) for r in as_role(a, f"SELECT job_id FROM analytics.{view}")}
         b_jobs = {str(r["job_id"]) for r in as_role(b, f"SELECT job_id FROM analytics.{view}")}
         assert finished_job["id"] in a_jobs and str(other_tenant_rows) not in a_jobs, view
@@ -109,7 +162,7 @@ def test_readme_queries_match_the_pipeline(roles, finished_job, client, settings
     for g in mine:
         by_emotion[g.emotion] += g.end_s - g.start_s
     assert meeting["dominant_emotion"] == max(sorted(by_emotion), key=by_emotion.__getitem__)
-    assert meeting["emotion_source"] == "text-lexicon"
+    assert meeting["emotion_source"] == "prosody+text"
 
     api_speakers = {sp["label"]: sp for sp in doc["speakers"]}
     rows = [r for r in talk if str(r["job_id"]) == jid]
@@ -133,11 +186,62 @@ def test_readme_queries_match_the_pipeline(roles, finished_job, client, settings
 
     said = [g for g in segs if "chicago" in (g.text or "").lower()]
     assert said and len(chicago) == len(said)
-    assert all("chicago" in r["text"].lower() and r["emotion_source"] == "text-lexicon" for r in chicago)
+    assert all("chicago" in r["text"].lower() and r["emotion_source"] == "prosody+text" for r in chicago)
     assert "tenant b" not in " ".join(r["text"] for r in chicago)
 
-    assert [r["emotion_source"] for r in sources] == ["text-lexicon"]
+    assert [r["emotion_source"] for r in sources] == ["prosody+text"]
     assert sources[0]["segments"] == len(segs)
+
+
+def test_readme_prosody_queries_match_the_rows(roles, finished_job, measured_meeting, settings):
+    """The heated moments, the fastest speakers and the weekly valence trend, as tenant-a's role,
+    against the segment rows of the sample's real pipeline run and the measured meeting."""
+    heated, fastest, trend = (as_role(roles["tenant-a"], q) for q in readme_queries()[6:9])
+    with session_scope(settings.database_url) as s:
+        tenant_id = s.get(Job, uuid.UUID(finished_job["id"])).tenant_id
+        rows = s.execute(
+            select(Segment, Job.created_at).join(Job).where(Job.tenant_id == tenant_id, Job.status == "done")
+        ).all()
+    segs = [g for g, _ in rows]
+
+    assert [(str(r["job_id"]), float(r["start_s"])) for r in heated] == sorted(
+        (str(g.job_id), round(g.start_s, 1)) for g in segs if g.heated
+    )
+    outburst = next(r for r in heated if r["job_id"] == measured_meeting)
+    assert float(outburst["start_s"]) == 50.0 and outburst["emotion"] == "angry"
+    assert float(outburst["louder_db"]) >= 6 and float(outburst["faster_syllables_s"]) >= 1.4
+    assert float(outburst["higher_semitones"]) >= 3
+    assert "tenant b" not in " ".join(r["text"] for r in heated)
+
+    by_speaker: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for g in segs:
+        if g.prosody is not None and g.speaker:
+            by_speaker[(str(g.job_id), g.speaker)].append(g.prosody.get("speaking_rate"))
+    expected = sorted(
+        (
+            (float(np.median([r for r in rates if r is not None])), key)
+            for key, rates in by_speaker.items()
+            if len(rates) >= 3 and any(r is not None for r in rates)
+        ),
+        reverse=True,
+    )[:10]
+    assert fastest and [(str(r["job_id"]), r["speaker"]) for r in fastest] == [key for _, key in expected]
+    for r, (rate, _) in zip(fastest, expected, strict=True):
+        assert float(r["syllables_per_s"]) == pytest.approx(rate, abs=0.006)
+
+    weeks: dict[object, list[tuple[float, float]]] = defaultdict(list)
+    for g, created in rows:
+        if g.valence is not None:
+            week = (created.astimezone(UTC) - timedelta(days=created.astimezone(UTC).weekday())).date()
+            weeks[week].append((g.valence, g.end_s - g.start_s))
+    assert len(trend) == len(weeks) >= 2
+    for r in trend:
+        pairs = weeks[r["week"]]
+        assert r["segments"] == len(pairs)
+        mean = sum(v * d for v, d in pairs) / sum(d for _, d in pairs)
+        assert float(r["mean_valence"]) == pytest.approx(mean, abs=0.0006)
+        negative = sum(d for v, d in pairs if v <= -0.05) / sum(d for _, d in pairs)
+        assert float(r["negative_share"]) == pytest.approx(negative, abs=0.0006)
 
 
 def test_stats_api_returns_the_views_numbers(stack, api_key, finished_job, settings, other_tenant_rows):

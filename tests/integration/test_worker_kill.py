@@ -1,8 +1,12 @@
-"""Chaos: a model worker is killed outright (SIGKILL to its whole process group) while it holds tasks
-of a multi-segment job. Its unacknowledged message would come back only after the broker's
-visibility timeout (hours), so the janitor (celery beat in the CPU worker, with short deadlines here)
-must notice the dead task and send it again. A new worker then finishes the job: every segment has
-exactly one result of each kind, and the transcript equals that of an undisturbed run."""
+"""Chaos at production defaults: a whole worker (main process and pool, its process group) is killed
+outright (SIGKILL, as when a node dies or a container is OOM-killed) while it holds tasks of a
+multi-segment job, and a fresh one is started. The broker would hand the dead worker's
+unacknowledged messages back only after its visibility timeout (hours); the dead worker's leases
+stop being renewed, so the janitor (in celery beat, inside the CPU worker started with -B, as in
+the demo) sends its tasks again once they run out. The job then finishes: every segment has
+exactly one result of each kind, and the transcript equals that of an undisturbed run. The same
+for a CPU worker killed while it prepares. Each test records how long the job stood still
+(kill -> the dead work started again) in artifacts/chaos-recovery.txt."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, tuple_
 
 from hark.client import HarkClient
 from hark.db import session_scope
@@ -32,28 +36,49 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def chaos(base_settings, tmp_path_factory) -> Iterator[dict]:
     """A stack of its own (so killing its workers disturbs no other test): web, and a CPU worker
-    running the janitor every second, presuming a started task dead after 6 s."""
+    running celery beat (-B) and so the janitor, with the production leases and janitor settings."""
     # Short segments in small batches, so the job has dozens of tasks and a test can catch it in
     # the middle (the default merging makes the recording six segments in three batches).
-    overrides = {
-        "batch_speech_s": 3.0,
-        "max_segment_s": 4.0,
-        "merge_length_s": 0.0,
-        "janitor_interval_s": 1.0,
-        "janitor_stale_s": 6.0,
-        "janitor_lost_s": 3.0,
-    }
+    overrides = {"batch_speech_s": 3.0, "max_segment_s": 4.0, "merge_length_s": 0.0}
     with isolated_settings(base_settings, **overrides) as cfg:
         procs = Processes()
         env = settings_env(cfg)
-        beat_db = tmp_path_factory.mktemp("beat") / "schedule"
+        beat_db = tmp_path_factory.mktemp("beat")
         try:
-            procs.start("chaos-cpu", [*celery_cmd("chaos-cpu", "cpu"), "-B", "-s", str(beat_db)], env)
+            cpu = _start_cpu(procs, "chaos-cpu", env, beat_db)
             url = start_web(procs, "chaos-web", env)
             procs.wait_for_log("chaos-cpu", "ready.")
-            yield {"settings": cfg, "procs": procs, "env": env, "url": url}
+            yield {"settings": cfg, "procs": procs, "env": env, "url": url, "cpu": cpu, "beat_db": beat_db}
         finally:
             procs.stop()
+
+
+def _start_cpu(procs: Processes, name: str, env: dict[str, str], beat_db: Path):  # type: ignore[no-untyped-def]
+    """A CPU worker that also runs celery beat, and so the janitor (as infra/demo.sh starts it)."""
+    return procs.start(name, [*celery_cmd(name, "cpu"), "-B", "-s", str(beat_db / name)], env)
+
+
+def _record_recovery(what: str, seconds: float) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with (ARTIFACTS / "chaos-recovery.txt").open("a") as f:
+        f.write(f"{what}: {seconds:.1f} s\n")
+
+
+def _started_again(cfg, job_id: str, pairs: list[tuple[int, str]], after: float, timeout: float = 240) -> float:  # type: ignore[no-untyped-def]
+    """Wait until one of the tasks a dead worker held has begun again (its row's started_at later
+    than the kill); returns that moment (time.time())."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope(cfg.database_url) as s:
+            started = s.scalar(
+                select(func.max(JobTask.started_at)).where(
+                    JobTask.job_id == uuid.UUID(job_id), tuple_(JobTask.batch_idx, JobTask.kind).in_(pairs)
+                )
+            )
+        if started is not None and started.timestamp() > after:
+            return started.timestamp()
+        time.sleep(0.2)
+    pytest.fail("the dead worker's tasks were never sent again")
 
 
 @pytest.fixture(scope="module")
@@ -112,14 +137,22 @@ def test_killed_model_worker_loses_and_duplicates_nothing(chaos, recording) -> N
     procs.wait_for_log("chaos-model-1", "ready.")
     job_id = client.submit(str(recording))["id"]
 
-    # Kill it outright once it is well into the job, in the middle of running a task.
-    _wait_mid_task(cfg, client, job_id, min_done=4)
+    # Kill it outright (main process and pool) once it is well into the job, in the middle of a task.
+    held = _wait_mid_task(cfg, client, job_id, min_done=4)
     os.killpg(victim.pid, signal.SIGKILL)
+    killed = time.time()
     victim.wait(timeout=10)
     done, running, total = _task_counts(cfg, job_id)
     assert done < total and running >= 1
 
     replacement = procs.start("chaos-model-2", celery_cmd("chaos-model-2", "asr,embed,emotion"), env)
+    procs.wait_for_log("chaos-model-2", "ready.")
+    ready = time.time()
+    resumed = _started_again(cfg, job_id, held, killed)
+    _record_recovery("model worker killed -> its task begun again", resumed - killed)
+    _record_recovery("model worker killed: replacement ready -> its task begun again", resumed - ready)
+    # The dead holder's lease (30 s) runs out and the next sweep (every 5 s) sends the work again.
+    assert resumed - ready < 60, f"the job stood still {resumed - ready:.0f} s after the replacement was ready"
     job = client.wait(job_id, timeout_s=240)
     assert job["status"] == "done", job
     disturbed = client.transcript(job_id, "txt")
@@ -163,6 +196,7 @@ def test_killed_model_worker_loses_and_duplicates_nothing(chaos, recording) -> N
         }
     assert texts[job_id] == texts[again["id"]]
     assert undisturbed == disturbed
+    chaos["reference"] = texts[again["id"]]
 
 
 def test_sigterm_lets_a_model_worker_finish_its_task_and_exit(chaos, recording) -> None:
@@ -230,3 +264,77 @@ def test_poison_segments_fail_alone_and_the_job_ends_partial(chaos, recording) -
         assert segments[4].id not in embedded
         assert all(g.id in embedded for g in segments if g.idx != 4 and g.end_s - g.start_s >= 1.0)
     assert client.transcript(job["id"], "txt")
+
+
+def _reference_texts(chaos: dict, client: HarkClient, recording: Path) -> list[str | None]:
+    """The recording's segment texts from an undisturbed run (the first test's, when it ran)."""
+    if "reference" not in chaos:
+        job = client.wait(client.submit(str(recording), force="true")["id"], timeout_s=300)
+        assert job["status"] == "done", job
+        chaos["reference"] = _segment_texts(chaos["settings"], job["id"])
+    return chaos["reference"]
+
+
+def _segment_texts(cfg, job_id: str) -> list[str | None]:  # type: ignore[no-untyped-def]
+    with session_scope(cfg.database_url) as s:
+        return list(s.scalars(select(Segment.text).where(Segment.job_id == uuid.UUID(job_id)).order_by(Segment.idx)))
+
+
+def test_killed_cpu_worker_during_prepare_loses_and_duplicates_nothing(chaos, recording) -> None:
+    """The whole CPU worker (pool, main process and its embedded beat) is killed while it prepares
+    a job; a fresh one (with beat, as the demo starts it) sends the prepare again once the dead
+    worker's lease has run out, and the job ends as an undisturbed run does."""
+    cfg, procs, env = chaos["settings"], chaos["procs"], chaos["env"]
+    client = _client(chaos, "chaos-cpu-kill")
+    model = procs.start("chaos-model-6", celery_cmd("chaos-model-6", "asr,embed,emotion"), env)
+    procs.wait_for_log("chaos-model-6", "ready.")
+    reference = _reference_texts(chaos, client, recording)
+
+    job_id = client.submit(str(recording), force="true")["id"]
+    deadline = time.monotonic() + 120
+    while client.job(job_id)["status"] != "preparing":
+        assert time.monotonic() < deadline, client.job(job_id)
+        time.sleep(0.02)
+    os.killpg(chaos["cpu"].pid, signal.SIGKILL)
+    killed = time.time()
+    chaos["cpu"].wait(timeout=10)
+    assert client.job(job_id)["status"] == "preparing"
+
+    chaos["cpu"] = _start_cpu(procs, "chaos-cpu-2", env, chaos["beat_db"])
+    procs.wait_for_log("chaos-cpu-2", "ready.")
+    ready = time.time()
+    deadline = time.monotonic() + 240
+    while True:  # moving again: a prepare began after the kill (the job's lease taken anew)
+        with session_scope(cfg.database_url) as s:
+            acquired = s.scalar(
+                text(
+                    "SELECT acquired_at FROM task_leases WHERE job_id = :j AND name = 'prepare' AND process <> 'sent'"
+                ),
+                {"j": uuid.UUID(job_id)},
+            )
+            status = s.scalar(text("SELECT status FROM jobs WHERE id = :j"), {"j": uuid.UUID(job_id)})
+        if (acquired is not None and acquired.timestamp() > killed) or status != "preparing":
+            resumed = acquired.timestamp() if acquired is not None else time.time()
+            break
+        assert time.monotonic() < deadline, "prepare was never sent again"
+        time.sleep(0.2)
+    _record_recovery("cpu worker killed in prepare -> prepare begun again", resumed - killed)
+    _record_recovery("cpu worker killed: replacement ready -> prepare begun again", resumed - ready)
+    assert resumed - ready < 60, f"the job stood still {resumed - ready:.0f} s after the replacement was ready"
+
+    job = client.wait(job_id, timeout_s=300)
+    assert job["status"] == "done", job
+    model.terminate()
+    model.wait(timeout=60)
+    with session_scope(cfg.database_url) as s:
+        jid = uuid.UUID(job_id)
+        assert all(t.done_at is not None for t in s.execute(select(JobTask).where(JobTask.job_id == jid)).scalars())
+        rows, distinct = s.execute(
+            text("SELECT count(*), count(DISTINCT (segment_id, win_idx)) FROM embeddings WHERE job_id = :j"),
+            {"j": jid},
+        ).one()
+        assert rows == distinct, "duplicated embedding rows"
+        # Only the last prepare's segments exist, each once.
+        idx = list(s.scalars(select(Segment.idx).where(Segment.job_id == jid).order_by(Segment.idx)))
+        assert idx == list(range(len(idx)))
+    assert _segment_texts(cfg, job_id) == reference

@@ -114,3 +114,27 @@ def test_gigabytes_of_random_bytes_fail_fast():
 def test_decode_wall_time_limit():
     # A limit of zero seconds trips on the first block, the same check a slow decode hits later.
     assert code_of(wav_bytes(tone(30.0)), DecodeLimits(timeout_s=0.0)) == "decode_timeout"
+
+
+def test_malformed_headers_of_every_container_get_their_own_codes(tmp_path) -> None:
+    """A broken header of each container ends with its reason code, never a Python exception (a
+    WAV with 0 bits per sample used to raise AttributeError; one declaring 1 Hz was upsampled
+    16,000 times into "1000 s of audio")."""
+    from tests.audiofiles import MALFORMED_HEADERS
+
+    found = {}
+    for name, (make, _) in MALFORMED_HEADERS.items():
+        try:
+            decode(make(tmp_path))
+            found[name] = "decoded"
+        except AudioError as exc:
+            assert exc.message and "Error:" not in exc.message
+            found[name] = exc.code
+    assert found == {name: code for name, (_, code) in MALFORMED_HEADERS.items()}
+
+
+def test_sample_rate_floor_is_a_setting() -> None:
+    blob = wav_bytes(tone(1.0, 3000), rate=3000)
+    assert code_of(blob) == "sample_rate_too_low"
+    _, report = decode(blob, DecodeLimits(min_sample_rate=2000))
+    assert report.source_rate == 3000

@@ -25,7 +25,10 @@ def test_segments_far_apart_are_fetched_separately_and_sliced_exactly():
     samples = (np.arange(seconds * SAMPLE_RATE) % 30000).astype("<i2")  # every sample identifiable
     storage = FakeStorage(samples.tobytes())
     spans = [(1.0, 3.0), (4.0, 6.5), (100.0, 101.5)]  # the last one after a long silence
-    rows = [SimpleNamespace(id=10 + i, idx=i, start_s=a, end_s=b, text=None) for i, (a, b) in enumerate(spans)]
+    rows = [
+        SimpleNamespace(id=10 + i, idx=i, start_s=a, end_s=b, text=None, language=None)
+        for i, (a, b) in enumerate(spans)
+    ]
     batch = _load_batch(storage, uuid.uuid4(), rows)
     assert len(storage.calls) == 2
     assert sum(end - start for start, end in storage.calls) == 2 * SAMPLE_RATE * (5.5 + 1.5)

@@ -101,9 +101,15 @@ def test_require_model_dir_names_path_and_setting(tmp_path) -> None:
     assert isinstance(ModelDirMissing("x"), FileNotFoundError)  # the infer task's permanent errors
 
 
+def test_the_replaced_lexicon_name_runs_its_successor() -> None:
+    """Jobs and deployments that still name the old text-lexicon engine get prosody + valence."""
+    assert engine_class("text-lexicon") is engine_class("prosody")
+    assert "text-lexicon" not in REGISTRY
+
+
 def test_check_engines_refuses_a_missing_model_dir(tmp_path) -> None:
     cfg = Settings(sensevoice_dir=str(tmp_path / "SenseVoiceSmall"))
-    check_engines(cfg, ["whisper-tiny-en", "resemblyzer", "text-lexicon"])  # embedded: nothing to check
+    check_engines(cfg, ["whisper-tiny-en", "resemblyzer", "prosody", "text-lexicon"])  # embedded: nothing to check
     with pytest.raises(ModelDirMissing, match="SenseVoiceSmall.*HARK_SENSEVOICE_DIR"):
         check_engines(cfg, ["sensevoice-small"])
     with pytest.raises(KeyError, match="unknown engine"):
@@ -160,7 +166,7 @@ def test_every_production_engine_is_checked_at_worker_start(tmp_path, name: str,
 
 
 def test_every_registered_production_engine_has_a_model_dir_check() -> None:
-    embedded = {"whisper-tiny-en", "resemblyzer", "text-lexicon"}
+    embedded = {"whisper-tiny-en", "resemblyzer", "prosody"}
     assert set(REGISTRY) - embedded == set(PRODUCTION_DIRS)
     # Each overrides the default check (which has nothing to check).
     assert all(engine_class(n).check.__func__ is not Engine.check.__func__ for n in PRODUCTION_DIRS)

@@ -1,4 +1,4 @@
-"""Small pure parts: job state machine, batch planning, exports, utterance assembly, lexicon."""
+"""Small pure parts: job state machine, batch planning, exports, utterance assembly."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import pytest
 
 from hark.exports import render
 from hark.jobstate import FINAL, PREDECESSORS
-from hark.settings import Settings
 from worker.assemble import SegmentView, Turn, build_utterances, speaker_stats
-from worker.engines.emotion_lexicon import LexiconEmotion
 from worker.tasks.prepare import plan_batches
 
 
@@ -106,17 +104,3 @@ def test_segment_without_words_takes_majority_speaker():
 def test_rttm_prefers_turns():
     document = {**doc(), "turns": [{"start": 0.0, "end": 1.5, "speaker": "SPEAKER_00"}]}
     assert render(document, "rttm") == "SPEAKER meeting_one 1 0.000 1.500 <NA> <NA> SPEAKER_00 <NA> <NA>\n"
-
-
-def test_lexicon_emotion_is_labelled_and_negation_aware():
-    engine = LexiconEmotion()
-    engine.load(Settings())
-    assert max(engine.score("I am so happy, thank you!").items(), key=lambda kv: kv[1])[0] == "happy"
-    assert max(engine.score("This is ridiculous, I hate it.").items(), key=lambda kv: kv[1])[0] == "angry"
-    assert max(engine.score("I am not happy.").items(), key=lambda kv: kv[1])[0] == "neutral"
-    assert max(engine.score("The budget is due on Monday.").items(), key=lambda kv: kv[1])[0] == "neutral"
-    from worker.engines.base import SegmentAudio
-
-    (result,) = engine.run([SegmentAudio(1, 0, 0.0, 1.0, np.zeros(16000, dtype=np.float32), text="I'm scared.")])
-    assert result.emotion == "fearful" and result.emotion_source == "text-lexicon"
-    assert sum(result.emotion_scores.values()) == pytest.approx(1.0, abs=1e-3)

@@ -26,7 +26,7 @@ class EngineEntry:
 REGISTRY: dict[str, EngineEntry] = {
     "whisper-tiny-en": EngineEntry("worker.engines.asr_whisper:WhisperAsr", "asr"),
     "resemblyzer": EngineEntry("worker.engines.speaker_resemblyzer:ResemblyzerSpeaker", "embed"),
-    "text-lexicon": EngineEntry("worker.engines.emotion_lexicon:LexiconEmotion", "emotion"),
+    "prosody": EngineEntry("worker.engines.emotion_prosody:ProsodyEmotion", "emotion"),
     # GigaAM (Russian ASR, acoustic emotion) and Whisper large-v3, from local model directories.
     "gigaam-ctc": EngineEntry("worker.engines.asr_gigaam:GigaAmCtcAsr", "asr"),
     "gigaam-rnnt": EngineEntry("worker.engines.asr_gigaam:GigaAmRnntAsr", "asr"),
@@ -47,13 +47,20 @@ VAD_REGISTRY: dict[str, EngineEntry] = {
     "silero": EngineEntry("worker.engines.vad_silero:SileroVad", "vad"),
 }
 
+# Names of replaced engines → their successors. "text-lexicon" (a hand-written word list) was the
+# emotion default before prosody + VADER valence; jobs and deployments that still name it get that.
+ALIASES: dict[str, str] = {"text-lexicon": "prosody"}
+
 _loaded: dict[str, Engine] = {}
 _vads: dict[str, VadEngine] = {}
 
 
 def engine_names(kind: str) -> list[str]:
     """The registered engines for a kind of work, sorted."""
-    return sorted(name for name, entry in REGISTRY.items() if entry.kind == kind)
+    return sorted(
+        [name for name, entry in REGISTRY.items() if entry.kind == kind]
+        + [old for old, new in ALIASES.items() if REGISTRY[new].kind == kind]
+    )
 
 
 def _import(entry: EngineEntry) -> type:
@@ -63,6 +70,7 @@ def _import(entry: EngineEntry) -> type:
 
 
 def engine_class(name: str) -> type[Engine]:
+    name = ALIASES.get(name, name)
     try:
         entry = REGISTRY[name]
     except KeyError:
@@ -75,6 +83,7 @@ def engine_class(name: str) -> type[Engine]:
 
 def get_engine(name: str, settings: Settings) -> Engine:
     """The process-wide loaded instance of an engine (loaded on first use, then kept warm)."""
+    name = ALIASES.get(name, name)
     if name not in _loaded:
         engine = engine_class(name)()
         engine.load(settings)

@@ -3,7 +3,7 @@
 SenseVoice answers with "rich transcription" text: four tags, then the words, e.g.
 `<|en|><|HAPPY|><|Speech|><|withitn|>Hello there.` (language, emotion, audio event, whether
 inverse text normalisation was applied). `parse_rich` turns that into columns: language, emotion
-(lower-case, as the text-lexicon engine and the analytics views name them), events, ITN flag and
+(lower-case, Hark's vocabulary in worker/engines/base.py EMOTIONS), events, ITN flag and
 the plain text. Emotion scores are the model's own posteriors at the emotion slot, read from the
 CTC output layer of the same forward pass. Because the engine produces emotion, no separate
 emotion task is planned for a job that uses it (see `worker.tasks.common.planned_kinds`).

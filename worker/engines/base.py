@@ -23,12 +23,28 @@ if TYPE_CHECKING:
     from worker.engines.vad_silero import VadStream
 
 # Everything an engine may declare in `produces`.
-OUTPUTS = frozenset({"text", "language", "confidence", "words", "emotion", "emotion_scores", "events", "embedding"})
+OUTPUTS = frozenset(
+    {
+        "text",
+        "language",
+        "confidence",
+        "words",
+        "emotion",
+        "emotion_scores",
+        "events",
+        "embedding",
+        "prosody",
+        "valence",
+    }
+)
+# Hark's emotion vocabulary: every engine's `emotion` is one of these (or None).
+EMOTIONS = ("happy", "sad", "angry", "neutral", "fearful", "disgusted", "surprised")
 
 
 @dataclass
 class SegmentAudio:
-    """One VAD segment handed to an engine: float32 samples at 16 kHz, plus text when known."""
+    """One VAD segment handed to an engine: float32 samples at 16 kHz, plus text and its language
+    when known."""
 
     segment_id: int
     idx: int
@@ -36,6 +52,7 @@ class SegmentAudio:
     end_s: float
     samples: np.ndarray
     text: str | None = None
+    language: str | None = None
 
 
 @dataclass
@@ -61,6 +78,9 @@ class SegmentResult:
     emotion_source: str | None = None
     events: list[str] | None = None
     windows: list[Window] = field(default_factory=list)
+    # Raw prosodic measures (worker/prosody.py) and text valence in [-1, 1], from the prosody engine.
+    prosody: dict[str, Any] | None = None
+    valence: float | None = None
 
 
 class Engine:

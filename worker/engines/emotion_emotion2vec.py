@@ -1,8 +1,8 @@
 """Acoustic speech emotion with emotion2vec+ (iic/emotion2vec_plus_large or _base) through funasr.
 
 emotion2vec+ scores nine classes per utterance, labelled in its tokens.txt as "生气/angry",
-"开心/happy", ..., "其他/other", "<unk>". The seven emotions are stored under the lower-case names the
-text-lexicon engine and the analytics views use; when "other" or "unknown" wins, the segment's
+"开心/happy", ..., "其他/other", "<unk>". The seven emotions are stored under the lower-case names of
+Hark's vocabulary (worker/engines/base.py EMOTIONS); when "other" or "unknown" wins, the segment's
 emotion stays NULL (scores are kept), as SenseVoice's <|EMO_UNKNOWN|> does. Every result is
 labelled `emotion_source = "acoustic:emotion2vec-plus"`.
 

@@ -4,7 +4,7 @@ model directory.
 The model classifies a whole utterance into its own four classes, angry / sad / neutral /
 positive. The segment's `emotion` is the top class in Hark's vocabulary (positive → happy, the
 others keep their names); `emotion_scores` keeps the model's own classes and probabilities
-unchanged, and `emotion_source` is "acoustic:gigaam-emo", as for the other acoustic models, unlike "text-lexicon".
+unchanged, and `emotion_source` is "acoustic:gigaam-emo", as for the other acoustic models, unlike "prosody+text".
 Segments go through the encoder in padded batches; each row is mean-pooled over its own frames
 only (the library pools over the padded length, which is right only for a batch of one).
 """
@@ -19,7 +19,7 @@ from hark.settings import Settings
 from worker.engines.base import Engine, SegmentAudio, SegmentResult
 from worker.engines.gigaam_model import checkpoint_path, encode_batches, load_gigaam
 
-# GigaAM-Emo class → Hark's emotion vocabulary (worker/engines/emotion_lexicon.py EMOTIONS).
+# GigaAM-Emo class → Hark's emotion vocabulary (worker/engines/base.py EMOTIONS).
 TO_HARK = {"angry": "angry", "sad": "sad", "neutral": "neutral", "positive": "happy"}
 
 

@@ -101,6 +101,7 @@ class JobStageTask(Task):
     failure_code = "internal_error"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        grace = 0.0  # how long the task's leases outlive it: until its retry is due, and a lease more
         try:
             return super().__call__(*args, **kwargs)
         except PERMANENT:
@@ -108,7 +109,36 @@ class JobStageTask(Task):
         except Exception as exc:
             if self.request.called_directly or self.request.retries >= self.max_retries:
                 raise
-            raise self.retry(exc=exc, countdown=retry_delay(self.request.retries)) from exc
+            countdown = retry_delay(self.request.retries)
+            grace = countdown + settings().lease_s
+            raise self.retry(exc=exc, countdown=countdown) from exc
+        finally:
+            from worker import leases
+
+            leases.let_go(settings().database_url, self.lease_holder(), grace)
+
+    def lease_holder(self) -> str:
+        """Who holds this task's leases (worker/leases.py): its Celery task id, which a retry
+        keeps and a janitor's re-send does not."""
+        return str(self.request.id or "called-directly")
+
+    def take_lease(self, s: Any, job_id: uuid.UUID, name: str) -> bool:
+        """Take the lease `name` of a job in the caller's transaction (see worker/leases.py);
+        False when another live task holds it, and this one must do nothing."""
+        from worker import leases
+
+        cfg = settings()
+        if not leases.acquire(s, job_id, name, self.lease_holder(), cfg.lease_s):
+            log.info("held by another live task; this copy does nothing", extra={"job_id": str(job_id), "task": name})
+            return False
+        return True
+
+    def keep_lease(self, job_id: uuid.UUID, name: str) -> None:
+        """Renew the lease taken with take_lease every heartbeat_s, once its transaction committed."""
+        from worker import leases
+
+        cfg = settings()
+        leases.hold(cfg.database_url, job_id, name, self.lease_holder(), cfg.heartbeat_s, cfg.lease_s)
 
     def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
         job_id = kwargs.get("job_id") or (args[0] if args else None)

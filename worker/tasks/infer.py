@@ -1,7 +1,7 @@
 """infer(job, batch, kind): run one engine over one batch of segments and store its results.
 
 The task fetches exactly its batch's bytes from the canonical PCM (hark/pcm_store.py) with ranged GETs,
-unless its engine reads only text (`reads_audio = False`, the text-lexicon emotion engine).
+unless its engine reads only text (`reads_audio = False`).
 Results are written keyed by segment and kind (columns of the segment row for text and emotion,
 rows of `embeddings` for speaker vectors), replacing any earlier attempt, and the batch is marked
 done in the same transaction; so a redelivered task changes nothing. Tasks run while prepare still
@@ -60,10 +60,12 @@ def infer(self: JobStageTask, job_id: str, batch_idx: int, kind: str) -> None:
         task = s.get(JobTask, (jid, batch_idx, kind))
         if job is None or task is None or job.status not in LIVE or task.done_at is not None:
             return
+        if not self.take_lease(s, jid, f"infer:{batch_idx}:{kind}"):
+            return  # a copy sent again by the janitor runs it (or this is the stale copy of a dead worker)
         options = dict(job.options or {})
         attempt = task.attempts + 1
         rows = s.execute(
-            select(Segment.id, Segment.idx, Segment.start_s, Segment.end_s, Segment.text)
+            select(Segment.id, Segment.idx, Segment.start_s, Segment.end_s, Segment.text, Segment.language)
             .where(Segment.job_id == jid, Segment.idx.between(task.first_idx, task.last_idx))
             .order_by(Segment.idx)
         ).all()
@@ -72,6 +74,7 @@ def infer(self: JobStageTask, job_id: str, batch_idx: int, kind: str) -> None:
             .where(JobTask.job_id == jid, JobTask.batch_idx == batch_idx, JobTask.kind == kind)
             .values(attempts=JobTask.attempts + 1, started_at=func.now())
         )
+    self.keep_lease(jid, f"infer:{batch_idx}:{kind}")
     extra = {"job_id": job_id, "batch": batch_idx, "kind": kind, "segments": f"{task.first_idx}-{task.last_idx}"}
     name = engine_name(kind, options)
     with clock.part(f"{kind}_load"):
@@ -84,7 +87,7 @@ def infer(self: JobStageTask, job_id: str, batch_idx: int, kind: str) -> None:
                 _uncount_attempt(cfg, jid, batch_idx, kind)
                 raise
     else:  # a text-only engine: the batch's audio would be read from S3 for nothing
-        batch = [SegmentAudio(r.id, r.idx, r.start_s, r.end_s, NO_SAMPLES, r.text) for r in rows]
+        batch = [SegmentAudio(r.id, r.idx, r.start_s, r.end_s, NO_SAMPLES, r.text, r.language) for r in rows]
     with clock.part(f"{kind}_model", cpu=True):
         if attempt <= cfg.poison_after_attempts:
             faults.before_run(cfg.fault_injection, kind, batch)
@@ -224,7 +227,13 @@ def _load_batch(storage: Storage, jid: uuid.UUID, rows: Sequence[Any]) -> list[S
             b = (seconds_to_byte(r.end_s) - base) // 2
             out.append(
                 SegmentAudio(
-                    segment_id=r.id, idx=r.idx, start_s=r.start_s, end_s=r.end_s, samples=samples[a:b], text=r.text
+                    segment_id=r.id,
+                    idx=r.idx,
+                    start_s=r.start_s,
+                    end_s=r.end_s,
+                    samples=samples[a:b],
+                    text=r.text,
+                    language=r.language,
                 )
             )
     return out
@@ -251,6 +260,12 @@ def _store(s: Session, jid: uuid.UUID, kind: str, results: list[SegmentResult], 
                 values.update(emotion=r.emotion, emotion_scores=r.emotion_scores, emotion_source=r.emotion_source)
             if r.events is not None:
                 values["events"] = r.events
-        else:
-            values = {"emotion": r.emotion, "emotion_scores": r.emotion_scores, "emotion_source": r.emotion_source}
+        else:  # the emotion engine owns these columns: an engine without prosody clears them
+            values = {
+                "emotion": r.emotion,
+                "emotion_scores": r.emotion_scores,
+                "emotion_source": r.emotion_source,
+                "prosody": r.prosody,
+                "valence": r.valence,
+            }
         s.execute(update(Segment).where(Segment.id == r.segment_id).values(**values))

@@ -30,6 +30,7 @@ from hark.queues import PREPARE, REDUCE
 from hark.settings import Settings
 from hark.status import JobStatus
 from hark.storage import Storage, vad_key
+from worker import leases
 from worker.batching import pack_clips
 from worker.celery_app import app
 from worker.engines import get_vad
@@ -86,7 +87,9 @@ def decode_limits(cfg: Settings) -> DecodeLimits:
         max_duration_s=cfg.max_duration_s,
         max_channels=cfg.max_channels,
         max_sample_rate=cfg.max_sample_rate,
+        min_sample_rate=cfg.min_sample_rate,
         timeout_s=cfg.decode_timeout_s,
+        max_damaged_fraction=cfg.max_damaged_fraction,
     )
 
 
@@ -109,9 +112,11 @@ def prepare(self: JobStageTask, job_id: str) -> None:
     clock = Clock()
     started, started_cpu = time.monotonic(), time.process_time()
     with clock.part("prepare_db"), session_scope(cfg.database_url) as s:
+        if not self.take_lease(s, jid, "prepare"):
+            return
         if not advance(s, jid, JobStatus.PREPARING, started_at=func.coalesce(Job.started_at, func.now())):
             log.info("job not preparable, skipping", extra={"job_id": job_id})
-            return
+            return  # the lease goes with the task (JobStageTask)
         job = s.get(Job, jid)
         assert job is not None
         source_key, options, priority, tenant_id = job.source_key, dict(job.options or {}), job.priority, job.tenant_id
@@ -120,13 +125,14 @@ def prepare(self: JobStageTask, job_id: str) -> None:
         s.execute(delete(JobTask).where(JobTask.job_id == jid))
         s.execute(delete(Segment).where(Segment.job_id == jid))
 
+    self.keep_lease(jid, "prepare")
     storage = Storage(cfg)
     report = DecodeReport()
     stream = get_vad(cfg).stream()
     segmentation = vad_options(cfg, options)
     vad = VadThread(stream, segmentation, cfg.stream_every_s)
     writer = PcmWriter(storage, jid)
-    fanout = FanOut(cfg, jid, tenant_id, options, priority, clock)
+    fanout = FanOut(cfg, jid, tenant_id, options, priority, clock, self.lease_holder())
     progress = _Progress(cfg.database_url, jid, report, clock)
     loop_started, loop_cpu_started, db_before = time.monotonic(), time.process_time(), clock.wall["prepare_db"]
     try:
@@ -148,6 +154,10 @@ def prepare(self: JobStageTask, job_id: str) -> None:
         with session_scope(cfg.database_url) as s:
             fail(s, jid, code, message)
         log.warning("decode failed", extra={"job_id": job_id, "code": code})
+        return
+    except LeaseLost:
+        # Another copy of prepare holds the job now and writes the same audio objects: leave them.
+        log.warning("prepare's lease was taken over; stopping", extra={"job_id": job_id, "code": "lease_lost"})
         return
     except JobStopped:
         writer.abort()
@@ -186,6 +196,9 @@ def prepare(self: JobStageTask, job_id: str) -> None:
         job = s.get(Job, jid, with_for_update=True)
         if job is None or job.status != JobStatus.PREPARING:
             return
+        if not leases.holds(s, jid, "prepare", self.lease_holder()):
+            log.warning("prepare's lease was taken over; stopping", extra={"job_id": job_id, "code": "lease_lost"})
+            return
         first_new = fanout.add_rows(s, spans, batches[len(fanout.batches) :])
         s.flush()
         # Everything but this transaction's commit is in the timings.
@@ -199,6 +212,8 @@ def prepare(self: JobStageTask, job_id: str) -> None:
             decoded_s=round(report.duration_s, 3),
             segments_total=len(spans),
             tasks_total=len(batches) * len(kinds),
+            damaged_s=round(report.damaged_s, 3),
+            damaged_ranges=[[a, b] for a, b in report.damaged],
             timings=clock.merged(job.timings),
             options={**options, "source_codec": report.codec, "source_rate": report.source_rate},
         )
@@ -220,12 +235,17 @@ def prepare(self: JobStageTask, job_id: str) -> None:
             "seconds": round(report.duration_s, 1),
             "stage": "prepare",
             "batches_sent_early": first_new,
+            "damaged_s": round(report.damaged_s, 3),
         },
     )
 
 
 class JobStopped(Exception):
     """The job was cancelled or failed elsewhere while prepare was still decoding it."""
+
+
+class LeaseLost(JobStopped):
+    """A re-sent copy of prepare took this one's lease over (worker/leases.py)."""
 
 
 class FanOut:
@@ -236,8 +256,16 @@ class FanOut:
     in S3. Segments and task rows are committed before the tasks are sent, as at the end."""
 
     def __init__(
-        self, cfg: Settings, job_id: uuid.UUID, tenant_id: uuid.UUID, options: dict, priority: int, clock: Clock
+        self,
+        cfg: Settings,
+        job_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        options: dict,
+        priority: int,
+        clock: Clock,
+        holder: str = "",
     ) -> None:
+        self.holder = holder  # prepare's lease holder: rows are written only while it holds the lease
         self.cfg, self.job_id, self.tenant_id, self.options, self.priority, self.clock = (
             cfg,
             job_id,
@@ -268,6 +296,8 @@ class FanOut:
             job = s.get(Job, self.job_id, with_for_update=True)
             if job is None or job.status != JobStatus.PREPARING:
                 raise JobStopped()
+            if self.holder and not leases.holds(s, self.job_id, "prepare", self.holder):
+                raise LeaseLost()
             first = self.add_rows(s, self._final, ready)
         send_infer(
             str(self.job_id),

@@ -1,5 +1,8 @@
 """reduce(job): diarize the speaker windows, label segments, assemble and export the transcript, finish.
 
+Segments the prosody engine measured get their arousal against their speaker's baseline, the
+heated flag and their emotion label here, once the speakers are known (worker/affect.py).
+
 Everything it writes is replaced on a re-run (speaker rows, segment labels, export objects), so a
 duplicate reduce is harmless; only the first one to finish moves the job to done. The clustering
 may already have been done by diarize(job), sent when the job's last speaker-embedding batch was
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -25,6 +29,7 @@ from hark.queues import DIARIZE, REDUCE
 from hark.status import JobStatus
 from hark.storage import Storage, diarization_key, out_key, vad_key
 from worker import diarization_file
+from worker.affect import PROSODY_SOURCE, Affect, SegmentMeasures, assess
 from worker.assemble import SegmentView, build_utterances, speaker_stats
 from worker.celery_app import app
 from worker.clustering import ClusterOptions
@@ -105,6 +110,14 @@ def _saved_or_diarize(
     return clustering.saved() or clustering.run()
 
 
+def _affects(segs: Sequence[Segment], seg_speaker: dict[int, str]) -> dict[int, Affect]:
+    """Arousal, heated flag and label of the segments the prosody engine measured, by index
+    (worker/affect.py); an acoustic engine's segments keep their own emotion."""
+    measured = [g for g in segs if g.emotion_source == PROSODY_SOURCE]
+    found = assess([SegmentMeasures(seg_speaker.get(g.idx), g.prosody, g.valence) for g in measured])
+    return {g.idx: a for g, a in zip(measured, found, strict=True)}
+
+
 @app.task(name=DIARIZE, ignore_result=True)
 def diarize_early(job_id: str) -> None:
     """Cluster a job's speakers while its last ASR batches still run, and save the outcome for
@@ -150,9 +163,10 @@ def reduce(self: JobStageTask, job_id: str) -> None:
     started, started_cpu = time.monotonic(), time.process_time()
     with clock.part("reduce_db"), session_scope(cfg.database_url) as s:
         job = s.get(Job, jid)
-        if job is None or job.status != JobStatus.REDUCING:
+        if job is None or job.status != JobStatus.REDUCING or not self.take_lease(s, jid, "reduce"):
             return
         options, filename, duration = dict(job.options or {}), job.filename, job.duration_s
+        damaged_s, damaged_ranges = job.damaged_s or 0.0, job.damaged_ranges or []
         tenant_id = job.tenant_id
         segs = s.execute(select(Segment).where(Segment.job_id == jid).order_by(Segment.idx)).scalars().all()
         starts, ends, vectors = _load_windows(s, jid)
@@ -161,6 +175,7 @@ def reduce(self: JobStageTask, job_id: str) -> None:
             for g in segs
         ]
 
+    self.keep_lease(jid, "reduce")
     storage = Storage(cfg)
     with clock.part("clustering", cpu=True):
         found = _saved_or_diarize(storage, jid, [(v.start_s, v.end_s) for v in views], starts, ends, vectors, options)
@@ -178,11 +193,20 @@ def reduce(self: JobStageTask, job_id: str) -> None:
         per = talk.setdefault(u.segment_idx, {})
         per[u.speaker] = per.get(u.speaker, 0.0) + u.end_s - u.start_s
     seg_speaker = {idx: max(per, key=per.__getitem__) for idx, per in talk.items()}
+    with clock.part("affect", cpu=True):
+        affects = _affects(segs, seg_speaker)
+    for u in utterances:
+        if u.segment_idx in affects:
+            u.emotion = affects[u.segment_idx].emotion
+    valence = {g.idx: g.valence for g in segs}
 
     doc = {
         "job_id": job_id,
         "recording": PurePosixPath(filename).stem,
         "duration_s": duration,
+        # Stretches that could not be decoded (a damaged file) and are silence in the audio.
+        "damaged_s": damaged_s,
+        "damaged_ranges": damaged_ranges,
         "speakers": [{"label": k, **stats[k]} for k in sorted(stats)],
         "turns": [{"start": t.start_s, "end": t.end_s, "speaker": t.speaker} for t in all_turns],
         "utterances": [
@@ -193,6 +217,9 @@ def reduce(self: JobStageTask, job_id: str) -> None:
                 "text": u.text,
                 "emotion": u.emotion,
                 "emotion_source": u.emotion_source,
+                "valence": valence.get(u.segment_idx),
+                "arousal": affects[u.segment_idx].arousal if u.segment_idx in affects else None,
+                "heated": affects[u.segment_idx].heated if u.segment_idx in affects else None,
                 "words": u.words,
             }
             for u in utterances
@@ -218,6 +245,25 @@ def reduce(self: JobStageTask, job_id: str) -> None:
             ),
             {"job": jid, "idx": list(seg_speaker), "speaker": list(seg_speaker.values())},
         )
+        if affects:
+            s.execute(
+                text(
+                    "UPDATE segments SET emotion = v.emotion, arousal = v.arousal, heated = v.heated, "
+                    "prosody = segments.prosody || jsonb_build_object('loudness_db', v.loudness_db) "
+                    "FROM unnest(CAST(:idx AS integer[]), CAST(:emotion AS text[]), CAST(:arousal AS real[]), "
+                    "CAST(:heated AS boolean[]), CAST(:loudness AS real[])) "
+                    "AS v(idx, emotion, arousal, heated, loudness_db) "
+                    "WHERE segments.job_id = :job AND segments.idx = v.idx"
+                ),
+                {
+                    "job": jid,
+                    "idx": list(affects),
+                    "emotion": [a.emotion for a in affects.values()],
+                    "arousal": [a.arousal for a in affects.values()],
+                    "heated": [a.heated for a in affects.values()],
+                    "loudness": [a.loudness_db for a in affects.values()],
+                },
+            )
         s.execute(delete(Speaker).where(Speaker.job_id == jid))
         s.add_all(
             Speaker(

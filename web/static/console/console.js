@@ -210,6 +210,7 @@ async function openJob(jobId) {
   renderUtterances(doc, color);
   renderEmotionPlot(doc, color);
   renderEmotionTimeline(doc);
+  renderArousal(doc, color);
   try {
     const media = await apiJson(`/v1/jobs/${jobId}/media`);
     $("#player").src = media.url;
@@ -249,7 +250,7 @@ function renderUtterances(doc, color) {
   }));
   const sources = [...new Set(doc.utterances.map((u) => u.emotion_source).filter(Boolean))];
   $("#emotion-source").textContent = sources.length ? `Emotion source: ${sources.join(", ")}` +
-    (sources.includes("text-lexicon") ? " (estimated from the words, not from the voice)" : "") : "";
+    (sources.includes("prosody+text") ? " (from the voice's prosody and the words' valence, not an emotion model)" : "") : "";
 }
 
 function followPlayback() {
@@ -330,6 +331,49 @@ function renderEmotionTimeline(doc) {
     svg.append(svgEl("rect", { x, y: lane * laneH + 3, width: w, height: laneH - 6, fill: EMOTION_COLORS[u.emotion] || "#777" }));
   }
   const axis = svgEl("text", { x: width, y: lanes.length * laneH + 13, "font-size": "10", "text-anchor": "end", fill: "#6b7385" });
+  axis.textContent = clock(duration);
+  svg.append(axis);
+}
+
+// Arousal over time: one line per speaker, each point a stretch of speech at its arousal (z-score
+// against that speaker's own baseline in the meeting, worker/affect.py); heated points are ringed.
+const HEATED_Z = 1.5; // worker/affect.py HEATED_Z
+function renderArousal(doc, color) {
+  const svg = $("#arousal-plot");
+  svg.replaceChildren();
+  const points = doc.utterances.filter((u) => typeof u.arousal === "number");
+  $("#arousal-note").textContent = points.length ? `0 is each speaker's usual voice; above ${HEATED_Z} (dashed) is heated.`
+    : "No arousal: it needs the prosody emotion engine and a few segments per speaker.";
+  if (!points.length) { svg.setAttribute("viewBox", "0 0 720 0"); return; }
+  const duration = doc.duration_s || Math.max(1, ...doc.utterances.map((u) => u.end));
+  const labelW = 40, width = 720, height = 160, top = 8, bottom = 20;
+  const limit = Math.max(3, ...points.map((u) => Math.abs(u.arousal)));
+  const x = (t) => labelW + (t / duration) * (width - labelW - 8);
+  const y = (z) => top + ((limit - z) / (2 * limit)) * (height - top - bottom);
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  for (const z of [limit, HEATED_Z, 0, -limit]) {
+    svg.append(svgEl("line", { x1: labelW, x2: width - 8, y1: y(z), y2: y(z), stroke: z === 0 ? "#9aa3b2" : "#d5d9e0",
+                               "stroke-dasharray": z === HEATED_Z ? "4 3" : "" }));
+    const t = svgEl("text", { x: labelW - 4, y: y(z) + 4, "font-size": "10", "text-anchor": "end", fill: "#6b7385" });
+    t.textContent = z === 0 ? "0" : z.toFixed(1);
+    svg.append(t);
+  }
+  for (const speaker of doc.speakers.map((s) => s.label)) {
+    const mine = points.filter((u) => u.speaker === speaker);
+    if (!mine.length) continue;
+    svg.append(svgEl("polyline", { fill: "none", stroke: color(speaker), "stroke-width": 1.5, "data-speaker": speaker,
+                                   points: mine.map((u) => `${x((u.start + u.end) / 2)},${y(u.arousal)}`).join(" ") }));
+    for (const u of mine) {
+      const dot = svgEl("circle", { cx: x((u.start + u.end) / 2), cy: y(u.arousal), r: u.heated ? 5 : 3, fill: color(speaker),
+                                    stroke: u.heated ? EMOTION_COLORS.angry : "none", "stroke-width": 2,
+                                    "data-speaker": speaker, "data-arousal": String(u.arousal), "data-heated": String(!!u.heated) });
+      const tip = svgEl("title");
+      tip.textContent = `${speaker} at ${clock(u.start)}: arousal ${u.arousal.toFixed(2)}${u.heated ? " (heated)" : ""} — ${u.text}`;
+      dot.append(tip);
+      svg.append(dot);
+    }
+  }
+  const axis = svgEl("text", { x: width - 8, y: height - 4, "font-size": "10", "text-anchor": "end", fill: "#6b7385" });
   axis.textContent = clock(duration);
   svg.append(axis);
 }
