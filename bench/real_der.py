@@ -42,6 +42,7 @@ from real_corpus import Recording, Turn, concatenate, read_folder, read_rttm  # 
 
 DEFAULT = ROOT.parent / "shared" / "corpus" / "ami-excerpts"
 STEP = 0.01
+FAILED: list[str] = []  # jobs that did not end done, scored as finding no speech
 
 
 def overlap_counts(rec: Recording, hyp: list[Turn]) -> tuple[int, int, int]:
@@ -151,7 +152,11 @@ def run_jobs(recordings: list[Recording], env: dict[str, str]) -> dict[tuple[str
             for key_, job_id in jobs.items():
                 final, _ = follow(client, job_id, 3600)
                 if final["status"] != "done":
-                    raise RuntimeError(f"{key_[0]}: job ended {final['status']}: {final.get('error')}")
+                    # Scored as no speech found (e.g. `no_speech`), and said so.
+                    print(f"{key_[0]}: job ended {final['status']}: {final.get('error')}", file=sys.stderr)
+                    FAILED.append(f"{key_[0]} ({(final.get('error') or {}).get('code', final['status'])})")
+                    out[key_] = []
+                    continue
                 turns = read_rttm(client.transcript(job_id, "rttm").decode("utf-8"))
                 out[key_] = [t for file_turns in turns.values() for t in file_turns]
             return out
@@ -233,6 +238,7 @@ def main() -> int:
         "",
         *summary,
         f"- wall time of the run: {time.monotonic() - started:.0f} s",
+        *([f"- jobs that failed, scored as finding no speech: {', '.join(FAILED)}"] if FAILED else []),
     ]
     from record import report
 

@@ -17,6 +17,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from real_corpus import read_folder  # noqa: E402
 
 AMI = ROOT.parent / "shared" / "corpus" / "ami-excerpts"
+# Through the pipeline with the default settings, bench/real_der.py measured speech missed 11.0 %
+# (15.9 % with silero's usual 0.5 threshold), false alarm 8.2 % and DER 68.0 % (BENCHMARKS.md,
+# "Diarization on real recordings"); the bounds leave room for run-to-run noise only.
+MISSED_MAX = 0.13
+FALSE_ALARM_MAX = 0.11
+DER_MAX = 0.72
 
 pytestmark = pytest.mark.integration
 
@@ -46,12 +52,10 @@ def test_real_meetings_speech_is_heard(ami_results):
 
 
 def test_real_meetings_der_bounded(ami_results):
-    total = missed = 0.0
-    speech = 0.0
+    """DER over all the recordings (each weighted by its speaker time), the count estimated."""
+    errors = speech = 0.0
     for rec, hyp in ami_results:
         length = sum(b - a for a, b, _ in rec.turns)
-        parts = der_parts(rec.turns, hyp)
-        total += sum(parts.values()) * length
-        missed += parts["missed"] * length
+        errors += sum(der_parts(rec.turns, hyp).values()) * length
         speech += length
-    assert total / speech <= DER_MAX
+    assert errors / speech <= DER_MAX
