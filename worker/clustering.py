@@ -139,22 +139,11 @@ def merge_same_voice(vectors: np.ndarray, labels: np.ndarray, threshold: float, 
 
     Centring makes the clustering sensitive to small differences, which is what separates people
     who share a room and a microphone; it also finds "speakers" in one person's changing tone or
-    distance, and in a recording of one voice it finds nothing else. The plain vectors give an
-    absolute scale instead: a cluster's mean averages away the window noise, and two means of one
-    person in one recording stay closer than two people's, whatever the rest of the recording.
+    distance. The plain vectors give an absolute scale instead, but how alike one person's means
+    stay depends on the room and the channel (two people on one telephone line are as alike as one
+    person at both ends of a meeting room), so the threshold is a calibration (Settings).
     """
-    x = normalize(vectors.astype(np.float32))
-    labels = labels.copy()
-    while len(np.unique(labels)) > max(1, min_k):
-        ids = np.unique(labels)
-        means = normalize(np.stack([x[labels == i].mean(axis=0) for i in ids]))
-        sim = means @ means.T
-        np.fill_diagonal(sim, -1)
-        a, b = np.unravel_index(int(np.argmax(sim)), sim.shape)
-        if sim[a, b] < threshold:
-            break
-        labels[labels == ids[b]] = ids[a]
-    return _renumber(labels)
+    return _renumber(_merge_close(normalize(vectors.astype(np.float32)), labels, threshold, min_k))
 
 
 def centroids(x: np.ndarray, labels: np.ndarray) -> np.ndarray:

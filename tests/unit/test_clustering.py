@@ -73,3 +73,16 @@ def test_common_component_does_not_hide_speakers():
     pred = cluster(x + shared)
     assert len(np.unique(pred)) == 4
     assert purity(pred, truth) > 0.95
+
+
+def test_same_voice_merge_joins_split_voices_only():
+    """Two voices each split in two by the clustering: joined back at a calibrated threshold,
+    left apart when the threshold is 1.0 (off), never joined across voices."""
+    from worker.clustering import merge_same_voice
+
+    x, truth = blobs(2, 40, spread=0.1, seed=7)
+    split = truth * 2 + (np.arange(truth.size) % 2)  # four clusters, two per voice
+    joined = merge_same_voice(x, split, threshold=0.9)
+    assert len(np.unique(joined)) == 2 and purity(joined, truth) == 1.0
+    assert len(np.unique(merge_same_voice(x, split, threshold=1.0))) == 4
+    assert len(np.unique(merge_same_voice(x, split, threshold=0.9, min_k=3))) == 3
