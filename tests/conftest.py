@@ -144,6 +144,9 @@ def settings(base_settings):
         browser_origins="*",
         console_direct_upload_bytes=256 * 1024,
         rate_limit_jobs=100_000,  # the tests create jobs fast; the limit has a test with its own app
+        metrics_token="test-metrics-token",
+        # The webhook tests' receiver listens on 127.0.0.1, which callbacks may not reach otherwise.
+        webhook_allow="127.0.0.1/32",
     ) as cfg:
         yield cfg
 

@@ -20,10 +20,12 @@ from hark.jobstate import FINAL
 from hark.models import Batch, Job
 from hark.storage import MultipartWriter, Storage, in_inbox, inbox_prefix, raw_key
 from web.auth import principal, require_key
+from web.bodies import json_body
 from web.errors import ApiError
 from web.jobs import form_options, parse_options, safe_filename
 from web.openapi import operation
-from web.progress import job_progress, task_counts
+from web.progress import TaskCounts, job_progress, task_counts_of
+from web.ratelimit import RateLimited, check_job_creation
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
@@ -59,7 +61,7 @@ class Plan:
 @bp.post("/batches")
 @operation(
     "An archive batch: many recordings (multipart `file` fields) or an inbox prefix (JSON), one job each",
-    responses={201: "Batch", 413: "Error"},
+    responses={201: "Batch", 413: "Error", 429: "Error"},
     body={
         "required": True,
         "content": {
@@ -93,9 +95,15 @@ class Plan:
 )
 @require_key("submit")
 def create_batch():  # type: ignore[no-untyped-def]
-    plan = _from_prefix(request.get_json(silent=True)) if request.is_json else _from_files()
+    check_job_creation(principal(), 0)  # a key at its limit is refused before its files are read
+    plan = _from_prefix(json_body()) if request.is_json else _from_files()
     if not plan.sources:
         raise ApiError(400, "empty_batch", "the batch holds no recordings")
+    try:
+        check_job_creation(principal(), len(plan.sources))
+    except RateLimited:
+        _discard_uploads(plan.sources)
+        raise
     tenant_id = principal().tenant_id
     batch_id = uuid.uuid4()
     created: list[tuple[uuid.UUID, int]] = []
@@ -123,10 +131,7 @@ def create_batch():  # type: ignore[no-untyped-def]
                 )
             )
             created.append((src.job_id, plan.priority))
-    storage: Storage = current_app.extensions["hark.storage"]
-    for src, _ in duplicates:
-        if src.key == raw_key(src.job_id, src.filename):  # our own upload copy, not an inbox object
-            storage.delete_prefix(raw_key(src.job_id, ""))
+    _discard_uploads([src for src, _ in duplicates])
     for job_id, priority in created:
         enqueue_prepare(job_id, priority)
     view = _batch_view(batch_id)
@@ -136,6 +141,14 @@ def create_batch():  # type: ignore[no-untyped-def]
     response.status_code = 201
     response.headers["Location"] = f"/v1/batches/{batch_id}"
     return response
+
+
+def _discard_uploads(sources: list[Source]) -> None:
+    """Delete the copies this request uploaded of `sources` (never inbox objects)."""
+    storage: Storage = current_app.extensions["hark.storage"]
+    for src in sources:
+        if src.key == raw_key(src.job_id, src.filename):
+            storage.delete_prefix(raw_key(src.job_id, ""))
 
 
 def _from_files() -> Plan:
@@ -230,7 +243,9 @@ def _batch_view(batch_id: uuid.UUID) -> dict[str, Any]:
         if batch is None:
             raise ApiError(404, "batch_not_found", "no such batch")
         jobs = s.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.created_at, Job.filename)).all()
-        progress = {job.id: job_progress(job, task_counts(s, job.id)) for job in jobs if job.status not in FINAL}
+        running = [job for job in jobs if job.status not in FINAL]
+        counts = task_counts_of(s, [job.id for job in running])
+        progress = {job.id: job_progress(job, counts.get(job.id) or TaskCounts()) for job in running}
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.status] = counts.get(job.status, 0) + 1

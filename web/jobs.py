@@ -19,6 +19,7 @@ from hark.exports import FORMATS
 from hark.models import Job, Segment
 from hark.storage import MultipartWriter, out_key, raw_key
 from web.auth import principal, read_session, require_key
+from web.bodies import json_body
 from web.errors import ApiError, drain_body
 from web.job_requests import UPLOAD_BODY, idempotency_key, job_for_key, parse_callback_url
 from web.openapi import header, operation, query
@@ -157,7 +158,7 @@ def create_job():  # type: ignore[no-untyped-def]
     if request.is_json:
         from web.uploads import create_job_from_object
 
-        return create_job_from_object(request.get_json(silent=True))
+        return create_job_from_object(json_body())
     if not (request.mimetype or "").startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send the recording as multipart/form-data with a 'file' field")
     settings = _settings()

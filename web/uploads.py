@@ -22,9 +22,11 @@ from hark.models import Job, Upload
 from hark.storage import Storage, in_inbox, inbox_prefix, raw_key
 from hark.uploads import plan_parts
 from web.auth import principal, require_key
+from web.bodies import json_object
 from web.errors import ApiError
 from web.jobs import _job_response, parse_options, safe_filename
 from web.openapi import json_body, operation
+from web.ratelimit import check_job_creation
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, parse_sha256
 
 bp = Blueprint("uploads", __name__, url_prefix="/v1")
@@ -38,13 +40,6 @@ def _storage() -> Storage:
     return current_app.extensions["hark.storage"]
 
 
-def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "send a JSON object")
-    return body
-
-
 def _options(body: dict[str, Any]) -> dict[str, Any]:
     raw = body.get("options") or {}
     if not isinstance(raw, dict):
@@ -55,7 +50,7 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
 @bp.post("/uploads")
 @operation(
     "Start a direct upload: presigned S3 part URLs for a large recording",
-    responses={201: "Upload", 200: "Job", 413: "Error"},
+    responses={201: "Upload", 200: "Job", 413: "Error", 429: "Error"},
     body=json_body(
         {
             "filename": {"type": "string"},
@@ -73,7 +68,8 @@ def create_upload():  # type: ignore[no-untyped-def]
     """`{"filename", "size", "sha256"?, "options"?, "priority"?, "force"?}` → the job (status
     `uploading`) and a presigned multipart upload. With a `sha256` this tenant already submitted,
     answers 200 with the existing job and no upload (unless `force`)."""
-    body = _json_body()
+    check_job_creation(principal())
+    body = json_object()
     settings = _settings()
     try:
         size = int(body.get("size"))
@@ -218,7 +214,7 @@ def _parse_etags(body: dict[str, Any], parts: int) -> list[tuple[int, str]]:
 def complete_upload(upload_id: str):  # type: ignore[no-untyped-def]
     """`{"parts": [{"part_number", "etag"}, …]}` → completes the object, queues the job (201)."""
     settings = _settings()
-    body = _json_body()
+    body = json_object()
     with session_scope(settings.database_url) as s:
         upload = _tenant_upload(s, upload_id, lock=True)
         if upload.status != "open":

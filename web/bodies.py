@@ -1,0 +1,27 @@
+"""JSON request bodies, capped: the upload limit (gigabytes) is for multipart streams written to S3
+piece by piece; a JSON body is parsed in memory, so it gets a limit of its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request
+
+from web.errors import ApiError
+
+
+def json_body() -> Any:
+    """The request's JSON (None when it is not valid JSON); 413 past `max_json_bytes`, decided from
+    Content-Length before anything is read, or while reading a chunked body."""
+    cap = current_app.extensions["hark.settings"].max_json_bytes
+    if request.content_length is not None and request.content_length > cap:
+        raise ApiError(413, "body_too_large", f"JSON bodies are limited to {cap} bytes")
+    request.max_content_length = cap
+    return request.get_json(silent=True)
+
+
+def json_object() -> dict[str, Any]:
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "send a JSON object")
+    return body
