@@ -20,8 +20,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from hark.models import Job, Tenant, WebhookDelivery
+from hark.queues import WEBHOOK  # noqa: F401 - the task's name, imported from here by callers
 
-WEBHOOK = "hark.webhook"  # task name; routed to the cpu queue like every non-model task
 EVENTS = {"done": "job.done", "failed": "job.failed"}
 SIGNATURE_HEADER = "X-Hark-Signature"
 
