@@ -16,7 +16,7 @@ from sqlalchemy import func
 from hark.callbacks import Allowance, post
 from hark.db import session_scope
 from hark.models import Job, WebhookAttempt, WebhookDelivery
-from hark.webhooks import SIGNATURE_HEADER, WEBHOOK, payload, sign, tenant_secret
+from hark.webhooks import SIGNATURE_HEADER, WEBHOOK, payload, sign, signing_secrets
 from worker.celery_app import app
 from worker.tasks.common import settings
 
@@ -34,14 +34,14 @@ def deliver_webhook(self, delivery_id: int) -> None:
         job = s.get(Job, delivery.job_id)
         assert job is not None
         body = payload(job, delivery.event)
-        secret = tenant_secret(s, delivery.tenant_id)
+        keys = signing_secrets(s, delivery.tenant_id, cfg.webhook_secret_grace_s)
         url, event, attempt = delivery.url, delivery.event, delivery.attempts + 1
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "hark-webhooks",
         "X-Hark-Event": event,
         "X-Hark-Delivery": str(delivery_id),
-        SIGNATURE_HEADER: sign(secret, int(time.time()), body),
+        SIGNATURE_HEADER: sign(keys, int(time.time()), body),
     }
     started = time.monotonic()
     status, error = post(url, body, headers, Allowance.parse(cfg.webhook_allow), cfg.webhook_timeout_s)
