@@ -26,9 +26,13 @@ from web.openapi import header, operation, query
 from web.progress import TaskCounts, job_progress, task_counts
 from web.ratelimit import check_job_creation
 from web.status_read import read_status
+from worker.engines import REGISTRY as ENGINE_REGISTRY
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
+
+# Engine names a job may ask for: the workers' registry (names only; importing it loads no engine).
+ENGINE_NAMES = frozenset(ENGINE_REGISTRY)
 
 OPTION_INTS = ("num_speakers", "min_speakers", "max_speakers")
 # Form fields / JSON keys that steer the submission rather than the processing.
@@ -73,6 +77,16 @@ def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
         engines = raw["engines"]
         if not isinstance(engines, dict) or not all(k in ("asr", "embed", "emotion") for k in engines):
             raise ApiError(400, "invalid_options", "engines must map asr/embed/emotion to engine names")
+        # "" or "none" switches a kind off for the job (worker/tasks/common.py, engine_name).
+        unknown_engines = sorted(
+            str(v) for v in engines.values() if str(v).lower() not in {"", "none"} and str(v) not in ENGINE_NAMES
+        )
+        if unknown_engines:
+            raise ApiError(
+                400,
+                "invalid_options",
+                f"unknown engines: {', '.join(unknown_engines)}; known: {', '.join(sorted(ENGINE_NAMES))}",
+            )
         options["engines"] = {k: str(v) for k, v in engines.items()}
     if raw.get("itn") not in (None, ""):
         # Inverse text normalisation for engines that offer it (SenseVoice); default from settings.
