@@ -3,6 +3,7 @@ piece by piece; a JSON body is parsed in memory, so it gets a limit of its own."
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import current_app, request
@@ -11,13 +12,26 @@ from web.errors import ApiError
 
 
 def json_body() -> Any:
-    """The request's JSON (None when it is not valid JSON); 413 past `max_json_bytes`, decided from
-    Content-Length before anything is read, or while reading a chunked body."""
+    """The request's JSON (None when it is not JSON); 413 past `max_json_bytes`, decided from
+    Content-Length before anything is read, or after reading one byte more than the cap of a body
+    of unannounced length (chunked)."""
+    if not request.is_json:
+        return None
     cap = current_app.extensions["hark.settings"].max_json_bytes
     if request.content_length is not None and request.content_length > cap:
         raise ApiError(413, "body_too_large", f"JSON bodies are limited to {cap} bytes")
-    request.max_content_length = cap
-    return request.get_json(silent=True)
+    data = bytearray()
+    while len(data) <= cap:
+        chunk = request.stream.read(min(1 << 16, cap + 1 - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) > cap:
+        raise ApiError(413, "body_too_large", f"JSON bodies are limited to {cap} bytes")
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
 
 
 def json_object() -> dict[str, Any]:

@@ -26,9 +26,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from gunicorn import util
+from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import ThreadWorker
 
 from hark.settings import Settings
+
+# How long a closing connection waits for the client's FIN after our response (see handle): long
+# enough for a client that reads its answer and closes, short enough that many that do not hold
+# few threads.
+LINGER_S = 0.25
+
 
 class GuardedSocket:
     """A client socket whose blocking reads and writes have deadlines (see the module docstring).
@@ -57,12 +65,18 @@ class GuardedSocket:
         self.deadline = None
 
     def recv(self, size: int, *flags: int) -> bytes:
-        if self.deadline is not None and self._sock.gettimeout() != 0.0:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("client too slow")
-            self._sock.settimeout(min(self.idle_timeout_s, remaining))
-        return self._sock.recv(size, *flags)
+        if self.deadline is None or self._sock.gettimeout() == 0.0:
+            return self._sock.recv(size, *flags)
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise NoMoreData()
+        self._sock.settimeout(min(self.idle_timeout_s, remaining))
+        try:
+            return self._sock.recv(size, *flags)
+        except TimeoutError:
+            # gunicorn treats NoMoreData as a client that went away: the connection closes quietly
+            # (a timeout would be logged with a traceback per slow client, a log an attacker fills).
+            raise NoMoreData() from None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -83,7 +97,15 @@ class GuardedThreadWorker(ThreadWorker):
 
     def handle(self, conn: Any) -> Any:
         conn.sock.begin_request()
-        return super().handle(conn)
+        keep = super().handle(conn)
+        if keep is False:
+            # gunicorn closes a finished connection "gracefully" (half-close, then wait up to 2 s
+            # for the client's FIN so unread request bytes do not reset the response) on its main
+            # thread, which also accepts and dispatches every other connection: 25 refused clients
+            # that never close stalled the whole worker for 50 s. Done here, the wait costs one
+            # pool thread for at most LINGER_S; gunicorn's own close then finds it closed.
+            util.close_graceful(conn.sock, timeout=LINGER_S)
+        return keep
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         conn.sock.headers_read()
