@@ -22,6 +22,7 @@ TABLES = {
     "batches",
     "uploads",
     "sql_roles",
+    "sql_app_roles",
     "webhook_deliveries",
     "webhook_attempts",
 }
