@@ -166,6 +166,8 @@ def main() -> int:
             sys.executable,
             "-m",
             "gunicorn",
+            "-c",
+            "python:web.gunicorn_conf",  # as deployed (threaded workers with client deadlines)
             "-w",
             str(args.workers),
             "-b",
