@@ -98,7 +98,7 @@ def resolve(url: str, allow: Allowance) -> Target:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError):
             raise CallbackRefused(f"the callback host {host} does not resolve") from None
-        addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not addresses:
         raise CallbackRefused(f"the callback host {host} does not resolve")
     for address in addresses:
@@ -151,7 +151,7 @@ class _PinnedConnection(http.client.HTTPSConnection):
         context = ssl.create_default_context()
         context.sslsocket_class = _DeadlineSSLSocket
         super().__init__(target.host, target.port, context=context)
-        self.target, self.deadline = target, deadline
+        self.target, self.deadline, self.tls = target, deadline, context
 
     def connect(self) -> None:
         address = ipaddress.ip_address(self.target.address)
@@ -162,7 +162,7 @@ class _PinnedConnection(http.client.HTTPSConnection):
             sock._arm()
             sock.connect((self.target.address, self.target.port))
             if self.target.scheme == "https":
-                tls = self._context.wrap_socket(sock, server_hostname=self.target.host)
+                tls = self.tls.wrap_socket(sock, server_hostname=self.target.host)
                 tls.deadline = self.deadline  # type: ignore[attr-defined]
                 self.sock = tls
             else:
@@ -172,7 +172,9 @@ class _PinnedConnection(http.client.HTTPSConnection):
             raise
 
 
-def post(url: str, body: bytes, headers: dict[str, str], allow: Allowance, budget_s: float) -> tuple[int | None, str | None]:
+def post(
+    url: str, body: bytes, headers: dict[str, str], allow: Allowance, budget_s: float
+) -> tuple[int | None, str | None]:
     """POST once within `budget_s` seconds: (status, error for the tenant). The response body is
     not read; a redirect is a failure (never followed); errors say what kind of thing went wrong
     without echoing the network's own messages."""

@@ -244,8 +244,8 @@ def _batch_view(batch_id: uuid.UUID) -> dict[str, Any]:
             raise ApiError(404, "batch_not_found", "no such batch")
         jobs = s.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.created_at, Job.filename)).all()
         running = [job for job in jobs if job.status not in FINAL]
-        counts = task_counts_of(s, [job.id for job in running])
-        progress = {job.id: job_progress(job, counts.get(job.id) or TaskCounts()) for job in running}
+        tasks = task_counts_of(s, [job.id for job in running])
+        progress = {job.id: job_progress(job, tasks.get(job.id) or TaskCounts()) for job in running}
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.status] = counts.get(job.status, 0) + 1

@@ -26,8 +26,8 @@ from web.openapi import header, operation, query
 from web.progress import TaskCounts, job_progress, task_counts
 from web.ratelimit import check_job_creation
 from web.status_read import read_status
-from worker.engines import REGISTRY as ENGINE_REGISTRY
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
+from worker.engines import REGISTRY as ENGINE_REGISTRY
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 

@@ -97,7 +97,11 @@ def _limit() -> int:
     responses={200: "SpeakerStats"},
     params=(
         query("job_id", {"type": "string", "format": "uuid"}),
-        query("limit", {"type": "integer", "minimum": 1, "maximum": SPEAKERS_MAX}, f"rows per page (default {SPEAKERS_LIMIT})"),
+        query(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": SPEAKERS_MAX},
+            f"rows per page (default {SPEAKERS_LIMIT})",
+        ),
         query("cursor", {"type": "string"}, "next_cursor of the previous page"),
     ),
 )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import select
 
 from hark.db import session_scope
@@ -218,9 +218,7 @@ def _check_part_sizes(storage: Storage, upload: Upload, declared: int, parts: in
     for n in range(1, parts + 1):
         expected = part_length(declared, upload.part_bytes, n)
         if n in held and held[n] != expected:
-            raise ApiError(
-                400, "part_size_mismatch", f"part {n} holds {held[n]} bytes; the upload declared {expected}"
-            )
+            raise ApiError(400, "part_size_mismatch", f"part {n} holds {held[n]} bytes; the upload declared {expected}")
     if sum(held.get(n, 0) for n in range(1, parts + 1)) != declared:
         raise ApiError(400, "size_mismatch", f"the parts do not add up to the declared size of {declared} bytes")
 

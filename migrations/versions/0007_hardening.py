@@ -64,8 +64,8 @@ def _rewrite_views(pattern: re.Pattern[str], replacement: str) -> None:
     conn = op.get_bind()
     views = conn.execute(
         sa.text(
-            "SELECT c.relname, pg_get_viewdef(c.oid, true) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 'analytics' AND c.relkind = 'v'"
+            "SELECT c.relname, pg_get_viewdef(c.oid, true) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'analytics' AND c.relkind = 'v'"
         )
     ).all()
     for name, body in views:
@@ -78,7 +78,9 @@ def _rewrite_views(pattern: re.Pattern[str], replacement: str) -> None:
 
 def _alter_analyst_roles(options: str) -> None:
     conn = op.get_bind()
-    for (role,) in conn.execute(sa.text("SELECT role_name FROM sql_roles r JOIN pg_roles p ON p.rolname = r.role_name")):
+    for (role,) in conn.execute(
+        sa.text("SELECT role_name FROM sql_roles r JOIN pg_roles p ON p.rolname = r.role_name")
+    ):
         op.execute(f'ALTER ROLE "{role}" {options}')
 
 

@@ -94,3 +94,34 @@ def test_callback_allow_list():
     with pytest.raises(CallbackRefused):
         resolve("http://10.2.0.1/x", allow)
     assert resolve("http://localhost/", Allowance.parse("localhost")).address in ("127.0.0.1", "::1")
+
+
+def test_a_webhook_try_has_one_time_budget():
+    """A receiver that answers one byte at a time cannot stretch a delivery past its budget (a
+    per-read timeout alone would let it run for as long as it keeps trickling)."""
+    import socket
+    import threading
+    import time
+
+    from hark.callbacks import Allowance, post
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def trickle() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 50:
+            try:
+                conn.send(bytes([byte]))
+            except OSError:
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=trickle, daemon=True).start()
+    started = time.monotonic()
+    status, error = post(
+        f"http://127.0.0.1:{server.getsockname()[1]}/hook", b"{}", {}, Allowance.parse("127.0.0.1/32"), 0.8
+    )
+    assert (status, error) == (None, "timed out")
+    assert time.monotonic() - started < 1.5
+    server.close()
