@@ -52,6 +52,8 @@ class GuardedSocket:
         self.close_after_response = False
 
     def setblocking(self, flag: bool) -> None:
+        if self._sock.fileno() == -1:
+            return  # closed in the pool thread already (see GuardedThreadWorker.handle)
         if flag:
             self._sock.settimeout(self.idle_timeout_s)
         else:
