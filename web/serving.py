@@ -11,7 +11,10 @@ it does not bound is a client that, once it has a thread, sends slowly. This wor
 - an idle deadline on every later read and write (`idle_timeout_s`): a body that stalls, or a client
   that stops reading its response, releases the thread;
 - close-after-response: a request the app refused without reading its body (bad key, body too
-  large) asks for the connection to be closed instead of gunicorn draining the unread body.
+  large) asks for the connection to be closed instead of gunicorn draining the unread body;
+- closing in the pool thread: gunicorn lingers up to 2 s for a closing client's FIN on its main
+  loop, so clients that never close stalled everything else; here the linger is LINGER_S in the
+  thread that served the request.
 
 Authentication happens before any body is read (web/auth.py), so a client without a key costs one
 header read. A buffering proxy in front (nginx, a cloud load balancer) adds further protection and
