@@ -66,12 +66,10 @@ def create_role(
 def drop_role(session: Session, role_name: str) -> None:
     if not ROLE_NAME.fullmatch(role_name):
         raise ValueError("not a valid role name")
-    # The row's deletion drops a registered login (trigger, migration 0007); an unregistered one
-    # (an orphan from before that migration) is dropped here.
+    # The row's deletion drops a registered login (a trigger, migration 0007); an unregistered one
+    # (an orphan from before that migration) is dropped the same way, directly.
     session.execute(text("DELETE FROM sql_roles WHERE role_name = :r"), {"r": role_name})
-    if session.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role_name}).first():
-        session.execute(text(f'DROP OWNED BY "{role_name}"'))
-        session.execute(text(f'DROP ROLE "{role_name}"'))
+    session.execute(text("SELECT public.hark_drop_sql_login(:r)"), {"r": role_name})
 
 
 def connection_url(database_url: str, role: str, password: str) -> str:

@@ -42,21 +42,40 @@ REOPENED_CLAUSE = "NOT (EXISTS ( SELECT 1 FROM public.sql_roles r WHERE r.role_n
 STATEMENT_TIMEOUT = "60s"
 CONNECTION_LIMIT = 4
 
+# Dropping an analyst's login with the rights the application's own (non-superuser, CREATEROLE)
+# login has: revoke exactly what hark/sqlroles.py granted, then drop. Should the login still hold
+# something else (granted by another login), it is made NOLOGIN instead, so deleting a tenant never
+# fails on it and the login can no longer connect either way.
 DROP_LOGIN = """
-CREATE FUNCTION public.hark_drop_sql_login() RETURNS trigger
+CREATE FUNCTION public.hark_drop_sql_login(login text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = OLD.role_name) THEN
-        BEGIN
-            PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = OLD.role_name;
-        EXCEPTION WHEN insufficient_privilege THEN
-            NULL;  -- its sessions end on their own; without a registration they see no rows
-        END;
-        EXECUTE format('DROP OWNED BY %I', OLD.role_name);
-        EXECUTE format('DROP ROLE %I', OLD.role_name);
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = login) THEN
+        RETURN;
     END IF;
+    BEGIN
+        PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = login;
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;  -- its sessions end on their own; unregistered, they see no rows meanwhile
+    END;
+    BEGIN
+        EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA analytics FROM %I', login);
+        EXECUTE format('REVOKE ALL ON SCHEMA analytics FROM %I', login);
+        EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA analytics REVOKE ALL ON TABLES FROM %I', login);
+        EXECUTE format('REVOKE ALL ON DATABASE %I FROM %I', current_database(), login);
+        EXECUTE format('DROP ROLE %I', login);
+    EXCEPTION WHEN dependent_objects_still_exist OR insufficient_privilege THEN
+        EXECUTE format('ALTER ROLE %I NOLOGIN', login);
+        RAISE WARNING 'login % could not be dropped (it holds other rights); it can no longer log in', login;
+    END;
+END $$;
+
+CREATE FUNCTION public.hark_sql_roles_deleted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    PERFORM public.hark_drop_sql_login(OLD.role_name);
     RETURN OLD;
-END $$
+END $$;
 """
 
 
@@ -95,7 +114,7 @@ def upgrade() -> None:
     op.execute(DROP_LOGIN)
     op.execute(
         "CREATE TRIGGER sql_roles_drop_login AFTER DELETE ON sql_roles "
-        "FOR EACH ROW EXECUTE FUNCTION public.hark_drop_sql_login()"
+        "FOR EACH ROW EXECUTE FUNCTION public.hark_sql_roles_deleted()"
     )
     _alter_analyst_roles(f"CONNECTION LIMIT {CONNECTION_LIMIT}")
     _alter_analyst_roles(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
@@ -111,6 +130,7 @@ def downgrade() -> None:
     _alter_analyst_roles("RESET statement_timeout")
     _alter_analyst_roles("RESET idle_in_transaction_session_timeout")
     op.execute("DROP TRIGGER sql_roles_drop_login ON sql_roles")
-    op.execute("DROP FUNCTION public.hark_drop_sql_login()")
+    op.execute("DROP FUNCTION public.hark_sql_roles_deleted()")
+    op.execute("DROP FUNCTION public.hark_drop_sql_login(text)")
     _rewrite_views(CLOSED_RENDERED, REOPENED_CLAUSE)
     op.drop_table("sql_app_roles")
