@@ -54,10 +54,17 @@ def _sql_role_create(args: argparse.Namespace) -> int:
     from hark.db import session_scope
     from hark.sqlroles import connection_url, create_role
 
-    url = Settings.from_env().database_url
+    settings = Settings.from_env()
+    url = settings.database_url
     try:
         with session_scope(url) as s:
-            role, password = create_role(s, args.tenant, args.name)
+            role, password = create_role(
+                s,
+                args.tenant,
+                args.name,
+                statement_timeout_s=settings.sql_role_statement_timeout_s,
+                connection_limit=settings.sql_role_connection_limit,
+            )
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2

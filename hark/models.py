@@ -44,6 +44,9 @@ class Tenant(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # HMAC key for signing this tenant's webhooks; made on first use (see hark/webhooks.py).
     webhook_secret: Mapped[str | None] = mapped_column(String(128))
+    # After a rotation the previous secret still signs deliveries for a grace period.
+    webhook_secret_previous: Mapped[str | None] = mapped_column(String(128))
+    webhook_secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ApiKey(Base):

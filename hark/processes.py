@@ -7,20 +7,23 @@ import argparse
 import os
 import sys
 
-from hark.queues import CPU_QUEUE, MODEL_KINDS
+from hark.queues import CPU_QUEUE, MODEL_KINDS, WEBHOOK_QUEUE
+
+QUEUES = (CPU_QUEUE, *MODEL_KINDS, WEBHOOK_QUEUE)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # The deployed configuration (threaded workers with client deadlines, web/gunicorn_conf.py).
     cmd = [
         sys.executable,
         "-m",
         "gunicorn",
+        "-c",
+        "python:web.gunicorn_conf",
         "-w",
         str(args.workers),
         "-b",
         f"{args.host}:{args.port}",
-        "--timeout",
-        "3600",
         "web:create_app()",
     ]
     os.execv(sys.executable, cmd)
@@ -29,12 +32,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     queues = args.queues.split(",")
-    unknown = set(queues) - {CPU_QUEUE, *MODEL_KINDS}
+    unknown = set(queues) - set(QUEUES)
     if unknown:
-        print(
-            f"unknown queues: {', '.join(sorted(unknown))} (known: {CPU_QUEUE}, {', '.join(MODEL_KINDS)})",
-            file=sys.stderr,
-        )
+        print(f"unknown queues: {', '.join(sorted(unknown))} (known: {', '.join(QUEUES)})", file=sys.stderr)
         return 2
     cmd = [
         sys.executable,
@@ -66,7 +66,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("worker", help="run a Celery worker for some queues")
-    p.add_argument("--queues", default=CPU_QUEUE, help=f"comma-separated: {CPU_QUEUE}, {', '.join(MODEL_KINDS)}")
+    p.add_argument("--queues", default=CPU_QUEUE, help=f"comma-separated: {', '.join(QUEUES)}")
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--name")
     p.add_argument("--beat", action="store_true", help="also run the janitor's clock (one per deployment)")

@@ -30,6 +30,10 @@ PRIORITIES = {"interactive": 0, "overnight": 9}
 PRIORITY_STEPS = [0, 1, 8, 9]
 
 CPU_QUEUE = "cpu"
+# Webhook deliveries wait on receivers outside our control; on their own queue (and worker), a
+# receiver that never answers cannot hold the CPU pool that prepares and reduces jobs.
+WEBHOOK_QUEUE = "webhooks"
+WEBHOOK = "hark.webhook"
 MODEL_KINDS = ("asr", "embed", "emotion")  # each kind of model work has a queue of that name
 
 
@@ -47,7 +51,10 @@ def model_priority(job_priority: int, kind: str) -> int:
 def route(
     name: str, args: tuple, kwargs: dict[str, Any], options: dict[str, Any], task: Any = None, **kw: Any
 ) -> dict[str, str]:
-    """prepare, diarize and reduce run on the CPU pool; model work goes to the queue named for its kind."""
+    """prepare, diarize and reduce run on the CPU pool; model work goes to the queue named for its
+    kind; webhooks to their own."""
+    if name == WEBHOOK:
+        return {"queue": WEBHOOK_QUEUE}
     if name == INFER:
         kind = kwargs.get("kind")
         if kind not in MODEL_KINDS:
@@ -93,7 +100,7 @@ def queue_depths(app: Celery, prefix: str = "") -> dict[str, int]:
     depths: dict[str, int] = {}
     with app.connection_for_read() as conn:
         client = conn.default_channel.client
-        for queue in (CPU_QUEUE, *MODEL_KINDS):
+        for queue in (CPU_QUEUE, *MODEL_KINDS, WEBHOOK_QUEUE):
             keys = [f"{prefix}{queue}".encode(), *client.scan_iter(match=f"{prefix}{queue}\x06\x16*".encode())]
             depths[queue] = sum(int(client.llen(k)) for k in keys)
     return depths

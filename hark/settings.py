@@ -29,7 +29,16 @@ class Settings:
     s3_public_endpoint: str = ""
     # Largest accepted upload through the web process, in bytes.
     max_upload_bytes: int = 20 * 1024**3
-    # Job creations allowed per API key per window (0 switches the limit off).
+    # Largest JSON request body (every JSON route; the upload limit applies to multipart only).
+    max_json_bytes: int = 1024**2
+    # The API's client deadlines (web/serving.py): request line and headers must arrive within
+    # web_header_timeout_s; any later read or write may wait at most web_idle_timeout_s.
+    web_header_timeout_s: float = 10.0
+    web_idle_timeout_s: float = 30.0
+    # Bearer token a Prometheus scraper sends to the web's /metrics; empty: /metrics answers 404.
+    metrics_token: str = ""
+    # Job creations allowed per API key per window (0 switches the limit off); POST /v1/jobs and
+    # /v1/uploads count one, POST /v1/batches one per recording.
     rate_limit_jobs: int = 60
     rate_limit_window_s: int = 60
     # Each web process remembers a live API key this many seconds, so a poller's key is looked up
@@ -53,6 +62,17 @@ class Settings:
     # room: on far-field meeting recordings 0.85 joins what one person's changing distance and
     # tone split apart, but on telephone speech two people are that alike (BENCHMARKS.md).
     voice_similarity: float = 1.0
+    # One delivery attempt's whole budget (resolve, connect, send, response headers), in seconds.
+    webhook_timeout_s: float = 10.0
+    # Callback hosts resolving to loopback, private, link-local, multicast or reserved addresses
+    # are refused, unless inside one of these comma-separated networks (CIDR, e.g. 10.1.0.0/16)
+    # or named here exactly (host names): internal receivers an operator trusts.
+    webhook_allow: str = ""
+    # After a secret rotation, deliveries are signed with the previous secret too for this long.
+    webhook_secret_grace_s: float = 24 * 3600.0
+    # Analysts' SQL logins (hark sql-role create): statement timeout and concurrent connections.
+    sql_role_statement_timeout_s: float = 60.0
+    sql_role_connection_limit: int = 4
     # Segmentation and batching.
     max_segment_s: float = 30.0
     # Neighbouring segments are merged while the result stays within this length (FunASR's

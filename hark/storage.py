@@ -114,10 +114,20 @@ class Storage:
             },
         )
 
-    def presigned_get(self, key: str, expires_s: int = 3600) -> str:
-        """A URL a client (a browser's audio element) GETs the object from, at the public endpoint."""
+    def presigned_get(self, key: str, filename: str, content_type: str, expires_s: int = 3600) -> str:
+        """A URL a client (a browser's audio element) GETs the object from, at the public endpoint.
+        The response's type and disposition are fixed in the signed URL: whatever type the uploader
+        claimed, the bucket's origin never serves it as a page (text/html) to render."""
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[:200] or "recording"
         return self.presign_client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": f'attachment; filename="{safe}"',
+            },
+            ExpiresIn=expires_s,
         )
 
     def delete_prefix(self, prefix: str) -> int:
@@ -133,11 +143,18 @@ class Storage:
     def create_multipart(self, key: str, content_type: str = "application/octet-stream") -> str:
         return self.client.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)["UploadId"]
 
-    def presigned_part(self, key: str, upload_id: str, part_number: int, expires_s: int) -> str:
-        """A URL the client PUTs one part to, straight to the S3 server (the web never sees the bytes)."""
+    def presigned_part(self, key: str, upload_id: str, part_number: int, length: int, expires_s: int) -> str:
+        """A URL the client PUTs one part to, straight to the S3 server (the web never sees the bytes).
+        The part's length is signed into the URL: a PUT of any other length is refused by the server."""
         return self.presign_client.generate_presigned_url(
             "upload_part",
-            Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": part_number,
+                "ContentLength": length,
+            },
             ExpiresIn=expires_s,
         )
 

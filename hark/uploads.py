@@ -45,6 +45,12 @@ def plan_parts(size: int, part_bytes: int) -> PartPlan:
     return PartPlan(part, max(1, math.ceil(size / part)))
 
 
+def part_length(size: int, part_bytes: int, part_number: int) -> int:
+    """The exact length of part `part_number` (from 1) of a `size`-byte file cut in `part_bytes`
+    parts: what its presigned URL is signed for, and what completing the upload checks."""
+    return max(0, min(part_bytes, size - (part_number - 1) * part_bytes))
+
+
 @dataclass
 class AbortReport:
     uploads: list[uuid.UUID]

@@ -12,7 +12,9 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -20,11 +22,19 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from hark.models import Job, Tenant, WebhookDelivery
+from hark.queues import WEBHOOK  # noqa: F401 - the task's name, imported from here by callers
 from hark.status import JobStatus
 
-WEBHOOK = "hark.webhook"  # task name; routed to the cpu queue like every non-model task
 EVENTS: dict[str, str] = {JobStatus.DONE: "job.done", JobStatus.FAILED: "job.failed"}
 SIGNATURE_HEADER = "X-Hark-Signature"
+
+
+# How old a signature's timestamp may be (either way, for clock skew) when a receiver verifies it.
+TOLERANCE_S = 300
+
+
+def _new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
 
 
 def tenant_secret(session: Session, tenant_id: uuid.UUID) -> str:
@@ -32,23 +42,57 @@ def tenant_secret(session: Session, tenant_id: uuid.UUID) -> str:
     tenant = session.get(Tenant, tenant_id, with_for_update=True)
     assert tenant is not None
     if not tenant.webhook_secret:
-        tenant.webhook_secret = "whsec_" + secrets.token_urlsafe(32)
+        tenant.webhook_secret = _new_secret()
     return tenant.webhook_secret
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
+def signing_secrets(session: Session, tenant_id: uuid.UUID, grace_s: float) -> list[str]:
+    """The secrets a delivery is signed with now: the current one, and the previous one while the
+    last rotation is younger than `grace_s`."""
+    current = tenant_secret(session, tenant_id)
+    tenant = session.get(Tenant, tenant_id)
+    assert tenant is not None
+    rotated = tenant.webhook_secret_rotated_at
+    if tenant.webhook_secret_previous and rotated and datetime.now(UTC) - rotated < timedelta(seconds=grace_s):
+        return [current, tenant.webhook_secret_previous]
+    return [current]
 
 
-def verify(secret: str, header: str, body: bytes) -> bool:
-    """Receiver side check (used by tests and documented for customers)."""
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    try:
-        expected = sign(secret, int(parts["t"]), body)
-    except (KeyError, ValueError):
+def rotate_secret(session: Session, tenant_id: uuid.UUID) -> str:
+    """A new signing secret; the one it replaces keeps signing during the grace period."""
+    previous = tenant_secret(session, tenant_id)
+    tenant = session.get(Tenant, tenant_id)
+    assert tenant is not None
+    tenant.webhook_secret_previous, tenant.webhook_secret = previous, _new_secret()
+    tenant.webhook_secret_rotated_at = datetime.now(UTC)
+    return tenant.webhook_secret
+
+
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str | list[str], timestamp: int, body: bytes) -> str:
+    """The signature header: one `v1=` per secret (several during a rotation's grace period)."""
+    keys = [secret] if isinstance(secret, str) else secret
+    return ",".join([f"t={timestamp}", *(f"v1={_mac(k, timestamp, body)}" for k in keys)])
+
+
+def verify(secret: str, header: str, body: bytes, tolerance_s: float = TOLERANCE_S, now: float | None = None) -> bool:
+    """Receiver side check (used by tests and documented for customers): some `v1=` signature is
+    the body's under `secret`, and the timestamp is within `tolerance_s` of now (no replays)."""
+    pairs = [p.split("=", 1) for p in header.split(",") if "=" in p]
+    stamps = [v for k, v in pairs if k == "t"]
+    if len(stamps) != 1:
         return False
-    return hmac.compare_digest(expected, header)
+    try:
+        timestamp = int(stamps[0])
+    except ValueError:
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
+        return False
+    expected = _mac(secret, timestamp, body)
+    return any(hmac.compare_digest(expected, v) for k, v in pairs if k == "v1")
 
 
 def payload(job: Job, event: str) -> bytes:

@@ -24,11 +24,15 @@ start_app() {
   celery -A worker.celery_app worker -Q asr,embed,emotion -c 2 -n "model@%h" --without-mingle --without-gossip --loglevel=INFO \
     >"$RUN/worker-model.log" 2>&1 &
   echo $! > "$RUN/worker-model.pid"
-  gunicorn -w 2 -b "127.0.0.1:$PORT" --timeout 600 "web:create_app()" >"$RUN/web.log" 2>&1 &
+  # Webhook deliveries on their own queue and worker, so a slow receiver never holds up decoding.
+  celery -A worker.celery_app worker -Q webhooks -c 2 -n "webhooks@%h" --without-mingle --without-gossip --loglevel=INFO \
+    >"$RUN/worker-webhooks.log" 2>&1 &
+  echo $! > "$RUN/worker-webhooks.pid"
+  gunicorn -c python:web.gunicorn_conf -w 2 -b "127.0.0.1:$PORT" "web:create_app()" >"$RUN/web.log" 2>&1 &
   echo $! > "$RUN/web.pid"
 }
 stop_app() {
-  for name in web worker-cpu worker-model; do
+  for name in web worker-cpu worker-model worker-webhooks; do
     [ -f "$RUN/$name.pid" ] && kill "$(cat "$RUN/$name.pid")" 2>/dev/null || true
     rm -f "$RUN/$name.pid"
   done

@@ -144,6 +144,9 @@ def settings(base_settings):
         browser_origins="*",
         console_direct_upload_bytes=256 * 1024,
         rate_limit_jobs=100_000,  # the tests create jobs fast; the limit has a test with its own app
+        metrics_token="test-metrics-token",
+        # The webhook tests' receiver listens on 127.0.0.1, which callbacks may not reach otherwise.
+        webhook_allow="127.0.0.1/32",
     ) as cfg:
         yield cfg
 
@@ -217,16 +220,17 @@ def start_web(procs: Processes, name: str, env: dict[str, str], port: int | None
     """gunicorn serving the app in its own processes (on `port`, else a free one); returns its
     base URL once it answers."""
     port = port or free_port()
+    # The deployed configuration (web/gunicorn_conf.py), with fewer processes for a small machine.
     cmd = [
         sys.executable,
         "-m",
         "gunicorn",
+        "-c",
+        "python:web.gunicorn_conf",
         "-w",
         "2",
         "-b",
         f"127.0.0.1:{port}",
-        "--timeout",
-        "600",
         "web:create_app()",
     ]
     procs.start(name, cmd, env)
@@ -262,7 +266,7 @@ def own_stack(base_settings, prefix: str, tenant: str, **overrides) -> Iterator[
         procs = Processes()
         env = settings_env(cfg)
         try:
-            procs.start(f"{prefix}-cpu", celery_cmd(f"{prefix}-cpu", "cpu"), env)
+            procs.start(f"{prefix}-cpu", celery_cmd(f"{prefix}-cpu", "cpu,webhooks"), env)
             procs.start(f"{prefix}-model", celery_cmd(f"{prefix}-model", "asr,embed,emotion"), env)
             url = start_web(procs, f"{prefix}-web", env)
             for name in (f"{prefix}-cpu", f"{prefix}-model"):
@@ -276,7 +280,7 @@ def own_stack(base_settings, prefix: str, tenant: str, **overrides) -> Iterator[
 
 @pytest.fixture(scope="session")
 def stack(settings) -> Iterator[dict[str, object]]:
-    """Web (gunicorn) and two Celery workers (CPU pool; model pool), each its own process."""
+    """Web (gunicorn) and three Celery workers (CPU pool; model pool; webhooks), each its own process."""
     procs = Processes()
     env = settings_env(settings)
     # Chosen together: the workers bind theirs only once started, so a port picked after them
@@ -290,8 +294,9 @@ def stack(settings) -> Iterator[dict[str, object]]:
             celery_cmd("model", "asr,embed,emotion", concurrency=2),
             {**env, "HARK_METRICS_PORT": str(metrics["worker-model"])},
         )
+        procs.start("worker-webhooks", celery_cmd("webhooks", "webhooks", concurrency=2), env)
         url = start_web(procs, "web", env, web_port)
-        for name in ("worker-cpu", "worker-model"):
+        for name in ("worker-cpu", "worker-model", "worker-webhooks"):
             procs.wait_for_log(name, "ready.")
         yield {"url": url, "procs": procs, "metrics": metrics}
     finally:

@@ -13,6 +13,7 @@ from hark.storage import Storage
 from web.api_routes import register_api_routes
 from web.auth import KeyCache, close_read_session
 from web.errors import register_error_handlers
+from web.headers import register_security_headers
 from web.ratelimit import init_rate_limits
 from web.status_read import KeptConnection
 from web.streaming import StreamingRequest
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(metrics_bp)
     register_error_handlers(app)
     init_rate_limits(app)
+    register_security_headers(app, settings)
     register_api_routes(app)
     app.teardown_request(close_read_session)
     # What start-up built (Flask, SQLAlchemy, Celery: about 140 000 objects) lives as long as the

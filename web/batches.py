@@ -22,11 +22,13 @@ from hark.models import Batch, Job
 from hark.status import JobStatus
 from hark.storage import MultipartWriter, in_inbox, inbox_prefix, raw_key
 from web.auth import principal, require_key
+from web.bodies import read_json
 from web.context import app_settings, app_storage
 from web.errors import ApiError
 from web.jobs import form_options, parse_options, safe_filename
 from web.openapi import operation
-from web.progress import job_progress, task_counts
+from web.progress import TaskCounts, job_progress, task_counts_of
+from web.ratelimit import RateLimited, check_job_room, count_jobs
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
@@ -58,7 +60,7 @@ class Plan:
 @bp.post("/batches")
 @operation(
     "An archive batch: many recordings (multipart `file` fields) or an inbox prefix (JSON), one job each",
-    responses={201: "Batch", 413: "Error"},
+    responses={201: "Batch", 413: "Error", 429: "Error"},
     body={
         "required": True,
         "content": {
@@ -91,10 +93,16 @@ class Plan:
     },
 )
 @require_key("submit")
+@check_job_room  # a key at its limit is refused before its files are read
 def create_batch() -> ResponseReturnValue:
-    plan = _from_prefix(request.get_json(silent=True)) if request.is_json else _from_files()
+    plan = _from_prefix(read_json()) if request.is_json else _from_files()
     if not plan.sources:
         raise ApiError(400, "empty_batch", "the batch holds no recordings")
+    try:
+        count_jobs(len(plan.sources))
+    except RateLimited:
+        _discard_uploads(plan.sources)
+        raise
     tenant_id = principal().tenant_id
     batch_id = uuid.uuid4()
     created: list[tuple[uuid.UUID, int]] = []
@@ -122,10 +130,7 @@ def create_batch() -> ResponseReturnValue:
                 )
             )
             created.append((src.job_id, plan.priority))
-    storage = app_storage()
-    for src, _ in duplicates:
-        if src.key == raw_key(src.job_id, src.filename):  # our own upload copy, not an inbox object
-            storage.delete_prefix(raw_key(src.job_id, ""))
+    _discard_uploads([src for src, _ in duplicates])
     for job_id, priority in created:
         enqueue_prepare(job_id, priority)
     view = _batch_view(batch_id)
@@ -135,6 +140,14 @@ def create_batch() -> ResponseReturnValue:
     response.status_code = 201
     response.headers["Location"] = f"/v1/batches/{batch_id}"
     return response
+
+
+def _discard_uploads(sources: list[Source]) -> None:
+    """Delete the copies this request uploaded of `sources` (never inbox objects)."""
+    storage = app_storage()
+    for src in sources:
+        if src.key == raw_key(src.job_id, src.filename):
+            storage.delete_prefix(raw_key(src.job_id, ""))
 
 
 def _from_files() -> Plan:
@@ -229,7 +242,9 @@ def _batch_view(batch_id: uuid.UUID) -> dict[str, Any]:
         if batch is None:
             raise ApiError(404, "batch_not_found", "no such batch")
         jobs = s.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.created_at, Job.filename)).all()
-        progress = {job.id: job_progress(job, task_counts(s, job.id)) for job in jobs if job.status not in FINAL}
+        running = [job for job in jobs if job.status not in FINAL]
+        tasks = task_counts_of(s, [job.id for job in running])
+        progress = {job.id: job_progress(job, tasks.get(job.id) or TaskCounts()) for job in running}
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.status] = counts.get(job.status, 0) + 1

@@ -9,6 +9,8 @@ from flask import Flask, Response, has_request_context, jsonify, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from web.serving import close_after_response, read_deadline
+
 log = logging.getLogger("hark.web")
 
 
@@ -18,18 +20,28 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-# A request refused before its body was read (bad key, wrong type) still has that body in flight;
-# reading a modest one lets the client see the JSON error instead of a reset connection.
-DRAIN_LIMIT = 64 * 1024 * 1024
+# A request refused before its body was read (bad key, wrong type) still has that body in flight.
+# A small one is read (within DRAIN_SECONDS), so the client sees the JSON error instead of a reset
+# connection; anything larger, or slower, is not read at all: the connection closes after the
+# response. Reading a stranger's body is work a stranger should not be able to order.
+DRAIN_LIMIT = 64 * 1024
+DRAIN_SECONDS = 1.0
 
 
 def drain_body() -> None:
+    environ = request.environ
+    length = request.content_length
+    if length is None and "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        return  # no body
+    if length is None or length > DRAIN_LIMIT:
+        close_after_response(environ)
+        return
     try:
-        if request.content_length and request.content_length <= DRAIN_LIMIT:
+        with read_deadline(environ, DRAIN_SECONDS):
             while request.stream.read(1 << 16):
                 pass
     except Exception:  # noqa: BLE001 - best effort; the error response matters more
-        pass
+        close_after_response(environ)
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -59,6 +71,11 @@ def register_error_handlers(app: Flask) -> None:
     def _db_down(exc: Exception) -> Response:
         log.error("database unavailable: %s", exc)
         return error_response(503, "database_unavailable", "the database is not reachable; retry later")
+
+    @app.errorhandler(TimeoutError)
+    def _client_timeout(exc: TimeoutError) -> Response:
+        close_after_response(request.environ)
+        return error_response(408, "request_timeout", "the request body stopped arriving")
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

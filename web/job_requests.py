@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from urllib.parse import urlsplit
 
 from flask import request
 from sqlalchemy import select
 
+from hark.callbacks import Allowance, CallbackRefused, resolve
 from hark.db import session_scope
 from hark.models import Job
 from web.auth import principal
@@ -42,15 +42,18 @@ UPLOAD_BODY = {
 
 
 def parse_callback_url(raw: str | None) -> str | None:
-    """A webhook target must be an absolute http(s) URL; anything else is a 400 now, not a
-    failed delivery later."""
+    """A webhook target must be an absolute http(s) URL whose host resolves to public addresses
+    only (hark/callbacks.py; the worker checks again when it delivers): anything else is a 400 now,
+    not a request from inside our network later."""
     if not raw:
         return None
-    parts = urlsplit(raw)
-    if len(raw) > 2000 or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ApiError(
-            400, "invalid_callback_url", "callback_url must be an absolute http(s) URL up to 2000 characters"
-        )
+    if len(raw) > 2000:
+        raise ApiError(400, "invalid_callback_url", "callback_url is longer than 2000 characters")
+    allow = Allowance.parse(app_settings().webhook_allow)
+    try:
+        resolve(raw, allow)
+    except CallbackRefused as exc:
+        raise ApiError(400, "invalid_callback_url", str(exc)) from None
     return raw
 
 

@@ -22,6 +22,7 @@ from hark.models import Job, Segment
 from hark.status import JobStatus
 from hark.storage import MultipartWriter, out_key, raw_key
 from web.auth import principal, read_session, require_key
+from web.bodies import read_json
 from web.context import app_settings, app_storage
 from web.errors import ApiError, drain_body
 from web.job_requests import UPLOAD_BODY, idempotency_key, job_for_key, parse_callback_url
@@ -145,7 +146,7 @@ def create_job() -> ResponseReturnValue:
     if request.is_json:
         from web.uploads import create_job_from_object
 
-        return create_job_from_object(request.get_json(silent=True))
+        return create_job_from_object(read_json())
     if not (request.mimetype or "").startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send the recording as multipart/form-data with a 'file' field")
     settings = app_settings()

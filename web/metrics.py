@@ -2,12 +2,16 @@
 queue, jobs per status, failures per reason code, stage durations and end-to-end time of recently
 finished jobs. Computed from Redis and PostgreSQL at scrape time, so any number of web processes
 report the same truth and none keeps counters of its own. Worker processes serve their own
-metrics (task durations, engine real-time factors; see worker/metrics.py). Unauthenticated, like
-/healthz: expose it on the cluster network only."""
+metrics (task durations, engine real-time factors; see worker/metrics.py).
+
+All tenants' counts, and several aggregate queries per scrape: served only to a scraper presenting
+the `metrics_token` setting as a bearer token; with no token set, /metrics does not exist (404)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+import hmac
+
+from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from sqlalchemy import text
@@ -15,6 +19,7 @@ from sqlalchemy import text
 from hark.db import engine_for
 from hark.queues import queue_depths
 from web.context import app_settings
+from web.errors import ApiError
 
 bp = Blueprint("metrics", __name__)
 
@@ -22,9 +27,18 @@ RECENT = "interval '24 hours'"
 STAGES = ("prepare", "asr", "embed", "emotion", "reduce")
 
 
+def _authorised(token: str) -> bool:
+    presented = request.headers.get("Authorization", "")
+    return bool(token) and hmac.compare_digest(presented.encode(), f"Bearer {token}".encode())
+
+
 @bp.get("/metrics")
 def metrics() -> ResponseReturnValue:
     settings = app_settings()
+    if not settings.metrics_token:
+        raise ApiError(404, "not_found", "not found")
+    if not _authorised(settings.metrics_token):
+        raise ApiError(401, "missing_metrics_token", "send the metrics token as 'Authorization: Bearer <token>'")
     registry = CollectorRegistry()
     depth = Gauge("hark_queue_depth", "Tasks waiting in each queue", ["queue"], registry=registry)
     jobs = Gauge("hark_jobs", "Jobs per status", ["status"], registry=registry)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, case, func, select, true
 from sqlalchemy.orm import Session
 
 from hark.models import Job, JobTask
@@ -97,6 +97,15 @@ def counts_from_row(values: Sequence[Any]) -> TaskCounts:
 
 def task_counts(s: Session, job_id: uuid.UUID) -> TaskCounts:
     return counts_from_row(s.execute(counts_query(job_id)).one())
+
+
+def task_counts_of(s: Session, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, TaskCounts]:
+    """TaskCounts of many jobs in one statement (a batch's view), not one query per job."""
+    if not job_ids:
+        return {}
+    counts = counts_query(Job.id).lateral("counts")
+    rows = s.execute(select(Job.id, *counts.c).join(counts, true()).where(Job.id.in_(job_ids))).all()
+    return {row[0]: counts_from_row(row[1:]) for row in rows}
 
 
 def _eta(done: float, total: float, since: datetime | None, now: datetime) -> float | None:

@@ -221,6 +221,7 @@ class SpeakerRow(BaseModel):
 
 class SpeakerStats(BaseModel):
     rows: list[SpeakerRow]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
 class DeliveryAttempt(BaseModel):
@@ -247,8 +248,14 @@ class WebhookSecret(BaseModel):
     secret: str
 
 
+class RotatedWebhookSecret(BaseModel):
+    secret: str
+    previous_valid_for_s: float = Field(description="how long deliveries are also signed with the replaced secret")
+
+
 class PartUrl(BaseModel):
     part_number: int
+    size: int = Field(description="the part's exact length in bytes; its URL is signed for it")
     url: str
 
 
@@ -305,6 +312,7 @@ PUBLISHED: tuple[type[BaseModel], ...] = (
     SpeakerStats,
     WebhookDeliveries,
     WebhookSecret,
+    RotatedWebhookSecret,
     Upload,
     UploadStatus,
     Batch,

@@ -3,6 +3,8 @@ the API and SQL cannot disagree."""
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from typing import Any
 
@@ -67,19 +69,65 @@ def emotions() -> ResponseReturnValue:
     return jsonify({"rows": rows})
 
 
+SPEAKERS_LIMIT, SPEAKERS_MAX = 1000, 10_000
+
+
+def _speaker_cursor() -> tuple[uuid.UUID, str] | None:
+    raw = request.args.get("cursor")
+    if not raw:
+        return None
+    try:
+        job, speaker = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        return uuid.UUID(job), str(speaker)
+    except (ValueError, TypeError):
+        raise ApiError(400, "invalid_cursor", "cursor must be a next_cursor from an earlier page") from None
+
+
+def _limit() -> int:
+    try:
+        limit = int(request.args.get("limit", SPEAKERS_LIMIT))
+    except ValueError:
+        raise ApiError(400, "invalid_filter", "limit must be an integer") from None
+    if not 1 <= limit <= SPEAKERS_MAX:
+        raise ApiError(400, "invalid_filter", f"limit must be between 1 and {SPEAKERS_MAX}")
+    return limit
+
+
 @bp.get("/speakers")
 @operation(
-    "Talk time and share per speaker of finished jobs (one job with job_id)",
+    "Talk time and share per speaker of finished jobs (one job with job_id), a page at a time",
     responses={200: "SpeakerStats"},
-    params=(query("job_id", {"type": "string", "format": "uuid"}),),
+    params=(
+        query("job_id", {"type": "string", "format": "uuid"}),
+        query(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": SPEAKERS_MAX},
+            f"rows per page (default {SPEAKERS_LIMIT})",
+        ),
+        query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+    ),
 )
 @require_key("read")
 def speakers() -> ResponseReturnValue:
-    job_id = _job_filter()
+    """Rows in (job_id, speaker) order, at most `limit` a page; `next_cursor` fetches the next page
+    (null on the last), so a tenant with years of meetings never gets one unbounded answer."""
+    job_id, cursor, limit = _job_filter(), _speaker_cursor(), _limit()
     where = " AND job_id = :job" if job_id is not None else ""
+    if cursor is not None:
+        where += " AND (job_id, speaker) > (:cursor_job, :cursor_speaker)"
     rows = _rows(
         "SELECT job_id, speaker, speech_s, turns, share FROM analytics.speaker_talk_time"
-        f" WHERE tenant_id = :tenant{where} ORDER BY job_id, speaker",
-        {"job": job_id},
+        f" WHERE tenant_id = :tenant{where} ORDER BY job_id, speaker LIMIT :limit",
+        {
+            "job": job_id,
+            "limit": limit + 1,
+            "cursor_job": cursor[0] if cursor else None,
+            "cursor_speaker": cursor[1] if cursor else None,
+        },
     )
-    return jsonify({"rows": rows})
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = base64.urlsafe_b64encode(json.dumps([last["job_id"], last["speaker"]]).encode()).decode()
+    return jsonify({"rows": rows, "next_cursor": next_cursor.rstrip("=") if next_cursor else None})

@@ -3,15 +3,14 @@
 Clients poll each job of an archive every few seconds, and consoles list them, so these are the
 API's hottest reads. Through an ORM session a status poll cost about 1.2 ms of CPU before any JSON
 was made: a session, a pool checkout with its ping, and 30 columns loaded into a mapped object.
-Here each process (and thread) keeps one autocommit psycopg connection, each statement is
-prepared on the server once, and rows come back as plain values: about a quarter of that. The
+Here each process keeps a few autocommit psycopg connections, each statement is prepared on the
+server once per connection, and rows come back as plain values: about a quarter of that. The
 statements are still built by SQLAlchemy from the models and compiled once (`Compiled`), so the
 columns and the task counts keep a single definition.
 
 A connection the server dropped (restart, idle timeout) is replaced and the read retried once; a
-fork gets a connection of its own (the parent's is left alone), and a thread's connection closes
-when the thread ends and its reference goes. Anything else surfaces as psycopg's error (503 while
-the database is unreachable, see web/errors.py).
+fork gets connections of its own (the parent's are left alone). Anything else surfaces as
+psycopg's error (503 while the database is unreachable, see web/errors.py).
 """
 
 from __future__ import annotations
@@ -50,38 +49,58 @@ class Compiled:
 
 
 class KeptConnection:
-    """Runs compiled reads on one autocommit connection per process and thread."""
+    """Runs compiled reads on a few autocommit connections this process keeps, shared by its
+    threads: a threaded web worker (web/serving.py) has dozens of threads, most of them waiting on
+    clients; a connection each would be dozens per process, and PostgreSQL's connection limit
+    would be reached at a handful of pods. At most `size` reads run at once; a thread finding
+    every connection busy waits for one (a read takes about a millisecond)."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, size: int = 4) -> None:
         self._conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self._local = threading.local()
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._pid = os.getpid()
 
     def rows(self, query: Compiled, **params: Any) -> list[tuple[Any, ...]]:
         values = {**query.constants, **params}
-        try:
-            return self._connection().execute(query.sql, values).fetchall()
-        except psycopg.OperationalError:
-            # Most often a connection the server closed while this process was idle: once more
-            # on a fresh one; if the database is really away, that attempt raises too.
-            self._discard()
-            return self._connection().execute(query.sql, values).fetchall()
+        with self._slots:
+            conn = self._checkout()
+            try:
+                rows = conn.execute(query.sql, values).fetchall()
+            except psycopg.OperationalError:
+                # Most often a connection the server closed while this process was idle: once
+                # more on a fresh one; if the database is really away, that attempt raises too.
+                conn.close()
+                conn = self._connect()
+                try:
+                    rows = conn.execute(query.sql, values).fetchall()
+                except BaseException:
+                    conn.close()
+                    raise
+            except BaseException:
+                conn.close()
+                raise
+            with self._lock:
+                self._idle.append(conn)
+            return rows
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and not conn.closed and self._local.pid == os.getpid():
-            return conn
+    def _checkout(self) -> psycopg.Connection[Any]:
+        with self._lock:
+            if self._pid != os.getpid():
+                # A fork: the parent's connections stay the parent's (not closed from here).
+                self._idle, self._pid = [], os.getpid()
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.closed:
+                    return conn
+        return self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
         # prepare_threshold=0: each statement is prepared on its first run, not its sixth.
-        conn = psycopg.connect(
+        return psycopg.connect(
             self._conninfo, autocommit=True, prepare_threshold=0, connect_timeout=5, application_name=APPLICATION_NAME
         )
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
-    def _discard(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.__dict__.clear()
-        if conn is not None:
-            conn.close()
 
 
 def status_query() -> Select[Any]:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,23 +22,18 @@ from hark.db import session_scope
 from hark.jobstate import advance
 from hark.models import Job, Upload
 from hark.status import JobStatus
-from hark.storage import in_inbox, inbox_prefix, raw_key
-from hark.uploads import plan_parts
+from hark.storage import Storage, in_inbox, inbox_prefix, raw_key
+from hark.uploads import part_length, plan_parts
 from web.auth import principal, require_key
+from web.bodies import json_object
 from web.context import app_settings, app_storage
 from web.errors import ApiError
 from web.jobs import job_response, parse_options, safe_filename
 from web.openapi import json_body, operation
+from web.ratelimit import limit_upload_creation
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, parse_sha256
 
 bp = Blueprint("uploads", __name__, url_prefix="/v1")
-
-
-def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "send a JSON object")
-    return body
 
 
 def _options(body: dict[str, Any]) -> dict[str, Any]:
@@ -51,15 +46,16 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
 @bp.post("/uploads")
 @operation(
     "Start a direct upload: presigned S3 part URLs for a large recording",
-    responses={201: "Upload", 200: "Job", 413: "Error"},
+    responses={201: "Upload", 200: "Job", 413: "Error", 429: "Error"},
     body=json_body("StartUpload"),
 )
 @require_key("submit")
+@limit_upload_creation
 def create_upload() -> ResponseReturnValue:
     """`{"filename", "size", "sha256"?, "options"?, "priority"?, "force"?}` → the job (status
     `uploading`) and a presigned multipart upload. With a `sha256` this tenant already submitted,
     answers 200 with the existing job and no upload (unless `force`)."""
-    body = _json_body()
+    body = json_object()
     settings = app_settings()
     try:
         size = int(body["size"])
@@ -113,10 +109,7 @@ def create_upload() -> ResponseReturnValue:
             )
     if duplicate is not None:
         return job_response(duplicate, status=200)
-    urls = [
-        {"part_number": n, "url": storage.presigned_part(key, s3_upload_id, n, settings.upload_url_expiry_s)}
-        for n in range(1, plan.parts + 1)
-    ]
+    urls = _part_urls(storage, key, s3_upload_id, size, plan.part_bytes, plan.parts)
     response = jsonify(
         {
             "upload_id": str(upload_id),
@@ -129,6 +122,19 @@ def create_upload() -> ResponseReturnValue:
     )
     response.status_code = 201
     return response
+
+
+def _part_urls(storage: Storage, key: str, s3_id: str, size: int, part_bytes: int, parts: int) -> list[dict[str, Any]]:
+    """Presigned PUT URLs, each signed for its part's exact length (the S3 server refuses others)."""
+    expiry = app_settings().upload_url_expiry_s
+    return [
+        {
+            "part_number": n,
+            "size": part_length(size, part_bytes, n),
+            "url": storage.presigned_part(key, s3_id, n, part_length(size, part_bytes, n), expiry),
+        }
+        for n in range(1, parts + 1)
+    ]
 
 
 def _tenant_upload(s: Session, upload_id: str, lock: bool = False) -> Upload:
@@ -156,6 +162,7 @@ def upload_status(upload_id: str) -> ResponseReturnValue:
         upload = _tenant_upload(s, upload_id)
         key, s3_id, status, job_id = upload.key, upload.s3_upload_id, upload.status, upload.job_id
         part_bytes, parts_total, expires_at = upload.part_bytes, upload.parts, upload.expires_at
+        size = s.scalar(select(Job.bytes).where(Job.id == job_id)) or 0
     body: dict[str, Any] = {
         "upload_id": upload_id,
         "job_id": str(job_id),
@@ -167,10 +174,7 @@ def upload_status(upload_id: str) -> ResponseReturnValue:
     if status == "open":
         storage = app_storage()
         body["uploaded"] = storage.uploaded_parts(key, s3_id)
-        body["parts"] = [
-            {"part_number": n, "url": storage.presigned_part(key, s3_id, n, settings.upload_url_expiry_s)}
-            for n in range(1, parts_total + 1)
-        ]
+        body["parts"] = _part_urls(storage, key, s3_id, size, part_bytes, parts_total)
     return jsonify(body)
 
 
@@ -192,6 +196,19 @@ def _parse_etags(body: dict[str, Any], parts: int) -> list[tuple[int, str]]:
     return etags
 
 
+def _check_part_sizes(storage: Storage, upload: Upload, declared: int, parts: int) -> None:
+    """Before completing: every part the S3 server holds must be exactly the length its URL was
+    signed for, and together the declared size. The signed length already stops a larger PUT at
+    the S3 server; this check holds even against a server that does not enforce it."""
+    held = {p["part_number"]: p["size"] for p in storage.uploaded_parts(upload.key, upload.s3_upload_id)}
+    for n in range(1, parts + 1):
+        expected = part_length(declared, upload.part_bytes, n)
+        if n in held and held[n] != expected:
+            raise ApiError(400, "part_size_mismatch", f"part {n} holds {held[n]} bytes; the upload declared {expected}")
+    if sum(held.get(n, 0) for n in range(1, parts + 1)) != declared:
+        raise ApiError(400, "size_mismatch", f"the parts do not add up to the declared size of {declared} bytes")
+
+
 @bp.post("/uploads/<upload_id>/complete")
 @operation(
     "Complete a direct upload with its part ETags; queues the job",
@@ -202,13 +219,16 @@ def _parse_etags(body: dict[str, Any], parts: int) -> list[tuple[int, str]]:
 def complete_upload(upload_id: str) -> ResponseReturnValue:
     """`{"parts": [{"part_number", "etag"}, …]}` → completes the object, queues the job (201)."""
     settings = app_settings()
-    body = _json_body()
+    body = json_object()
     with session_scope(settings.database_url) as s:
         upload = _tenant_upload(s, upload_id, lock=True)
         if upload.status != "open":
             raise ApiError(409, "upload_closed", f"the upload is already {upload.status}")
         etags = _parse_etags(body, upload.parts)
         storage = app_storage()
+        job = s.get(Job, upload.job_id)
+        assert job is not None
+        _check_part_sizes(storage, upload, job.bytes or 0, len(etags))
         try:
             storage.complete_multipart(upload.key, upload.s3_upload_id, etags)
         except ClientError as exc:
@@ -216,8 +236,6 @@ def complete_upload(upload_id: str) -> ResponseReturnValue:
             raise ApiError(400, "invalid_parts", f"the S3 server refused to complete the upload ({code})") from None
         size = storage.size(upload.key)
         upload.status = "completed"
-        job = s.get(Job, upload.job_id)
-        assert job is not None
         advance(s, upload.job_id, JobStatus.QUEUED, bytes=size)
         job_id, priority = upload.job_id, job.priority
     enqueue_prepare(job_id, priority)

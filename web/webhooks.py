@@ -1,4 +1,4 @@
-"""Webhook routes: a job's delivery history, and the tenant's signing secret."""
+"""Webhook routes: a job's delivery history, and the tenant's signing secret (read, rotate)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from hark.db import session_scope
 from hark.models import WebhookAttempt, WebhookDelivery
-from hark.webhooks import tenant_secret
+from hark.webhooks import rotate_secret, tenant_secret
 from web.auth import principal, require_key
 from web.context import app_settings
 from web.jobs import find_job
@@ -63,3 +63,16 @@ def job_webhooks(job_id: str) -> ResponseReturnValue:
 def webhook_secret() -> ResponseReturnValue:
     with session_scope(app_settings().database_url) as s:
         return jsonify({"secret": tenant_secret(s, principal().tenant_id)})
+
+
+@bp.post("/webhooks/secret/rotate")
+@operation(
+    "Replace the tenant's webhook signing secret; the old one also signs deliveries for a grace period",
+    responses={200: "RotatedWebhookSecret"},
+)
+@require_key("admin")
+def webhook_secret_rotate() -> ResponseReturnValue:
+    settings = app_settings()
+    with session_scope(settings.database_url) as s:
+        secret = rotate_secret(s, principal().tenant_id)
+    return jsonify({"secret": secret, "previous_valid_for_s": settings.webhook_secret_grace_s})

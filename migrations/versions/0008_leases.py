@@ -7,7 +7,7 @@ lease ran out (its worker died) instead of waiting an hour. `jobs.damaged_s` and
 in the job's status, its JSON export and `analytics.meetings`.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-06
 """
 

@@ -234,6 +234,15 @@ def test_rate_limit_opens_while_redis_is_away(settings):
         for _ in range(3)
     ]
     assert codes == [400, 400, 400]  # past the limit of 1, yet answered by the view, not 429 or 500
+    # The other job-creating routes open too: direct uploads start (nothing is enqueued yet), and a
+    # batch reaches its view's own checks (a prefix outside the tenant's inbox: 403), not a 429 or 500.
+    uploads = [
+        web.post("/v1/uploads", headers=auth(key), json={"filename": "a.wav", "size": 100}).status_code
+        for _ in range(2)
+    ]
+    assert uploads == [201, 201]
+    batch = web.post("/v1/batches", headers=auth(key), json={"prefix": "nothing-here/"})
+    assert batch.status_code == 403 and batch.json["error"]["code"] == "key_not_allowed"
 
 
 def test_request_size_limit_is_a_json_413(settings, api_key):

@@ -3,6 +3,7 @@ the shared state; each worker's main process reports what its pool children meas
 
 from __future__ import annotations
 
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -14,8 +15,9 @@ SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.wav"
 pytestmark = pytest.mark.integration
 
 
-def scrape(url: str) -> dict[str, list]:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def scrape(url: str, token: str | None = None) -> dict[str, list]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
         assert response.status == 200
         body = response.read().decode()
     samples: dict[str, list] = {}
@@ -36,9 +38,13 @@ def finished_job(client):
     return job
 
 
-def test_web_metrics_describe_queues_jobs_and_stages(stack, finished_job) -> None:
-    samples = scrape(f"{stack['url']}/metrics")
-    assert {s.labels["queue"] for s in samples["hark_queue_depth"]} == {"cpu", "asr", "embed", "emotion"}
+def test_web_metrics_describe_queues_jobs_and_stages(stack, settings, finished_job) -> None:
+    for token in (None, "wrong"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            scrape(f"{stack['url']}/metrics", token)
+        assert refused.value.code == 401
+    samples = scrape(f"{stack['url']}/metrics", settings.metrics_token)
+    assert {s.labels["queue"] for s in samples["hark_queue_depth"]} == {"cpu", "asr", "embed", "emotion", "webhooks"}
     assert value(samples, "hark_jobs", status="done") >= 1
     assert value(samples, "hark_job_stage_seconds", stage="prepare", quantile="0.5") > 0
     assert value(samples, "hark_job_wall_seconds", quantile="0.95") > 0

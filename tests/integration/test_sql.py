@@ -297,3 +297,91 @@ def test_stats_api_returns_the_views_numbers(stack, api_key, finished_job, setti
     )
     bad = requests.get(f"{url}/v1/stats/emotions", headers=headers, params={"grain": "year"}, timeout=30)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_filter"
+
+
+def _login(settings, name: str, grant_views: bool = True) -> str:
+    """A PostgreSQL login with the rights an analyst's has, made by hand (not through create_role,
+    so not registered in sql_roles)."""
+    from sqlalchemy.engine import make_url
+
+    password = uuid.uuid4().hex
+    database = make_url(settings.database_url).database
+    with session_scope(settings.database_url) as s:
+        s.execute(text(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'"))
+        s.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO "{name}"'))
+        s.execute(text(f'GRANT USAGE ON SCHEMA analytics TO "{name}"'))
+        if grant_views:
+            s.execute(text(f'GRANT SELECT ON ALL TABLES IN SCHEMA analytics TO "{name}"'))
+    return connection_url(settings.database_url, name, password)
+
+
+VIEWS = ("meetings", "speaker_talk_time", "speaker_emotions", "segments", "emotions_by_period")
+
+
+def test_unmapped_and_orphaned_logins_see_nothing(settings, other_tenant_rows):
+    """A login the views do not know sees no rows (it used to see every tenant): one never
+    registered, and one whose registration went while the login stayed (an orphan, as deleting a
+    tenant left behind before migration 0009)."""
+    tag = uuid.uuid4().hex[:6]
+    with session_scope(settings.database_url) as s:  # there is something to hide
+        assert s.execute(text("SELECT count(*) FROM analytics.segments")).scalar_one() >= 1
+    unmapped = _login(settings, f"hark_unmapped_{tag}")
+    with session_scope(settings.database_url) as s:
+        _, password = create_role(s, "tenant-b", f"hark_ro_orphan_{tag}")
+        s.execute(text("ALTER TABLE sql_roles DISABLE TRIGGER sql_roles_drop_login"))
+        s.execute(text("DELETE FROM sql_roles WHERE role_name = :r"), {"r": f"hark_ro_orphan_{tag}"})
+        s.execute(text("ALTER TABLE sql_roles ENABLE TRIGGER sql_roles_drop_login"))
+    orphan = connection_url(settings.database_url, f"hark_ro_orphan_{tag}", password)
+    try:
+        for url in (unmapped, orphan):
+            for view in VIEWS:
+                assert as_role(url, f"SELECT * FROM analytics.{view}") == [], view
+    finally:
+        with session_scope(settings.database_url) as s:
+            for role in (f"hark_unmapped_{tag}", f"hark_ro_orphan_{tag}"):
+                drop_role(s, role)
+
+
+def test_deleting_a_tenant_drops_its_logins_and_logins_are_limited(settings):
+    """Analysts' logins carry a connection limit and a statement timeout; deleting their tenant
+    (the row, cascading) drops the login itself, so nobody can connect with it any more."""
+    from hark.apikeys import create_key
+
+    tag = uuid.uuid4().hex[:6]
+    with session_scope(settings.database_url) as s:
+        create_key(s, f"tenant-gone-{tag}")
+        role, password = create_role(s, f"tenant-gone-{tag}", f"hark_ro_gone_{tag}", statement_timeout_s=1)
+    url = connection_url(settings.database_url, role, password)
+    (row,) = as_role(url, "SELECT current_setting('statement_timeout') AS t")
+    assert row["t"] == "1s"
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        as_role(url, "SELECT pg_sleep(3)")
+    with session_scope(settings.database_url) as s:
+        assert s.execute(text("SELECT rolconnlimit FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar_one() == 4
+        s.execute(text("DELETE FROM tenants WHERE name = :n"), {"n": f"tenant-gone-{tag}"})
+    with session_scope(settings.database_url) as s:
+        assert s.execute(text("SELECT count(*) FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar_one() == 0
+    with pytest.raises(psycopg.OperationalError):
+        as_role(url, "SELECT 1")
+
+
+def test_speaker_stats_come_in_pages(stack, api_key, finished_job):
+    """`limit` bounds the answer; following next_cursor gives every row exactly once."""
+    url, headers = f"{stack['url']}/v1/stats/speakers", {"Authorization": f"Bearer {api_key}"}
+    everything = requests.get(url, headers=headers, timeout=30).json()
+    assert len(everything["rows"]) >= 2 and everything["next_cursor"] is None
+    paged, cursor = [], None
+    while True:
+        page = requests.get(
+            url, headers=headers, params={"limit": 1, **({"cursor": cursor} if cursor else {})}, timeout=30
+        )
+        body = page.json()
+        assert len(body["rows"]) <= 1
+        paged += body["rows"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == everything["rows"]
+    for bad in ({"limit": 0}, {"limit": 100001}, {"cursor": "garbage"}):
+        resp = requests.get(url, headers=headers, params=bad, timeout=30)
+        assert resp.status_code == 400, bad

@@ -82,3 +82,26 @@ def test_unreachable_receiver_gives_up_after_max_attempts(stack, api_key, settin
     assert delivery["state"] == "failed"
     assert len(delivery["attempts"]) == settings.webhook_max_attempts
     assert all(a["status_code"] is None and a["error"] for a in delivery["attempts"])
+
+
+def test_secret_rotation_signs_with_both_secrets_during_the_grace_period(stack, api_key, receiver):
+    """An admin key rotates the tenant's secret; the next delivery verifies with the new secret
+    and, during the grace period, with the old one too; the signature is fresh (replay window)."""
+    old = requests.get(f"{stack['url']}/v1/webhooks/secret", headers=auth(api_key), timeout=30).json()["secret"]
+    rotated = requests.post(f"{stack['url']}/v1/webhooks/secret/rotate", headers=auth(api_key), timeout=30)
+    assert rotated.status_code == 200
+    new = rotated.json()["secret"]
+    assert new != old and new.startswith("whsec_")
+    assert requests.get(f"{stack['url']}/v1/webhooks/secret", headers=auth(api_key), timeout=30).json()["secret"] == new
+    resp = requests.post(
+        f"{stack['url']}/v1/jobs",
+        headers=auth(api_key),
+        files={"file": ("notes.wav", b"rotation\n" * 40)},
+        data={"callback_url": f"{receiver.url}/rotated", "force": "true"},
+        timeout=30,
+    )
+    assert resp.status_code == 201
+    (hit,) = receiver.wait_for("/rotated", 1)
+    header = hit["headers"][SIGNATURE_HEADER]
+    assert verify(new, header, hit["body"]) and verify(old, header, hit["body"])
+    assert not verify("whsec_other", header, hit["body"])

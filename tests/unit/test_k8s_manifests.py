@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from hark.queues import CPU_QUEUE, MODEL_KINDS
+from hark.queues import CPU_QUEUE, MODEL_KINDS, WEBHOOK_QUEUE
 
 K8S = Path(__file__).resolve().parents[2] / "infra" / "k8s"
 KUBE_VERSION = "1.33.0"
@@ -95,7 +95,7 @@ def test_every_routed_queue_has_a_consuming_pool_and_a_scaler() -> None:
             if "celery" in cmd and "-Q" in cmd:
                 for queue in cmd[cmd.index("-Q") + 1].split(","):
                     consumed[queue] = name
-    assert set(consumed) == {CPU_QUEUE, *MODEL_KINDS}, shlex.join(sorted(consumed))
+    assert set(consumed) == {CPU_QUEUE, *MODEL_KINDS, WEBHOOK_QUEUE}, shlex.join(sorted(consumed))
 
     scaled = _by_kind("ScaledObject")
     for queue, deployment in consumed.items():
@@ -132,7 +132,9 @@ def test_pods_read_config_that_exists_and_names_real_settings() -> None:
     from hark.settings import Settings
 
     known = {"HARK_" + f.name.upper() for f in fields(Settings)}
-    maps, secrets = _by_kind("ConfigMap"), _by_kind("Secret")
+    maps = _by_kind("ConfigMap")
+    generated = yaml.safe_load((K8S / "kustomization.yaml").read_text()).get("secretGenerator", [])
+    secrets = {**_by_kind("Secret"), **{g["name"]: g for g in generated}}
     for kind in ("Deployment", "Job"):
         for name, obj in _by_kind(kind).items():
             for container in obj["spec"]["template"]["spec"]["containers"]:
@@ -146,3 +148,31 @@ def test_pods_read_config_that_exists_and_names_real_settings() -> None:
     for obj in [*maps.values(), *secrets.values()]:
         keys = set(obj.get("data", {})) | set(obj.get("stringData", {}))
         assert keys <= known, f"{obj['metadata']['name']}: unknown settings {sorted(keys - known)}"
+
+
+def test_no_credentials_are_committed() -> None:
+    """The Secret is generated from secrets.env, which is git-ignored: without it nothing deploys,
+    so no placeholder password can reach a cluster. Its example names only real settings."""
+    from dataclasses import fields
+
+    from hark.settings import Settings
+
+    assert not _by_kind("Secret")
+    (generator,) = yaml.safe_load((K8S / "kustomization.yaml").read_text())["secretGenerator"]
+    assert generator["name"] == "hark-secrets" and generator["envs"] == ["secrets.env"]
+    ignored = (K8S.parents[1] / ".gitignore").read_text().split()
+    assert "infra/k8s/secrets.env" in ignored
+    example = (K8S / "secrets.env.example").read_text().splitlines()
+    keys = {line.split("=", 1)[0] for line in example if line and not line.startswith("#")}
+    assert keys <= {"HARK_" + f.name.upper() for f in fields(Settings)} and "HARK_DATABASE_URL" in keys
+
+
+def test_pods_run_unprivileged() -> None:
+    for kind in ("Deployment", "Job"):
+        for name, obj in _by_kind(kind).items():
+            pod = obj["spec"]["template"]["spec"]
+            assert pod["securityContext"]["runAsNonRoot"] is True, name
+            assert pod["securityContext"]["runAsUser"] != 0, name
+            for container in pod["containers"]:
+                assert container["securityContext"]["allowPrivilegeEscalation"] is False, name
+                assert container["securityContext"]["capabilities"]["drop"] == ["ALL"], name

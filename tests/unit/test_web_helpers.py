@@ -22,6 +22,7 @@ def test_options_are_validated():
         {"language": "English"},
         {"colour": "blue"},
         {"engines": {"translate": "x"}},
+        {"engines": {"asr": "no-such-engine"}},  # refused at the API, not failed in a worker
     ):
         with pytest.raises(ApiError) as err:
             parse_options(bad)

@@ -233,7 +233,12 @@ def reduce(self: JobStageTask, job_id: str) -> None:
     db_started = time.monotonic()
     with session_scope(cfg.database_url) as s:
         job = s.get(Job, jid, with_for_update=True)
-        if job is None or job.status != JobStatus.REDUCING:
+        if job is None or job.status == JobStatus.CANCELLED:
+            # Deleted (or being deleted) while this ran: DELETE /v1/jobs removed out/ before the
+            # exports above were written, and nobody would ever remove them.
+            storage.delete_prefix(f"out/{jid}/")
+            return
+        if job.status != JobStatus.REDUCING:
             return
         # One statement for all segments: a 3 h recording has about 900, and one UPDATE each cost
         # half a second at the very end of the job.

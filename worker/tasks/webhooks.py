@@ -1,41 +1,31 @@
 """deliver_webhook(delivery): POST one signed job event, retrying with exponential backoff.
 
 Every try is recorded in `webhook_attempts`; a 2xx ends the delivery as delivered, and after
-`webhook_max_attempts` failures it ends as failed. The job itself is never touched.
+`webhook_max_attempts` failures it ends as failed. The job itself is never touched. Deliveries run
+on their own queue (`webhooks`), each try within `webhook_timeout_s`, to public addresses only
+(hark/callbacks.py): a receiver that never answers delays other webhooks, never decoding.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import urllib.error
-import urllib.request
 
 from celery import Task
 from sqlalchemy import func
 
+from hark.callbacks import Allowance, post
 from hark.db import session_scope
 from hark.models import Job, WebhookAttempt, WebhookDelivery
-from hark.webhooks import SIGNATURE_HEADER, WEBHOOK, payload, sign, tenant_secret
+from hark.webhooks import SIGNATURE_HEADER, WEBHOOK, payload, sign, signing_secrets
 from worker.celery_app import app
 from worker.tasks.common import settings
 
 log = logging.getLogger("hark.webhooks")
-TIMEOUT_S = 10
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-            return response.status, None
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code}"
-    except (OSError, ValueError) as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:500]
-
-
-@app.task(name=WEBHOOK, bind=True, max_retries=None)
+# time_limit: a backstop over the per-try budget (name resolution has no timeout of its own).
+@app.task(name=WEBHOOK, bind=True, max_retries=None, time_limit=120)
 def deliver_webhook(self: Task, delivery_id: int) -> None:
     cfg = settings()
     with session_scope(cfg.database_url) as s:
@@ -45,17 +35,17 @@ def deliver_webhook(self: Task, delivery_id: int) -> None:
         job = s.get(Job, delivery.job_id)
         assert job is not None
         body = payload(job, delivery.event)
-        secret = tenant_secret(s, delivery.tenant_id)
+        keys = signing_secrets(s, delivery.tenant_id, cfg.webhook_secret_grace_s)
         url, event, attempt = delivery.url, delivery.event, delivery.attempts + 1
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "hark-webhooks",
         "X-Hark-Event": event,
         "X-Hark-Delivery": str(delivery_id),
-        SIGNATURE_HEADER: sign(secret, int(time.time()), body),
+        SIGNATURE_HEADER: sign(keys, int(time.time()), body),
     }
     started = time.monotonic()
-    status, error = _post(url, body, headers)
+    status, error = post(url, body, headers, Allowance.parse(cfg.webhook_allow), cfg.webhook_timeout_s)
     ok = status is not None and 200 <= status < 300
     last = not ok and attempt >= cfg.webhook_max_attempts
     with session_scope(cfg.database_url) as s:
