@@ -223,6 +223,95 @@ class SpeakerStats(BaseModel):
     rows: list[SpeakerRow]
 
 
+class VoiceEnroll(BaseModel):
+    """Enroll a person from a finished job's speaker (`POST /v1/voices`): a name already enrolled
+    gains the sample (several samples of a person are combined)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, description="the person's name, unique in the tenant")
+    job_id: uuid.UUID = Field(description="a finished job of this tenant")
+    speaker: str = Field(min_length=1, max_length=32, description="the speaker's label in that job, e.g. SPEAKER_00")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("name must not be blank")
+        return value
+
+
+class VoiceSampleFrom(BaseModel):
+    """Add a sample to a voice from a finished job's speaker."""
+
+    model_config = ConfigDict(extra="forbid")
+    job_id: uuid.UUID
+    speaker: str = Field(min_length=1, max_length=32)
+
+
+class VoiceRename(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+
+
+class SpeakerCorrection(BaseModel):
+    """Who a job's speaker is, set by hand: a voice by id, or a name (enrolled if new); both absent
+    (or null) makes the speaker anonymous. A named correction is kept as a sample of the voice."""
+
+    model_config = ConfigDict(extra="forbid")
+    voice_id: uuid.UUID | None = None
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _one(self) -> SpeakerCorrection:
+        if self.voice_id is not None and self.name is not None:
+            raise ValueError("give voice_id or name, not both")
+        return self
+
+
+class Voice(BaseModel):
+    id: uuid.UUID
+    name: str
+    samples: int
+    dims: list[int] = Field(description="vector lengths of its samples (one per speaker engine used)")
+    created_at: str
+
+
+class VoiceList(BaseModel):
+    voices: list[Voice]
+
+
+class JobSpeaker(BaseModel):
+    label: str
+    speech_s: float
+    turns: int
+    person: str | None
+    voice_id: uuid.UUID | None
+    person_score: float | None
+    person_source: Literal["match", "manual"] | None
+
+
+class JobSpeakers(BaseModel):
+    speakers: list[JobSpeaker]
+    threshold: float | None = Field(description="the score a speaker must reach to be named automatically")
+
+
+class VoiceHit(BaseModel):
+    job_id: uuid.UUID
+    filename: str
+    created_at: str
+    speaker: str
+    score: float
+    person: str | None
+    above_threshold: bool
+
+
+class VoiceHits(BaseModel):
+    results: list[VoiceHit]
+    threshold: float | None
+    method: Literal["pgvector", "in-process"]
+
+
 class DeliveryAttempt(BaseModel):
     attempt: int
     status_code: int | None
@@ -303,6 +392,14 @@ PUBLISHED: tuple[type[BaseModel], ...] = (
     JobList,
     EmotionStats,
     SpeakerStats,
+    VoiceEnroll,
+    VoiceSampleFrom,
+    VoiceRename,
+    SpeakerCorrection,
+    Voice,
+    VoiceList,
+    JobSpeakers,
+    VoiceHits,
     WebhookDeliveries,
     WebhookSecret,
     Upload,

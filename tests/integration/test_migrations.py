@@ -25,6 +25,8 @@ TABLES = {
     "webhook_deliveries",
     "webhook_attempts",
     "task_leases",
+    "voices",
+    "voice_samples",
 }
 
 

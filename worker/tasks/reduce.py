@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from hark.db import session_scope
-from hark.exports import FORMATS, render
+from hark.exports import FORMATS, render, with_people
 from hark.jobstate import advance
 from hark.models import Embedding, Job, Segment, Speaker
 from hark.queues import DIARIZE, REDUCE
@@ -37,6 +37,7 @@ from worker.engines.vad_silero import FRAME_S
 from worker.resegment import Diarization, SpeechProbabilities, diarize
 from worker.tasks.common import JobStageTask, settings
 from worker.timing import Clock
+from worker.voices import match_speakers, names, people, store_matches
 from worker.window_rows import load_windows
 
 log = logging.getLogger("hark.reduce")
@@ -198,6 +199,13 @@ def reduce(self: JobStageTask, job_id: str) -> None:
         if u.segment_idx in affects:
             u.emotion = affects[u.segment_idx].emotion
     valence = {g.idx: g.valence for g in segs}
+    # Who the speakers are, from the tenant's enrolled voices (manual corrections of an earlier
+    # run of this job included).
+    with clock.part("voices"), session_scope(cfg.database_url) as s:
+        matches = match_speakers(
+            s, tenant_id, jid, {k: v for k, v in centroids.items() if k in stats}, cfg.voice_threshold
+        )
+        person_names = names(s, {m.voice_id for m in matches.values()})
 
     doc = {
         "job_id": job_id,
@@ -224,6 +232,7 @@ def reduce(self: JobStageTask, job_id: str) -> None:
             for u in utterances
         ],
     }
+    with_people(doc, people(matches, person_names))
     with clock.part("export"):
         for fmt, content_type in FORMATS.items():
             storage.put_bytes(out_key(jid, fmt), render(doc, fmt).encode("utf-8"), content_type)
@@ -276,6 +285,7 @@ def reduce(self: JobStageTask, job_id: str) -> None:
             for name, entry in stats.items()
         )
         s.flush()
+        store_matches(s, jid, matches)
         # Everything but this transaction's commit is in the timings.
         clock.add("reduce_db", time.monotonic() - db_started)
         clock.add("reduce", time.monotonic() - started, time.process_time() - started_cpu)
