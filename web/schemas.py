@@ -39,6 +39,12 @@ class JobOptions(BaseModel):
     merge_length_s: float | None = Field(
         None, ge=0, description="merge neighbouring VAD segments up to this length (at most HARK_MAX_SEGMENT_S)"
     )
+    enroll: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="a reference recording: its main speaker becomes a sample of this person (POST /v1/voices?name=)",
+    )
 
     @field_validator("num_speakers", "min_speakers", "max_speakers", mode="before")
     @classmethod

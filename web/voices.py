@@ -28,10 +28,11 @@ from hark.storage import out_key
 from hark.voice_search import Hit, SpeakerIndex, has_pgvector, pgvector_search
 from web.auth import principal, require_key
 from web.context import app_settings, app_storage
-from web.errors import ApiError
-from web.jobs import find_job
+from web.errors import ApiError, drain_body
+from web.jobs import create_job_from_upload, find_job
 from web.openapi import json_body, operation, query
-from web.schemas import SpeakerCorrection, VoiceEnroll, VoiceRename, VoiceSampleFrom, first_error
+from web.ratelimit import limit_job_creation
+from web.schemas import SpeakerCorrection, VoiceEnroll, VoiceRename, VoiceSampleFrom, first_error, ref
 from worker.voices import score, threshold_for, unit, voice_matrix
 
 bp = Blueprint("voices", __name__, url_prefix="/v1")
@@ -104,12 +105,25 @@ def _add_sample(s: Session, voice: Voice, speaker: Speaker, source: str) -> None
 
 @bp.post("/voices")
 @operation(
-    "Enroll a person from a finished job's speaker; an enrolled name gains the sample",
-    responses={201: "Voice", 200: "Voice", 409: "Error"},
-    body=json_body("VoiceEnroll"),
+    "Enroll a person from a finished job's speaker (JSON; an enrolled name gains the sample), or from"
+    " reference audio (multipart `file`, with ?name=): a job whose main speaker becomes the sample when done",
+    responses={201: "Voice", 200: "Voice", 202: "Job", 409: "Error"},
+    body={
+        "required": True,
+        "content": {
+            "application/json": {"schema": ref("VoiceEnroll")},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+            },
+        },
+    },
+    params=(query("name", {"type": "string"}, "the person, for reference audio"),),
 )
 @require_key("submit")
+@limit_job_creation
 def enroll() -> ResponseReturnValue:
+    if not request.is_json:
+        return _enroll_audio()
     body = _body(VoiceEnroll)
     tenant = principal().tenant_id
     with session_scope(app_settings().database_url) as s:
@@ -124,6 +138,21 @@ def enroll() -> ResponseReturnValue:
         s.flush()
         s.refresh(voice)
         return jsonify(_view(s, voice)), 201 if created else 200
+
+
+def _enroll_audio() -> ResponseReturnValue:
+    """Reference audio goes through the whole pipeline as a job of its own (decoding, VAD and the
+    deployment's speaker engine, so its vector is comparable with every job's speakers); reduce
+    adds its main speaker to the voice (worker/voices.py `enroll_reference`)."""
+    name = (request.args.get("name") or "").strip()
+    if not name or len(name) > 200:
+        drain_body()
+        raise ApiError(400, "invalid_body", "give the person's name as ?name= (1 to 200 characters)")
+    created = create_job_from_upload({"enroll": name})
+    response = current_app.make_response(created)
+    if response.status_code == 201:
+        response.status_code = 202
+    return response
 
 
 @bp.post("/voices/<voice_id>/samples")

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from hark.models import Speaker, Voice, VoiceSample
@@ -92,10 +93,11 @@ def assign(
 
 
 def corrections(s: Session, job_id: uuid.UUID) -> dict[str, uuid.UUID]:
-    """Speaker label → voice a user assigned by hand in this job (the newest correction wins)."""
+    """Speaker label → voice a user assigned by hand in this job, or the person a reference
+    recording was submitted to enroll (the newest wins)."""
     rows = s.execute(
         select(VoiceSample.speaker, VoiceSample.voice_id)
-        .where(VoiceSample.job_id == job_id, VoiceSample.source == "correction")
+        .where(VoiceSample.job_id == job_id, VoiceSample.source.in_(("correction", "audio")))
         .order_by(VoiceSample.id)
     ).all()
     return {label: voice_id for label, voice_id in rows if label}
@@ -119,6 +121,32 @@ def match_speakers(
         keep = [i for i, v in enumerate(ids) if v not in taken]
         found.update(assign(rest, [ids[i] for i in keep], matrix[keep], threshold_for(dim, configured)))
     return found
+
+
+def enroll_reference(
+    s: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, name: str, speech_s: dict[str, float], centroids: dict
+) -> None:
+    """A reference recording (job option `enroll`): its main speaker, the one with most speech,
+    becomes a sample of the person `name` (enrolled if new). Replaces what an earlier run of the
+    same job added, so a repeated reduce adds nothing twice."""
+    voiced = [k for k in speech_s if centroids.get(k) is not None]
+    s.execute(delete(VoiceSample).where(VoiceSample.job_id == job_id, VoiceSample.source == "audio"))
+    if not voiced:
+        return
+    s.execute(pg_insert(Voice).values(id=uuid.uuid4(), tenant_id=tenant_id, name=name).on_conflict_do_nothing())
+    voice_id = s.scalar(select(Voice.id).where(Voice.tenant_id == tenant_id, Voice.name == name))
+    main = max(voiced, key=speech_s.__getitem__)
+    s.add(
+        VoiceSample(
+            voice_id=voice_id,
+            tenant_id=tenant_id,
+            source="audio",
+            job_id=job_id,
+            speaker=main,
+            vector=[float(x) for x in centroids[main]],
+        )
+    )
+    s.flush()
 
 
 def names(s: Session, voice_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:

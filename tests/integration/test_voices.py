@@ -256,3 +256,28 @@ def test_pgvector_sql_ranks_as_the_fallback(settings, finished_job, second_run, 
     finally:
         with session_scope(settings.database_url) as s:
             s.execute(text("DROP SCHEMA pgvector_stand_in CASCADE"))
+
+
+def test_enroll_from_reference_audio(stack, h, client, alice):
+    """Reference audio runs as a job; when it is done its main speaker is the person's sample."""
+    url = stack["url"]
+    with (ROOT / "examples" / "sample.wav").open("rb") as f:
+        resp = requests.post(
+            f"{url}/v1/voices",
+            headers=h,
+            params={"name": "Erin"},
+            files={"file": ("erin.wav", f)},
+            data={"force": "true"},
+            timeout=120,
+        )
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["options"]["enroll"] == "Erin"
+    job = client.wait(resp.json()["id"], timeout_s=300)
+    assert job["status"] == "done", job
+    erin = next(v for v in requests.get(f"{url}/v1/voices", headers=h).json()["voices"] if v["name"] == "Erin")
+    assert erin["samples"] == 1 and erin["dims"] == [256]
+    speakers = requests.get(f"{url}/v1/jobs/{job['id']}/speakers", headers=h, timeout=30).json()["speakers"]
+    main = max(speakers, key=lambda sp: sp["speech_s"])
+    assert main["person"] == "Erin" and main["person_source"] == "manual"
+    nameless = requests.post(f"{url}/v1/voices", headers=h, files={"file": ("x.wav", b"RIFF")}, timeout=30)
+    assert nameless.status_code == 400 and nameless.json()["error"]["code"] == "invalid_body"

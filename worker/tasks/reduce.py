@@ -37,7 +37,7 @@ from worker.engines.vad_silero import FRAME_S
 from worker.resegment import Diarization, SpeechProbabilities, diarize
 from worker.tasks.common import JobStageTask, settings
 from worker.timing import Clock
-from worker.voices import match_speakers, names, people, store_matches
+from worker.voices import enroll_reference, match_speakers, names, people, store_matches
 from worker.window_rows import load_windows
 
 log = logging.getLogger("hark.reduce")
@@ -202,6 +202,9 @@ def reduce(self: JobStageTask, job_id: str) -> None:
     # Who the speakers are, from the tenant's enrolled voices (manual corrections of an earlier
     # run of this job included).
     with clock.part("voices"), session_scope(cfg.database_url) as s:
+        if options.get("enroll"):
+            speech = {k: float(v["speech_s"]) for k, v in stats.items()}
+            enroll_reference(s, tenant_id, jid, str(options["enroll"]), speech, centroids)
         matches = match_speakers(
             s, tenant_id, jid, {k: v for k, v in centroids.items() if k in stats}, cfg.voice_threshold
         )
