@@ -48,9 +48,7 @@ def fill(url: str, tenant: uuid.UUID, speakers: int, rng: np.random.Generator, p
         with conn.cursor().copy("COPY jobs (id, tenant_id, status, filename, options, timings) FROM STDIN") as cp:
             for j in jobs:
                 cp.write_row((j, tenant, "done", f"{j.hex[:8]}.wav", "{}", "{}"))
-        with conn.cursor().copy(
-            "COPY speakers (job_id, tenant_id, label, speech_s, turns, centroid) FROM STDIN"
-        ) as cp:
+        with conn.cursor().copy("COPY speakers (job_id, tenant_id, label, speech_s, turns, centroid) FROM STDIN") as cp:
             for i in range(speakers):
                 vec = voices[rng.integers(people)] + 0.3 * rng.normal(size=DIM)
                 cp.write_row((jobs[i // 4], tenant, f"SPEAKER_{i % 4:02d}", 60.0, 10, [float(x) for x in vec]))
