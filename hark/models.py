@@ -191,6 +191,22 @@ class Speaker(Base):
     person_source: Mapped[str | None] = mapped_column(String(16))
 
 
+class SpeakerTurn(Base):
+    """Who speaks when, as reduce found it; `overlap` marks a second voice heard over a speaker
+    change. The conversation analytics (interruptions, overlap, monologues, response gaps) are
+    computed from these in SQL."""
+
+    __tablename__ = "speaker_turns"
+    __table_args__ = (Index("speaker_turns_job_start", "job_id", "start_s"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    speaker: Mapped[str] = mapped_column(String(32))
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    overlap: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class Voice(Base):
     """A tenant's named person; what makes the voice is its samples."""
 

@@ -318,6 +318,25 @@ class VoiceHits(BaseModel):
     method: Literal["pgvector", "in-process"]
 
 
+class ConversationRow(BaseModel):
+    job_id: str | None = None
+    speaker: str | None = None
+    person: str | None
+    meetings: int | None = None
+    interruptions_made: int
+    interruptions_suffered: int
+    overlap_s: float
+    words: int | None
+    words_per_minute: float | None
+    longest_monologue_s: float | None
+    questions: int
+    median_response_gap_s: float | None
+
+
+class ConversationStats(BaseModel):
+    rows: list[ConversationRow]
+
+
 class DeliveryAttempt(BaseModel):
     attempt: int
     status_code: int | None
@@ -406,6 +425,7 @@ PUBLISHED: tuple[type[BaseModel], ...] = (
     VoiceList,
     JobSpeakers,
     VoiceHits,
+    ConversationStats,
     WebhookDeliveries,
     WebhookSecret,
     Upload,

@@ -27,6 +27,7 @@ TABLES = {
     "task_leases",
     "voices",
     "voice_samples",
+    "speaker_turns",
 }
 
 

@@ -166,7 +166,9 @@ def test_analytics_views_show_the_person(settings, alice, second_run):
     import re
 
     query = next(
-        q for q in re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "sql.md").read_text(), re.S) if "person" in q
+        q
+        for q in re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "sql.md").read_text(), re.S)
+        if "person IS NOT NULL" in q and "speaker_talk_time" in q
     )
     with session_scope(settings.database_url) as s:
         role, password = create_role(s, "tenant-a", f"hark_ro_voices_{uuid.uuid4().hex[:6]}")

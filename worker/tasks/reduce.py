@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from hark.db import session_scope
 from hark.exports import FORMATS, render, with_people
 from hark.jobstate import advance
-from hark.models import Embedding, Job, Segment, Speaker
+from hark.models import Embedding, Job, Segment, Speaker, SpeakerTurn
 from hark.queues import DIARIZE, REDUCE
 from hark.status import JobStatus
 from hark.storage import Storage, diarization_key, out_key, vad_key
@@ -289,6 +289,25 @@ def reduce(self: JobStageTask, job_id: str) -> None:
         )
         s.flush()
         store_matches(s, jid, matches)
+        s.execute(delete(SpeakerTurn).where(SpeakerTurn.job_id == jid))
+        marked = [(t, False) for t in turns] + [(t, True) for t in found.overlaps]
+        s.execute(
+            text(
+                "INSERT INTO speaker_turns (job_id, tenant_id, speaker, start_s, end_s, overlap) "
+                "SELECT :job, :tenant, v.speaker, v.start_s, v.end_s, v.overlap FROM unnest("
+                "CAST(:speaker AS text[]), CAST(:start AS float8[]), CAST(:end AS float8[]), "
+                "CAST(:overlap AS boolean[])"
+                ") AS v(speaker, start_s, end_s, overlap)"
+            ),
+            {
+                "job": jid,
+                "tenant": tenant_id,
+                "speaker": [t.speaker for t, _ in marked],
+                "start": [t.start_s for t, _ in marked],
+                "end": [t.end_s for t, _ in marked],
+                "overlap": [o for _, o in marked],
+            },
+        )
         # Everything but this transaction's commit is in the timings.
         clock.add("reduce_db", time.monotonic() - db_started)
         clock.add("reduce", time.monotonic() - started, time.process_time() - started_cpu)
