@@ -39,6 +39,14 @@ class JobOptions(BaseModel):
     merge_length_s: float | None = Field(
         None, ge=0, description="merge neighbouring VAD segments up to this length (at most HARK_MAX_SEGMENT_S)"
     )
+    channels: Literal["mix", "separate"] | None = Field(
+        None,
+        description="separate: each channel of a multi-channel recording is one speaker (VAD and ASR per channel,"
+        " no clustering); default mix: the channels are mixed down and the speakers found by clustering",
+    )
+    channel_names: list[str] | None = Field(
+        None, max_length=16, description="with channels=separate: the speaker label of each channel, in order"
+    )
     enroll: str | None = Field(
         None,
         min_length=1,
@@ -101,8 +109,29 @@ class JobOptions(BaseModel):
             raise ValueError(f"merge_length_s must be between 0 and {limit:g}")
         return merge
 
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels(cls, value: Any) -> str | None:
+        return None if _blank(value) else value
+
+    @field_validator("channel_names", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> list[str] | None:
+        if _blank(value):
+            return None
+        if isinstance(value, str):  # a form field: comma-separated
+            value = [v.strip() for v in value.split(",")]
+        if not isinstance(value, list) or not all(isinstance(v, str) and 1 <= len(v.strip()) <= 32 for v in value):
+            raise ValueError("channel_names must be a list of names of 1 to 32 characters")
+        names = [v.strip() for v in value]
+        if len(set(names)) != len(names):
+            raise ValueError("channel_names must be different from each other")
+        return names
+
     @model_validator(mode="after")
     def _speaker_range(self) -> JobOptions:
+        if self.channel_names is not None and self.channels != "separate":
+            raise ValueError("channel_names needs channels=separate")
         if self.min_speakers is not None and self.max_speakers is not None and self.min_speakers > self.max_speakers:
             raise ValueError("min_speakers is larger than max_speakers")
         return self

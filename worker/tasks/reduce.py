@@ -11,6 +11,7 @@ stored (worker/diarization_file.py); reduce then reads its outcome.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -32,6 +33,7 @@ from worker import diarization_file
 from worker.affect import PROSODY_SOURCE, Affect, SegmentMeasures, assess
 from worker.assemble import SegmentView, build_utterances, speaker_stats
 from worker.celery_app import app
+from worker.channels import ChannelLayout, by_channel
 from worker.clustering import ClusterOptions
 from worker.engines.vad_silero import FRAME_S
 from worker.resegment import Diarization, SpeechProbabilities, diarize
@@ -132,6 +134,8 @@ def diarize_early(job_id: str) -> None:
             if job is None or job.status not in (JobStatus.INFERRING, JobStatus.REDUCING):
                 return
             options = dict(job.options or {})
+            if ChannelLayout.from_options(options) is not None:
+                return  # one speaker per channel: reduce clusters nothing
             spans = [
                 (a, b)
                 for a, b in s.execute(
@@ -177,11 +181,19 @@ def reduce(self: JobStageTask, job_id: str) -> None:
 
     self.keep_lease(jid, "reduce")
     storage = Storage(cfg)
-    with clock.part("clustering", cpu=True):
-        found = _saved_or_diarize(storage, jid, [(v.start_s, v.end_s) for v in views], starts, ends, vectors, options)
+    layout = ChannelLayout.from_options(options)
+    if layout is not None:  # one speaker per channel: no clustering
+        with clock.part("assemble", cpu=True):
+            views, found, utterances = by_channel(layout, views, _speech(storage, jid), starts, vectors)
+    else:
+        with clock.part("clustering", cpu=True):
+            found = _saved_or_diarize(
+                storage, jid, [(v.start_s, v.end_s) for v in views], starts, ends, vectors, options
+            )
+        with clock.part("assemble", cpu=True):
+            utterances = build_utterances(views, found.turns)
     turns, centroids = found.turns, found.centroids
     with clock.part("assemble", cpu=True):
-        utterances = build_utterances(views, turns)
         stats = speaker_stats(turns, found.overlaps)
     # The RTTM and the document list every speaker heard, overlapped speech included; words
     # follow the single-speaker turns.
@@ -248,6 +260,22 @@ def reduce(self: JobStageTask, job_id: str) -> None:
             return
         # One statement for all segments: a 3 h recording has about 900, and one UPDATE each cost
         # half a second at the very end of the job.
+        if layout is not None:  # the segments' times in their channel, not on prepare's timeline
+            s.execute(
+                text(
+                    "UPDATE segments SET start_s = v.start_s, end_s = v.end_s, words = v.words "
+                    "FROM unnest(CAST(:idx AS integer[]), CAST(:start AS float8[]), CAST(:end AS float8[]), "
+                    "CAST(:words AS jsonb[])) AS v(idx, start_s, end_s, words) "
+                    "WHERE segments.job_id = :job AND segments.idx = v.idx"
+                ),
+                {
+                    "job": jid,
+                    "idx": [v.idx for v in views],
+                    "start": [v.start_s for v in views],
+                    "end": [v.end_s for v in views],
+                    "words": [json.dumps(v.words) if v.words else None for v in views],
+                },
+            )
         s.execute(
             text(
                 "UPDATE segments SET speaker = v.speaker "
