@@ -332,7 +332,9 @@ def _limit() -> int:
 
 def _search(s: Session, q: np.ndarray, k: int, exclude: uuid.UUID | None) -> tuple[list[Hit], str]:
     tenant = principal().tenant_id
-    if current_app.extensions.setdefault("hark.pgvector", has_pgvector(s)):
+    if "hark.pgvector" not in current_app.extensions:  # the server's extensions, asked once per process
+        current_app.extensions["hark.pgvector"] = has_pgvector(s)
+    if current_app.extensions["hark.pgvector"]:
         return pgvector_search(s, tenant, q, k, exclude), "pgvector"
     index: SpeakerIndex = current_app.extensions.setdefault("hark.speaker_index", SpeakerIndex())
     return index.search(s, tenant, q, k, exclude), "in-process"

@@ -99,9 +99,11 @@ def test_conversation_figures_as_the_read_only_role(settings, meeting):
         with psycopg.connect(roles["tenant-a"][1], row_factory=psycopg.rows.dict_row) as c:
             rows = {r["speaker"]: r for r in c.execute(per_meeting).fetchall() if r["job_id"] == jid}
             people = {r["person"]: r for r in c.execute(per_person).fetchall()}
+            voices_a = {r["name"]: r for r in c.execute("SELECT name, meetings FROM analytics.voices").fetchall()}
         with psycopg.connect(roles["tenant-b"][1], row_factory=psycopg.rows.dict_row) as c:
             assert all(r["job_id"] != jid for r in c.execute(per_meeting).fetchall())
             assert person not in {r["person"] for r in c.execute(per_person).fetchall()}
+            assert person not in {r["name"] for r in c.execute("SELECT name FROM analytics.voices").fetchall()}
     finally:
         with session_scope(settings.database_url) as s:
             for role, _ in roles.values():
@@ -118,6 +120,7 @@ def test_conversation_figures_as_the_read_only_role(settings, meeting):
     assert float(a["median_response_gap_s"]) == pytest.approx(1.0)  # 21 s after B's 20 s
     assert float(b["median_response_gap_s"]) == pytest.approx(-0.5)  # median of −2 (over A) and 1
     assert a["person"] == person and b["person"] is None
+    assert voices_a[person]["meetings"] == 1
     zed = people[person]
     assert zed["meetings"] == 1 and zed["interruptions_suffered"] == 1 and float(zed["longest_monologue_s"]) == 14.0
 
