@@ -186,6 +186,21 @@ def _grant_to_analysts(view: str) -> None:
 
 
 def upgrade() -> None:
+    # pgvector, where the server has it (the compose image does; Debian's PostgreSQL does not):
+    # search by voice then runs in the database (hark/voice_search.py). A role that may not create
+    # it leaves the search in-process.
+    op.execute(
+        """
+        DO $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') THEN
+                CREATE EXTENSION IF NOT EXISTS vector;
+            END IF;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE NOTICE 'pgvector is available but this role may not create it';
+        END $$
+        """
+    )
     op.create_table(
         "voices",
         sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
