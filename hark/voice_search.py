@@ -4,7 +4,7 @@ Two ways, the same answer. Where the PostgreSQL server has pgvector, the databas
 (`PGVECTOR_SQL`, cosine distance on the speakers' centroids cast to `vector`). Elsewhere (Debian's
 PostgreSQL has no pgvector package) each web process keeps the tenant's centroids as one unit-
 length float32 matrix and ranks with a matrix product: 100,000 vectors are 100 MB per process and
-one search a few milliseconds (BENCHMARKS.md). The cache is checked on every search with one
+a warm search about 30 ms, p99 under 100 ms (BENCHMARKS.md). The cache is checked on every search with one
 indexed count; rows added since are appended, and any other change (a deleted job) reloads.
 """
 
