@@ -98,8 +98,10 @@ def decode_stream(
     report: DecodeReport | None = None,
     block_samples: int = SAMPLE_RATE * 10,
     limits: DecodeLimits = DecodeLimits(),
+    channel: int | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield int16 mono 16 kHz blocks of about `block_samples` samples.
+    """Yield int16 mono 16 kHz blocks of about `block_samples` samples: the channels mixed down,
+    or only `channel` (0-based; one speaker per channel, job option `channels: separate`).
 
     Damaged packets (a bad sector, a burst of garbage, a run of missing bytes) are skipped and
     decoding resumes at the next good one; the time they covered, known from the timestamps of
@@ -153,7 +155,11 @@ def decode_stream(
         pending_len = 0
         max_samples = int(limits.max_duration_s * SAMPLE_RATE)
 
-        for block in _read_safely(_placed(container, stream, report)):
+        if channel is not None and channel >= max(report.source_channels, 1):
+            raise AudioError(
+                "no_such_channel", f"channel {channel + 1} asked for; the file has {report.source_channels}"
+            )
+        for block in _read_safely(_placed(container, stream, report, channel)):
             report.samples += block.size
             if report.samples > max_samples:
                 raise AudioError("too_long", f"longer than the limit of {limits.max_duration_s:.0f} s")
@@ -258,14 +264,15 @@ class _Clock:
 
 
 def _placed(
-    container: av.container.InputContainer, stream: av.AudioStream, report: DecodeReport
+    container: av.container.InputContainer, stream: av.AudioStream, report: DecodeReport, channel: int | None = None
 ) -> Iterator[np.ndarray]:
-    """Decoded audio as canonical int16 blocks, with silence where damaged packets were skipped.
+    """Decoded audio as canonical int16 blocks, with silence where damaged packets were skipped;
+    with `channel`, that channel alone (resampled keeping the channels, then picked out).
 
     The silence goes through the resampler like the audio around it (as silent frames of the
     source's own format), so the audio after a gap comes out exactly at its time."""
     codec = stream.codec_context
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    resampler: av.AudioResampler | None = None
     clock = _Clock(stream)
     resampling = False  # once the resampler holds samples, every later frame goes through it too
     fed = 0.0  # seconds of audio decoded so far, silence included (the resampler may hold some back)
@@ -273,17 +280,26 @@ def _placed(
     lost_since: float | None = None  # where the audio stood when a packet failed to decode
     last: av.AudioFrame | None = None  # the latest good frame: the format silence is made in
 
+    def picked(f: av.AudioFrame) -> np.ndarray:
+        samples = f.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+        if channel is None:
+            return samples
+        return np.ascontiguousarray(samples.reshape(-1, f.layout.nb_channels)[:, channel])
+
     def out(frame: av.AudioFrame) -> Iterator[np.ndarray]:
-        nonlocal resampling, fed
+        nonlocal resampling, fed, resampler
         fed += frame.samples / frame.sample_rate
-        if not resampling and is_canonical(frame):
+        if not resampling and channel is None and is_canonical(frame):
             # Already 16 kHz mono s16 (a WAV as Hark stores it): the resampler would only copy
             # it, and cost more than decoding (1 s of 3 for an hour).
             yield frame.to_ndarray().reshape(-1)
             return
         resampling = True
+        if resampler is None:
+            layout = "mono" if channel is None else frame.layout.name
+            resampler = av.AudioResampler(format="s16", layout=layout, rate=SAMPLE_RATE)
         for f in resampler.resample(frame):
-            yield f.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+            yield picked(f)
 
     def silence(seconds: float, like: av.AudioFrame) -> Iterator[np.ndarray]:
         remaining = int(round(seconds * like.sample_rate))
@@ -333,9 +349,9 @@ def _placed(
         # The last packets were damaged. How much they held is not known (a file cut short looks
         # the same, and is judged by its declared duration): one frame is recorded.
         report.damage(lost_since, max(fed, lost_since + last.samples / last.sample_rate))
-    if resampling:
+    if resampling and resampler is not None:
         for f in resampler.resample(None):
-            yield f.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+            yield picked(f)
 
 
 def is_canonical(frame: av.AudioFrame) -> bool:

@@ -26,22 +26,38 @@ def _clock(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
+def who(u: dict[str, Any]) -> str:
+    """An utterance's speaker as a reader sees it: the enrolled person's name when matched."""
+    return u.get("person") or u["speaker"]
+
+
+def with_people(doc: dict[str, Any], people: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The document with each speaker's person (label → {"person", "person_score",
+    "person_source"}; a label not given is anonymous) on its speaker entry and utterances."""
+    blank = {"person": None, "person_score": None, "person_source": None}
+    for sp in doc.get("speakers", []):
+        sp.update(people.get(sp["label"], blank))
+    for u in doc.get("utterances", []):
+        u["person"] = people.get(u["speaker"], blank)["person"]
+    return doc
+
+
 def to_srt(doc: dict[str, Any]) -> str:
     blocks = []
     for n, u in enumerate(doc["utterances"], start=1):
-        blocks.append(f"{n}\n{_clock(u['start'], ',')} --> {_clock(u['end'], ',')}\n[{u['speaker']}] {u['text']}\n")
+        blocks.append(f"{n}\n{_clock(u['start'], ',')} --> {_clock(u['end'], ',')}\n[{who(u)}] {u['text']}\n")
     return "\n".join(blocks)
 
 
 def to_vtt(doc: dict[str, Any]) -> str:
     lines = ["WEBVTT", ""]
     for u in doc["utterances"]:
-        lines += [f"{_clock(u['start'], '.')} --> {_clock(u['end'], '.')}", f"<v {u['speaker']}>{u['text']}", ""]
+        lines += [f"{_clock(u['start'], '.')} --> {_clock(u['end'], '.')}", f"<v {who(u)}>{u['text']}", ""]
     return "\n".join(lines)
 
 
 def to_txt(doc: dict[str, Any]) -> str:
-    return "".join(f"[{_clock(u['start'], '.')[:-4]}] {u['speaker']}: {u['text']}\n" for u in doc["utterances"])
+    return "".join(f"[{_clock(u['start'], '.')[:-4]}] {who(u)}: {u['text']}\n" for u in doc["utterances"])
 
 
 def to_rttm(doc: dict[str, Any]) -> str:

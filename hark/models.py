@@ -187,6 +187,61 @@ class Speaker(Base):
     speech_s: Mapped[float] = mapped_column(Float)
     turns: Mapped[int] = mapped_column(Integer)
     centroid: Mapped[list[float] | None] = mapped_column(ARRAY(REAL))
+    # The enrolled person this speaker was matched to (worker/voices.py), the cosine score of the
+    # match, and "match" (reduce) or "manual" (a correction through the API, which sticks).
+    person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("voices.id", ondelete="SET NULL"), index=True)
+    person_score: Mapped[float | None] = mapped_column(REAL)
+    person_source: Mapped[str | None] = mapped_column(String(16))
+
+
+class SpeakerTurn(Base):
+    """Who speaks when, as reduce found it; `overlap` marks a second voice heard over a speaker
+    change. The conversation analytics (interruptions, overlap, monologues, response gaps) are
+    computed from these in SQL."""
+
+    __tablename__ = "speaker_turns"
+    __table_args__ = (Index("speaker_turns_job_start", "job_id", "start_s"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    speaker: Mapped[str] = mapped_column(String(32))
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    overlap: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Voice(Base):
+    """A tenant's named person; what makes the voice is its samples."""
+
+    __tablename__ = "voices"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="voices_tenant_name"),)
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class VoiceSample(Base):
+    """One vector of a voice: a job speaker's centroid ("speaker"), reference audio run through
+    the speaker engine ("audio"), or a speaker a user assigned by hand ("correction"). The job and
+    speaker it came from are kept, so a correction is found again if the job is reduced again."""
+
+    __tablename__ = "voice_samples"
+    __table_args__ = (
+        CheckConstraint("source IN ('speaker', 'audio', 'correction')", name="voice_samples_source_valid"),
+        Index("voice_samples_job_speaker", "job_id", "speaker"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    voice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("voices.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    speaker: Mapped[str | None] = mapped_column(String(32))
+    vector: Mapped[list[float]] = mapped_column(ARRAY(REAL))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class JobTask(Base):

@@ -151,6 +151,10 @@ class Settings:
     # each second at the 0.25 s hop); S > 0 reads the windows starting within S seconds off one
     # pass, about 2.1 times less embedding CPU at 1.0 (worker/engines/speaker_resemblyzer.py).
     speaker_pass_s: float = 0.0
+    # Naming speakers from enrolled voices (worker/voices.py): the cosine a speaker must reach to
+    # be named. 0 uses the threshold calibrated for the speaker engine (Resemblyzer: 0.95); an
+    # engine without one names nobody until an operator calibrates it (bench/voice_calibration.py).
+    voice_threshold: float = 0.0
     # FunASR engines (pip install hark[funasr]): each model's local directory, as downloaded from
     # ModelScope / Hugging Face (docs/engines.md); a worker serving one of them refuses
     # to start when its directory is missing. SenseVoice's inverse text normalisation (punctuation,

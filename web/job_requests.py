@@ -34,6 +34,9 @@ UPLOAD_BODY = {
                     "min_speakers": {"type": "integer"},
                     "max_speakers": {"type": "integer"},
                     "language": {"type": "string"},
+                    "channels": {"enum": ["mix", "separate"], "description": "separate: one speaker per channel"},
+                    "channel_names": {"type": "string", "description": "comma-separated speaker label per channel"},
+                    "enroll": {"type": "string", "description": "enroll the main speaker as this person"},
                 },
             }
         }

@@ -147,8 +147,15 @@ def create_job() -> ResponseReturnValue:
         from web.uploads import create_job_from_object
 
         return create_job_from_object(read_json())
+    return create_job_from_upload()
+
+
+def create_job_from_upload(extra_options: dict[str, Any] | None = None) -> ResponseReturnValue:
+    """The multipart path of `POST /v1/jobs`; `extra_options` are options the route sets itself
+    (a voice enrollment's `enroll`), validated with the form's."""
     if not (request.mimetype or "").startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send the recording as multipart/form-data with a 'file' field")
+    idem = idempotency_key()
     settings = app_settings()
     storage = app_storage()
     job_id = uuid.uuid4()
@@ -172,6 +179,7 @@ def create_job() -> ResponseReturnValue:
             raise ApiError(400, "empty_upload", "the uploaded file is empty")
         raw_options = form_options(form)
         raw_options.update({k: form[k] for k in form if k not in ("options", "callback_url", *SUBMIT_FIELDS)})
+        raw_options.update(extra_options or {})
         options = parse_options(raw_options)
         priority = parse_priority(form.get("priority"), "interactive")
         callback_url = parse_callback_url(form.get("callback_url"))

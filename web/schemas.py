@@ -39,6 +39,20 @@ class JobOptions(BaseModel):
     merge_length_s: float | None = Field(
         None, ge=0, description="merge neighbouring VAD segments up to this length (at most HARK_MAX_SEGMENT_S)"
     )
+    channels: Literal["mix", "separate"] | None = Field(
+        None,
+        description="separate: each channel of a multi-channel recording is one speaker (VAD and ASR per channel,"
+        " no clustering); default mix: the channels are mixed down and the speakers found by clustering",
+    )
+    channel_names: list[str] | None = Field(
+        None, max_length=16, description="with channels=separate: the speaker label of each channel, in order"
+    )
+    enroll: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="a reference recording: its main speaker becomes a sample of this person (POST /v1/voices?name=)",
+    )
 
     @field_validator("num_speakers", "min_speakers", "max_speakers", mode="before")
     @classmethod
@@ -95,8 +109,29 @@ class JobOptions(BaseModel):
             raise ValueError(f"merge_length_s must be between 0 and {limit:g}")
         return merge
 
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels(cls, value: Any) -> str | None:
+        return None if _blank(value) else value
+
+    @field_validator("channel_names", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> list[str] | None:
+        if _blank(value):
+            return None
+        if isinstance(value, str):  # a form field: comma-separated
+            value = [v.strip() for v in value.split(",")]
+        if not isinstance(value, list) or not all(isinstance(v, str) and 1 <= len(v.strip()) <= 32 for v in value):
+            raise ValueError("channel_names must be a list of names of 1 to 32 characters")
+        names = [v.strip() for v in value]
+        if len(set(names)) != len(names):
+            raise ValueError("channel_names must be different from each other")
+        return names
+
     @model_validator(mode="after")
     def _speaker_range(self) -> JobOptions:
+        if self.channel_names is not None and self.channels != "separate":
+            raise ValueError("channel_names needs channels=separate")
         if self.min_speakers is not None and self.max_speakers is not None and self.min_speakers > self.max_speakers:
             raise ValueError("min_speakers is larger than max_speakers")
         return self
@@ -224,6 +259,114 @@ class SpeakerStats(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
+class VoiceEnroll(BaseModel):
+    """Enroll a person from a finished job's speaker (`POST /v1/voices`): a name already enrolled
+    gains the sample (several samples of a person are combined)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, description="the person's name, unique in the tenant")
+    job_id: uuid.UUID = Field(description="a finished job of this tenant")
+    speaker: str = Field(min_length=1, max_length=32, description="the speaker's label in that job, e.g. SPEAKER_00")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("name must not be blank")
+        return value
+
+
+class VoiceSampleFrom(BaseModel):
+    """Add a sample to a voice from a finished job's speaker."""
+
+    model_config = ConfigDict(extra="forbid")
+    job_id: uuid.UUID
+    speaker: str = Field(min_length=1, max_length=32)
+
+
+class VoiceRename(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+
+
+class SpeakerCorrection(BaseModel):
+    """Who a job's speaker is, set by hand: a voice by id, or a name (enrolled if new); both absent
+    (or null) makes the speaker anonymous. A named correction is kept as a sample of the voice."""
+
+    model_config = ConfigDict(extra="forbid")
+    voice_id: uuid.UUID | None = None
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _one(self) -> SpeakerCorrection:
+        if self.voice_id is not None and self.name is not None:
+            raise ValueError("give voice_id or name, not both")
+        return self
+
+
+class Voice(BaseModel):
+    id: uuid.UUID
+    name: str
+    samples: int
+    dims: list[int] = Field(description="vector lengths of its samples (one per speaker engine used)")
+    created_at: str
+
+
+class VoiceList(BaseModel):
+    voices: list[Voice]
+
+
+class JobSpeaker(BaseModel):
+    label: str
+    speech_s: float
+    turns: int
+    person: str | None
+    voice_id: uuid.UUID | None
+    person_score: float | None
+    person_source: Literal["match", "manual"] | None
+
+
+class JobSpeakers(BaseModel):
+    speakers: list[JobSpeaker]
+    threshold: float | None = Field(description="the score a speaker must reach to be named automatically")
+
+
+class VoiceHit(BaseModel):
+    job_id: uuid.UUID
+    filename: str
+    created_at: str
+    speaker: str
+    score: float
+    person: str | None
+    above_threshold: bool
+
+
+class VoiceHits(BaseModel):
+    results: list[VoiceHit]
+    threshold: float | None
+    method: Literal["pgvector", "in-process"]
+
+
+class ConversationRow(BaseModel):
+    job_id: str | None = None
+    speaker: str | None = None
+    person: str | None
+    meetings: int | None = None
+    interruptions_made: int
+    interruptions_suffered: int
+    overlap_s: float
+    words: int | None
+    words_per_minute: float | None
+    longest_monologue_s: float | None
+    questions: int
+    median_response_gap_s: float | None
+
+
+class ConversationStats(BaseModel):
+    rows: list[ConversationRow]
+
+
 class DeliveryAttempt(BaseModel):
     attempt: int
     status_code: int | None
@@ -310,6 +453,15 @@ PUBLISHED: tuple[type[BaseModel], ...] = (
     JobList,
     EmotionStats,
     SpeakerStats,
+    VoiceEnroll,
+    VoiceSampleFrom,
+    VoiceRename,
+    SpeakerCorrection,
+    Voice,
+    VoiceList,
+    JobSpeakers,
+    VoiceHits,
+    ConversationStats,
     WebhookDeliveries,
     WebhookSecret,
     RotatedWebhookSecret,

@@ -131,3 +131,42 @@ def speakers() -> ResponseReturnValue:
         last = rows[-1]
         next_cursor = base64.urlsafe_b64encode(json.dumps([last["job_id"], last["speaker"]]).encode()).decode()
     return jsonify({"rows": rows, "next_cursor": next_cursor.rstrip("=") if next_cursor else None})
+
+
+CONVERSATION_COLUMNS = (
+    "interruptions_made, interruptions_suffered, overlap_s, words, words_per_minute, longest_monologue_s,"
+    " questions, median_response_gap_s"
+)
+
+
+@bp.get("/conversation")
+@operation(
+    "Conversation dynamics per speaker of finished jobs (one job with job_id), or per named person"
+    " across meetings (by=person): interruptions, overlap, words per minute, longest monologue,"
+    " questions, median response gap",
+    responses={200: "ConversationStats"},
+    params=(
+        query("job_id", {"type": "string", "format": "uuid"}),
+        query("by", {"enum": ["speaker", "person"]}, "default speaker"),
+    ),
+)
+@require_key("read")
+def conversation() -> ResponseReturnValue:
+    by = request.args.get("by", "speaker")
+    if by not in ("speaker", "person"):
+        raise ApiError(400, "invalid_filter", "by must be 'speaker' or 'person'")
+    if by == "person":
+        rows = _rows(
+            f"SELECT person, meetings, {CONVERSATION_COLUMNS} FROM analytics.person_conversation"
+            " WHERE tenant_id = :tenant ORDER BY person",
+            {},
+        )
+        return jsonify({"rows": rows})
+    job_id = _job_filter()
+    where = " AND job_id = :job" if job_id is not None else ""
+    rows = _rows(
+        f"SELECT job_id, speaker, person, {CONVERSATION_COLUMNS} FROM analytics.conversation"
+        f" WHERE tenant_id = :tenant{where} ORDER BY job_created_at DESC, job_id, speaker LIMIT 1000",
+        {"job": job_id},
+    )
+    return jsonify({"rows": rows})

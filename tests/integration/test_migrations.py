@@ -26,6 +26,9 @@ TABLES = {
     "webhook_deliveries",
     "webhook_attempts",
     "task_leases",
+    "voices",
+    "voice_samples",
+    "speaker_turns",
 }
 
 

@@ -79,3 +79,29 @@ def test_duration_limit(tmp_path):
 def test_byte_offsets():
     assert seconds_to_byte(1.0) == 32000
     assert seconds_to_byte(0.5) == 16000
+
+
+def test_decode_one_channel_of_a_stereo_file():
+    """`channel` picks one channel out (job option channels: separate); the mix averages them."""
+    import io
+    import wave
+
+    t = np.arange(16000) / 16000
+    left = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(np.stack([left, np.zeros_like(left)], 1).tobytes())
+    data = buf.getvalue()
+
+    def decoded(channel: int | None) -> np.ndarray:
+        return np.concatenate(list(decode_stream(io.BytesIO(data), DecodeReport(), channel=channel)))
+
+    assert np.abs(decoded(0) - left).max() <= 1
+    assert np.abs(decoded(1)).max() == 0
+    assert abs(int(np.abs(decoded(None)).max()) - 4000) <= 2
+    with pytest.raises(AudioError) as err:
+        decoded(2)
+    assert err.value.code == "no_such_channel"

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,8 +95,10 @@ def decode_limits(cfg: Settings) -> DecodeLimits:
 
 
 def vad_options(cfg: Settings, options: dict) -> VadOptions:
-    """The deployment's segmentation, with the job's own `merge_length_s` when it set one."""
-    return VadOptions.from_settings(cfg, float(options.get("merge_length_s", cfg.merge_length_s)))
+    """The deployment's segmentation, with the job's own `merge_length_s` when it set one. A job
+    with one speaker per channel merges nothing unless it asks: a segment is a turn there."""
+    default = 0.0 if options.get("channels") == "separate" else cfg.merge_length_s
+    return VadOptions.from_settings(cfg, float(options.get("merge_length_s", default)))
 
 
 @app.task(
@@ -135,13 +138,21 @@ def prepare(self: JobStageTask, job_id: str) -> None:
     fanout = FanOut(cfg, jid, tenant_id, options, priority, clock, self.lease_holder())
     progress = _Progress(cfg.database_url, jid, report, clock)
     loop_started, loop_cpu_started, db_before = time.monotonic(), time.process_time(), clock.wall["prepare_db"]
+    separate = options.get("channels") == "separate"
+    layout: dict[str, float | int] = {}
+
+    def feed(block: np.ndarray) -> None:
+        vad.feed(block)
+        writer.write(block.astype("<i2").tobytes())
+        progress.tick()
+        fanout.send_ready(vad.final, writer.readable_bytes)
+
     try:
         with storage.reader(source_key) as source:
-            for block in decode_stream(source, report, limits=decode_limits(cfg)):
-                vad.feed(block)
-                writer.write(block.astype("<i2").tobytes())
-                progress.tick()
-                fanout.send_ready(vad.final, writer.readable_bytes)
+            for block in decode_stream(source, report, limits=decode_limits(cfg), channel=0 if separate else None):
+                feed(block)
+        if separate:
+            layout = _other_channels(storage, source_key, report, segmentation, cfg, feed)
         writer.finish()
         vad.finish()
     except (AudioError, SoftTimeLimitExceeded) as exc:
@@ -215,7 +226,7 @@ def prepare(self: JobStageTask, job_id: str) -> None:
             damaged_s=round(report.damaged_s, 3),
             damaged_ranges=[[a, b] for a, b in report.damaged],
             timings=clock.merged(job.timings),
-            options={**options, "source_codec": report.codec, "source_rate": report.source_rate},
+            options={**options, "source_codec": report.codec, "source_rate": report.source_rate, **layout},
         )
         # Every batch sent early may be done already; then no infer task will see the last one
         # finish (they do not reduce a job still preparing), so reduce starts here.
@@ -238,6 +249,32 @@ def prepare(self: JobStageTask, job_id: str) -> None:
             "damaged_s": round(report.damaged_s, 3),
         },
     )
+
+
+def _other_channels(
+    storage: Storage,
+    source_key: str,
+    report: DecodeReport,
+    segmentation: VadOptions,
+    cfg: Settings,
+    feed: Callable[[np.ndarray], None],
+) -> dict[str, float | int]:
+    """Job option `channels: separate`: after channel 1 (already fed), the recording's other
+    channels, each decoded on its own and laid after the previous one on the job's timeline,
+    separated by silence longer than the VAD ever merges across, so every segment, and so every
+    ASR and speaker task, holds one channel. Reduce maps the segments back to their channel's
+    time (worker/channels.py). Returns the layout it needs, kept in the job's options."""
+    stride_s = report.duration_s + max(min(segmentation.merge_length_s, segmentation.max_segment_s), 1.0) + 1.0
+    stride = int(round(stride_s * SAMPLE_RATE))
+    written = report.samples
+    for channel in range(1, max(report.source_channels, 1)):
+        feed(np.zeros(channel * stride - written, dtype=np.int16))
+        written = channel * stride
+        with storage.reader(source_key) as source:
+            for block in decode_stream(source, DecodeReport(), limits=decode_limits(cfg), channel=channel):
+                written += block.size
+                feed(block)
+    return {"source_channel_count": max(report.source_channels, 1), "source_channel_stride_s": stride / SAMPLE_RATE}
 
 
 class JobStopped(Exception):

@@ -11,6 +11,7 @@ stored (worker/diarization_file.py); reduce then reads its outcome.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -22,9 +23,9 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from hark.db import session_scope
-from hark.exports import FORMATS, render
+from hark.exports import FORMATS, render, with_people
 from hark.jobstate import advance
-from hark.models import Embedding, Job, Segment, Speaker
+from hark.models import Embedding, Job, Segment, Speaker, SpeakerTurn
 from hark.queues import DIARIZE, REDUCE
 from hark.status import JobStatus
 from hark.storage import Storage, diarization_key, out_key, vad_key
@@ -32,11 +33,13 @@ from worker import diarization_file
 from worker.affect import PROSODY_SOURCE, Affect, SegmentMeasures, assess
 from worker.assemble import SegmentView, build_utterances, speaker_stats
 from worker.celery_app import app
+from worker.channels import ChannelLayout, by_channel
 from worker.clustering import ClusterOptions
 from worker.engines.vad_silero import FRAME_S
 from worker.resegment import Diarization, SpeechProbabilities, diarize
 from worker.tasks.common import JobStageTask, settings
 from worker.timing import Clock
+from worker.voices import enroll_reference, match_speakers, names, people, store_matches
 from worker.window_rows import load_windows
 
 log = logging.getLogger("hark.reduce")
@@ -132,6 +135,8 @@ def diarize_early(job_id: str) -> None:
             if job is None or job.status not in (JobStatus.INFERRING, JobStatus.REDUCING):
                 return
             options = dict(job.options or {})
+            if ChannelLayout.from_options(options) is not None:
+                return  # one speaker per channel: reduce clusters nothing
             spans = [
                 (a, b)
                 for a, b in s.execute(
@@ -177,11 +182,19 @@ def reduce(self: JobStageTask, job_id: str) -> None:
 
     self.keep_lease(jid, "reduce")
     storage = Storage(cfg)
-    with clock.part("clustering", cpu=True):
-        found = _saved_or_diarize(storage, jid, [(v.start_s, v.end_s) for v in views], starts, ends, vectors, options)
+    layout = ChannelLayout.from_options(options)
+    if layout is not None:  # one speaker per channel: no clustering
+        with clock.part("assemble", cpu=True):
+            views, found, utterances = by_channel(layout, views, _speech(storage, jid), starts, vectors)
+    else:
+        with clock.part("clustering", cpu=True):
+            found = _saved_or_diarize(
+                storage, jid, [(v.start_s, v.end_s) for v in views], starts, ends, vectors, options
+            )
+        with clock.part("assemble", cpu=True):
+            utterances = build_utterances(views, found.turns)
     turns, centroids = found.turns, found.centroids
     with clock.part("assemble", cpu=True):
-        utterances = build_utterances(views, turns)
         stats = speaker_stats(turns, found.overlaps)
     # The RTTM and the document list every speaker heard, overlapped speech included; words
     # follow the single-speaker turns.
@@ -199,6 +212,16 @@ def reduce(self: JobStageTask, job_id: str) -> None:
         if u.segment_idx in affects:
             u.emotion = affects[u.segment_idx].emotion
     valence = {g.idx: g.valence for g in segs}
+    # Who the speakers are, from the tenant's enrolled voices (manual corrections of an earlier
+    # run of this job included).
+    with clock.part("voices"), session_scope(cfg.database_url) as s:
+        if options.get("enroll"):
+            speech = {k: float(v["speech_s"]) for k, v in stats.items()}
+            enroll_reference(s, tenant_id, jid, str(options["enroll"]), speech, centroids)
+        matches = match_speakers(
+            s, tenant_id, jid, {k: v for k, v in centroids.items() if k in stats}, cfg.voice_threshold
+        )
+        person_names = names(s, {m.voice_id for m in matches.values()})
 
     doc = {
         "job_id": job_id,
@@ -225,6 +248,7 @@ def reduce(self: JobStageTask, job_id: str) -> None:
             for u in utterances
         ],
     }
+    with_people(doc, people(matches, person_names))
     with clock.part("export"):
         for fmt, content_type in FORMATS.items():
             storage.put_bytes(out_key(jid, fmt), render(doc, fmt).encode("utf-8"), content_type)
@@ -242,6 +266,22 @@ def reduce(self: JobStageTask, job_id: str) -> None:
             return
         # One statement for all segments: a 3 h recording has about 900, and one UPDATE each cost
         # half a second at the very end of the job.
+        if layout is not None:  # the segments' times in their channel, not on prepare's timeline
+            s.execute(
+                text(
+                    "UPDATE segments SET start_s = v.start_s, end_s = v.end_s, words = v.words "
+                    "FROM unnest(CAST(:idx AS integer[]), CAST(:start AS float8[]), CAST(:end AS float8[]), "
+                    "CAST(:words AS jsonb[])) AS v(idx, start_s, end_s, words) "
+                    "WHERE segments.job_id = :job AND segments.idx = v.idx"
+                ),
+                {
+                    "job": jid,
+                    "idx": [v.idx for v in views],
+                    "start": [v.start_s for v in views],
+                    "end": [v.end_s for v in views],
+                    "words": [json.dumps(v.words) if v.words else None for v in views],
+                },
+            )
         s.execute(
             text(
                 "UPDATE segments SET speaker = v.speaker "
@@ -282,6 +322,26 @@ def reduce(self: JobStageTask, job_id: str) -> None:
             for name, entry in stats.items()
         )
         s.flush()
+        store_matches(s, jid, matches)
+        s.execute(delete(SpeakerTurn).where(SpeakerTurn.job_id == jid))
+        marked = [(t, False) for t in turns] + [(t, True) for t in found.overlaps]
+        s.execute(
+            text(
+                "INSERT INTO speaker_turns (job_id, tenant_id, speaker, start_s, end_s, overlap) "
+                "SELECT :job, :tenant, v.speaker, v.start_s, v.end_s, v.overlap FROM unnest("
+                "CAST(:speaker AS text[]), CAST(:start AS float8[]), CAST(:end AS float8[]), "
+                "CAST(:overlap AS boolean[])"
+                ") AS v(speaker, start_s, end_s, overlap)"
+            ),
+            {
+                "job": jid,
+                "tenant": tenant_id,
+                "speaker": [t.speaker for t, _ in marked],
+                "start": [t.start_s for t, _ in marked],
+                "end": [t.end_s for t, _ in marked],
+                "overlap": [o for _, o in marked],
+            },
+        )
         # Everything but this transaction's commit is in the timings.
         clock.add("reduce_db", time.monotonic() - db_started)
         clock.add("reduce", time.monotonic() - started, time.process_time() - started_cpu)

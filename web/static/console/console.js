@@ -223,7 +223,9 @@ function renderSpeakers(doc, color) {
   $("#speakers").replaceChildren(...doc.speakers.map((s) =>
     el("span", { class: "speaker", "data-speaker": s.label },
       el("span", { class: "swatch", style: `background:${color(s.label)}` }),
-      `${s.label} · ${clock(s.speech_s)} · ${s.turns} turns`)));
+      // A speaker named from an enrolled voice shows the person and the match score (docs/api.md "Voices").
+      s.person ? `${s.person} (${s.label}, ${s.person_source === "manual" ? "set by hand" : `match ${s.person_score.toFixed(2)}`})`
+        + ` · ${clock(s.speech_s)} · ${s.turns} turns` : `${s.label} · ${clock(s.speech_s)} · ${s.turns} turns`)));
 }
 
 function renderExports(jobId, stem) {
@@ -247,7 +249,7 @@ function renderUtterances(doc, color) {
     const badge = u.emotion ? [el("span", { class: "emotion", style: `background:${EMOTION_COLORS[u.emotion] || "#777"}` }, u.emotion)] : [];
     return el("li", { "data-index": String(i), "data-start": String(u.start), style: `border-left-color:${color(u.speaker)}`,
                       onclick: () => { const p = $("#player"); p.currentTime = u.start; p.play().catch(() => {}); } },
-      el("span", { class: "time" }, clock(u.start)), el("span", { class: "who", style: `color:${color(u.speaker)}` }, u.speaker), u.text, ...badge);
+      el("span", { class: "time" }, clock(u.start)), el("span", { class: "who", style: `color:${color(u.speaker)}` }, u.person || u.speaker), u.text, ...badge);
   }));
   const sources = [...new Set(doc.utterances.map((u) => u.emotion_source).filter(Boolean))];
   $("#emotion-source").textContent = sources.length ? `Emotion source: ${sources.join(", ")}` +
