@@ -150,7 +150,7 @@ CONVERSATION = f"""
 """
 
 # Per named person across meetings: sums, and speech-weighted or median figures.
-PERSON_CONVERSATION = """
+PERSON_CONVERSATION = f"""
     SELECT c.tenant_id, c.person, count(DISTINCT c.job_id) AS meetings,
            sum(c.interruptions_made)::bigint AS interruptions_made,
            sum(c.interruptions_suffered)::bigint AS interruptions_suffered,
@@ -162,7 +162,7 @@ PERSON_CONVERSATION = """
            sum(c.questions)::bigint AS questions,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY c.median_response_gap_s) AS median_response_gap_s
     FROM analytics.conversation c
-    WHERE c.person IS NOT NULL
+    WHERE c.person IS NOT NULL AND {VISIBLE.format(col="c.tenant_id")}
     GROUP BY c.tenant_id, c.person
 """
 
