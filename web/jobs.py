@@ -73,7 +73,30 @@ def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(400, "invalid_options", first_error(exc)) from None
     for kind, name in (options.get("engines") or {}).items():
         _check_engine(kind, name)
+    _check_asr_options(options)
     return options
+
+
+# Job options an ASR engine must declare (EngineEntry.job_options) for a job to use them.
+ASR_ONLY_OPTIONS = ("prompt", "hotwords", "task")
+
+
+def _check_asr_options(options: dict[str, Any]) -> None:
+    """Options the job's ASR engine cannot use are refused here, naming the engine, rather than
+    silently ignored by a worker."""
+    name = (options.get("engines") or {}).get("asr") or app_settings().asr_engine
+    entry = REGISTRY.get(name)
+    if entry is None or name.lower() in {"", "none"}:
+        return
+    for option in ASR_ONLY_OPTIONS:
+        if option in options and option not in entry.job_options:
+            raise ApiError(400, "invalid_options", f"{option}: the ASR engine {name!r} cannot use it")
+    language = options.get("language")
+    explicit = bool((options.get("engines") or {}).get("asr"))
+    if entry.english_only and explicit and language not in (None, "auto", "en"):
+        raise ApiError(
+            400, "invalid_options", f"language: the ASR engine {name!r} is English-only; use whisper-base or 'auto'"
+        )
 
 
 def form_options(form: Any) -> dict[str, Any]:
