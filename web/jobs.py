@@ -9,7 +9,7 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, has_app_context, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from hark.db import session_scope
 from hark.exports import FORMATS
 from hark.models import Job, Segment
+from hark.settings import Settings
 from hark.status import JobStatus
 from hark.storage import MultipartWriter, out_key, raw_key
 from web.auth import principal, read_session, require_key
@@ -84,7 +85,8 @@ ASR_ONLY_OPTIONS = ("prompt", "hotwords", "task")
 def _check_asr_options(options: dict[str, Any]) -> None:
     """Options the job's ASR engine cannot use are refused here, naming the engine, rather than
     silently ignored by a worker."""
-    name = (options.get("engines") or {}).get("asr") or app_settings().asr_engine
+    default = app_settings().asr_engine if has_app_context() else Settings().asr_engine
+    name = (options.get("engines") or {}).get("asr") or default
     entry = REGISTRY.get(name)
     if entry is None or name.lower() in {"", "none"}:
         return
