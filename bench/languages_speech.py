@@ -6,7 +6,6 @@ half a second of silence."""
 from __future__ import annotations
 
 import numpy as np
-
 from synth import RATE, speak
 
 PARAGRAPHS: dict[str, list[str]] = {
