@@ -143,6 +143,10 @@ class Settings:
     asr_word_timestamps: bool = True
     # Whisper clips per forward pass; 0 chooses by device and CPU (worker/engines/asr_whisper.py).
     asr_batch_size: int = 0
+    # OpenAI-compatible /v1/audio routes answer when the job is done: a recording longer than this
+    # gets a 413 pointing at /v1/jobs (the job goes on), and a job not done after openai_wait_s a 504.
+    openai_max_duration_s: float = 1800.0
+    openai_wait_s: float = 3000.0
     # Load a model worker's engines when its pool process starts, not during its first task.
     preload_engines: bool = True
 

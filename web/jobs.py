@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, has_app_context, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -147,6 +148,42 @@ def job_view(
     return view
 
 
+T = TypeVar("T")
+
+
+def stream_upload(job_id: uuid.UUID, read_form: Callable[[Any], T]) -> tuple[str, MultipartWriter, Any, T]:
+    """Stream a multipart request's one `file` field to the job's raw key in S3 as it arrives, and
+    read the other fields with `read_form` (which raises ApiError for a bad one). On any error the
+    partial upload is aborted. Returns the safe file name, the finished writer, the form and what
+    `read_form` returned."""
+    storage = app_storage()
+    sinks: list[tuple[str, MultipartWriter]] = []
+
+    def sink(filename: str | None, content_type: str | None) -> MultipartWriter:
+        if sinks:
+            raise ApiError(400, "too_many_files", "upload one recording per job")
+        name = safe_filename(filename)
+        writer = storage.writer(raw_key(job_id, name), content_type or "application/octet-stream")
+        sinks.append((name, writer))
+        return writer
+
+    request.upload_sink = sink  # type: ignore[attr-defined]  # app.request_class is StreamingRequest
+    try:
+        files, form = request.files, request.form
+        if "file" not in files or not sinks:
+            raise ApiError(400, "missing_file", "the form has no 'file' field")
+        name, writer = sinks[0]
+        if writer.bytes_written == 0:
+            raise ApiError(400, "empty_upload", "the uploaded file is empty")
+        read = read_form(form)
+        writer.finish()
+    except BaseException:
+        for _, w in sinks:
+            w.abort()
+        raise
+    return name, writer, form, read
+
+
 @bp.post("/jobs")
 @operation(
     "Upload a recording and start a job",
@@ -176,35 +213,17 @@ def create_job() -> ResponseReturnValue:
     settings = app_settings()
     storage = app_storage()
     job_id = uuid.uuid4()
-    sinks: list[tuple[str, MultipartWriter]] = []
 
-    def sink(filename: str | None, content_type: str | None) -> MultipartWriter:
-        if sinks:
-            raise ApiError(400, "too_many_files", "upload one recording per job")
-        name = safe_filename(filename)
-        writer = storage.writer(raw_key(job_id, name), content_type or "application/octet-stream")
-        sinks.append((name, writer))
-        return writer
-
-    request.upload_sink = sink  # type: ignore[attr-defined]  # app.request_class is StreamingRequest
-    try:
-        files, form = request.files, request.form
-        if "file" not in files or not sinks:
-            raise ApiError(400, "missing_file", "the form has no 'file' field")
-        name, writer = sinks[0]
-        if writer.bytes_written == 0:
-            raise ApiError(400, "empty_upload", "the uploaded file is empty")
+    def read_form(form: Any) -> tuple[dict[str, Any], int, str | None]:
         raw_options = form_options(form)
         raw_options.update({k: form[k] for k in form if k not in ("options", "callback_url", *SUBMIT_FIELDS)})
-        options = parse_options(raw_options)
-        priority = parse_priority(form.get("priority"), "interactive")
-        callback_url = parse_callback_url(form.get("callback_url"))
-        writer.finish()
-    except BaseException:
-        for _, w in sinks:
-            w.abort()
-        raise
+        return (
+            parse_options(raw_options),
+            parse_priority(form.get("priority"), "interactive"),
+            parse_callback_url(form.get("callback_url")),
+        )
 
+    name, writer, form, (options, priority, callback_url) = stream_upload(job_id, read_form)
     sha256 = writer.sha256.hexdigest()
     force = parse_flag(form.get("force") or request.args.get("force"))
     try:

@@ -338,6 +338,54 @@ class Batch(BaseModel):
     jobs: list[BatchJob]
 
 
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+    job: str | None = None  # Hark: the job to follow when the route stopped waiting for it
+
+
+class OpenAIError(BaseModel):
+    """OpenAI's error shape, used by the /v1/audio routes."""
+
+    error: OpenAIErrorDetail
+
+
+class TranscriptionWord(BaseModel):
+    word: str
+    start: float
+    end: float
+    probability: float | None = None
+    speaker: str | None = None
+
+
+class TranscriptionSegment(BaseModel):
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    speaker: str | None = None
+    language: str | None = None
+
+
+class TranscriptionVerbose(BaseModel):
+    """`response_format=verbose_json`; `json` is only {"text": ...}, the others plain text."""
+
+    task: str | None = None
+    language: str | None = None
+    duration: float | None = None
+    text: str
+    segments: list[TranscriptionSegment] | None = None
+    words: list[TranscriptionWord] | None = None
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     checks: dict[str, Any]
@@ -355,6 +403,8 @@ PUBLISHED: tuple[type[BaseModel], ...] = (
     UploadStatus,
     Batch,
     Health,
+    OpenAIError,
+    TranscriptionVerbose,
     JobOptions,
     StartUpload,
     CompleteUpload,
