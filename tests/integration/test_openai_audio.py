@@ -102,3 +102,19 @@ def test_a_long_recording_is_pointed_at_the_job_api(oai, stack, api_key) -> None
     assert job.startswith("/v1/jobs/") and "/v1/jobs" in err.value.body["message"]
     seen = requests.get(f"{stack['url']}{job}", headers={"Authorization": f"Bearer {api_key}"}, timeout=30)
     assert seen.status_code == 200 and seen.json()["status"] not in ("failed", "cancelled")
+
+
+def test_hotwords_reach_the_engine_through_a_job(oai) -> None:
+    """Invented names tiny.en mishears on their own (tests/unit/test_hotwords.py), right when the
+    request primes it with them, through the job option and the worker."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from synth import speak
+
+    out = io.BytesIO()
+    soundfile.write(
+        out, speak(("en-us", 50, 150), "The Kestrova project meets with Dr. Fennimax on Tuesday."), 16000, format="WAV"
+    )
+    primed = oai.audio.transcriptions.create(
+        model="whisper-1", file=("names.wav", out.getvalue()), extra_body={"hotwords": "Kestrova,Fennimax"}
+    )
+    assert "Kestrova" in primed.text and "Fennimax" in primed.text

@@ -177,7 +177,8 @@ class WhisperAsr(Engine):
             temperature=0.0,
             condition_on_previous_text=False,
             initial_prompt=options.get("prompt") or None,
-            hotwords=", ".join(hotwords) if hotwords else None,
+            # As a sentence: a bare comma list primes the decoder to write a list, and it drops words.
+            hotwords=f"Glossary: {', '.join(hotwords)}." if hotwords else None,
             word_timestamps=self.word_timestamps,
             # With timestamp tokens the decoder keeps going to the clip's end; without them the
             # batched pipeline stops early on long clips and drops speech.
