@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hark.db import session_scope
-from hark.exports import FORMATS
+from hark.exports import FORMATS, CueLimits, render
 from hark.models import Job, Segment
 from hark.settings import Settings
 from hark.status import JobStatus
@@ -331,15 +331,46 @@ def get_job(job_id: str) -> ResponseReturnValue:
 @operation(
     "The finished job's transcript in one export format",
     responses={200: None, 409: "Error"},
-    params=(query("format", {"enum": list(FORMATS)}, "export format (default json)"),),
+    params=(
+        query("format", {"enum": list(FORMATS)}, "export format (default json)"),
+        query(
+            "max_line_chars", {"type": "integer", "minimum": 10, "maximum": 200}, "srt/vtt: characters per line (42)"
+        ),
+        query("max_lines", {"type": "integer", "minimum": 1, "maximum": 5}, "srt/vtt: lines per cue (2)"),
+        query("max_cue_s", {"type": "number", "minimum": 1, "maximum": 60}, "srt/vtt: seconds per cue (7)"),
+    ),
 )
 @require_key("read")
 def get_transcript(job_id: str) -> ResponseReturnValue:
+    """The stored export; subtitle limits other than the defaults render the cues anew from the
+    job's JSON document."""
     fmt = request.args.get("format", "json")
     if fmt not in FORMATS:
         raise ApiError(400, "invalid_format", f"format must be one of {', '.join(FORMATS)}")
+    limits = cue_limits(request.args)
     job, _ = load_job(job_id)
     if job.status != JobStatus.DONE:
         raise ApiError(409, "not_ready", f"the job is {job.status}; the transcript exists once it is done")
+    if limits is not None and fmt in ("srt", "vtt"):
+        doc = json.loads(app_storage().get_bytes(out_key(job.id, "json")))
+        return Response(render(doc, fmt, limits), status=200, content_type=FORMATS[fmt])
     body = app_storage().get_bytes(out_key(job.id, fmt))
     return Response(body, status=200, content_type=FORMATS[fmt])
+
+
+def cue_limits(args: Any) -> CueLimits | None:
+    """Subtitle limits from query parameters; None when none is given (the stored export fits)."""
+    given = {k: args[k] for k in ("max_line_chars", "max_lines", "max_cue_s") if args.get(k) not in (None, "")}
+    if not given:
+        return None
+    try:
+        return CueLimits(
+            max_line_chars=int(given.get("max_line_chars", CueLimits.max_line_chars)),
+            max_lines=int(given.get("max_lines", CueLimits.max_lines)),
+            max_cue_s=float(given.get("max_cue_s", CueLimits.max_cue_s)),
+        )
+    except ValueError as exc:
+        message = (
+            str(exc) if str(exc).startswith("max_") else "max_line_chars and max_lines are integers, max_cue_s a number"
+        )
+        raise ApiError(400, "invalid_subtitle_limits", message) from None
