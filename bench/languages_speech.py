@@ -39,6 +39,26 @@ PARAGRAPHS: dict[str, list[str]] = {
         "Стоимость нового зала в этом месяце сильно выросла.",
         "Можем ли мы отложить решение на следующую неделю?",
     ],
+    "pl": [
+        "Dzień dobry wszystkim, dzisiaj omawiamy budżet na przyszły rok.",
+        "Koszt nowej sali bardzo wzrósł w tym miesiącu.",
+        "Czy możemy przełożyć decyzję na przyszły tydzień?",
+    ],
+    "cs": [
+        "Dobré ráno všem, dnes probíráme rozpočet na příští rok.",
+        "Náklady na nový sál tento měsíc hodně vzrostly.",
+        "Můžeme rozhodnutí odložit na příští týden?",
+    ],
+    "fi": [
+        "Hyvää huomenta kaikille, tänään käsittelemme ensi vuoden budjettia.",
+        "Uuden salin kustannukset ovat nousseet paljon tässä kuussa.",
+        "Voimmeko siirtää päätöksen ensi viikkoon?",
+    ],
+    "nl": [
+        "Goedemorgen allemaal, vandaag bespreken we de begroting voor volgend jaar.",
+        "De kosten van de nieuwe zaal zijn deze maand flink gestegen.",
+        "Kunnen we de beslissing uitstellen tot volgende week?",
+    ],
     "en": [
         "Good morning everyone, today we discuss the budget for next year.",
         "The cost of the new hall has gone up a lot this month.",
@@ -46,7 +66,7 @@ PARAGRAPHS: dict[str, list[str]] = {
     ],
 }
 # espeak-ng voice per language (Debian's espeak-ng-data names).
-VOICE = {"de": "de", "es": "es", "fr": "fr-fr", "it": "it", "pt": "pt", "ru": "ru", "en": "en-us"}
+VOICE = {lang: lang for lang in PARAGRAPHS} | {"fr": "fr-fr", "en": "en-us"}
 
 
 def paragraph_speech(language: str, wpm: int = 150) -> tuple[np.ndarray, list[tuple[float, float]]]:

@@ -244,7 +244,8 @@ def _answer(doc: dict[str, Any], fmt: str, words: bool, task: str) -> ResponseRe
     languages = doc.get("languages") or []
     verbose: dict[str, Any] = {
         "task": task,
-        "language": "english" if task == "translate" else (languages[0] if languages else None),
+        # ISO codes throughout (OpenAI writes language names); a translation's text is English.
+        "language": "en" if task == "translate" else (languages[0] if languages else None),
         "duration": doc.get("duration_s"),
         "text": text,
         "segments": [

@@ -93,7 +93,7 @@ def plan_asr(
     if language == "auto":
         if english_only and named:
             return default, {**options, "language": "en"}
-        language = recording_language(cfg, jid, load_audio)
+        language = str(options.get("detected_language") or recording_language(cfg, jid, load_audio))
     if english_only and not named and language != "en":
         return MULTILINGUAL, {**options, "language": language}
     return default, {**options, "language": language}
