@@ -118,3 +118,28 @@ def test_hotwords_reach_the_engine_through_a_job(oai) -> None:
         model="whisper-1", file=("names.wav", out.getvalue()), extra_body={"hotwords": "Kestrova,Fennimax"}
     )
     assert "Kestrova" in primed.text and "Fennimax" in primed.text
+
+
+def test_multi_gives_each_segment_its_language(oai, stack, api_key) -> None:
+    """A meeting that switches from German to Spanish, with language 'multi': each segment keeps
+    its own language, and the answer validates against the published schema."""
+    from web.schemas import TranscriptionVerbose
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from languages_speech import paragraph_speech
+
+    german, _ = paragraph_speech("de")
+    spanish, _ = paragraph_speech("es")
+    out = io.BytesIO()
+    soundfile.write(out, np.concatenate([german, np.zeros(16000, np.float32), spanish]), 16000, format="WAV")
+    raw = requests.post(
+        f"{stack['url']}/v1/audio/transcriptions",
+        headers={"Authorization": f"Bearer {api_key}"},
+        files={"file": ("switch.wav", out.getvalue())},
+        data={"model": "whisper-1", "language": "multi", "response_format": "verbose_json"},
+        timeout=300,
+    )
+    assert raw.status_code == 200, raw.text
+    verbose = TranscriptionVerbose.model_validate(raw.json())
+    languages = [s.language for s in verbose.segments or []]
+    assert languages[0] == "de" and languages[-1] == "es" and set(languages) == {"de", "es"}

@@ -98,7 +98,8 @@ def test_detects_the_language_of_generated_speech(engine, monkeypatch, lang) -> 
 
 @pytest.mark.slow
 def test_multi_detects_per_clip_and_translate_gives_english(engine) -> None:
-    engine.clip_s = 0.0  # one clip per segment, so each sentence is detected on its own
+    # Both sentences would fit one 30 s clip: "multi" detects per segment and packs clips within a
+    # language, so they are decoded apart, each in its own language.
     german, spanish = speech("de")[:1], speech("es")[:1]
     spanish[0].segment_id, spanish[0].start_s, spanish[0].end_s = 9, 100.0, 100.0 + spanish[0].end_s
     found = engine.run_with_options(german + spanish, {"language": "multi"})

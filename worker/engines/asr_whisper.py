@@ -81,7 +81,8 @@ class WhisperAsr(Engine):
         worker/engines/whisper_clipwise.py), and each word it returns goes back to the segment
         holding the middle of the word.
 
-        Job options: `language` (an ISO code; "multi" detects it per clip, anything else not a
+        Job options: `language` (an ISO code; "multi" detects it per segment and packs clips
+        within one language, anything else not a
         code lets the model detect it once for the batch; an English-only model always takes
         English), `task` ("translate" gives English text where the model is multilingual),
         `prompt` (faster-whisper's initial_prompt) and `hotwords` (a list of terms the decoder
@@ -95,15 +96,11 @@ class WhisperAsr(Engine):
         words: list[list[tuple[float, float, str, float | None]]] = [[] for _ in batch]
         logprobs: list[dict[tuple[int, int], float]] = [{} for _ in batch]  # per segment: piece → avg log-prob
         languages: list[str | None] = [None for _ in batch]
-        runs = [
-            (first, last)
-            for first, last in pack_clips([b - a for a, b in bounds], int(self.clip_s * SAMPLE_RATE))
-            if bounds[last][1] - bounds[first][0] >= SAMPLE_RATE // 100
-        ]
-        if runs:
-            audio = np.concatenate([seg.samples for seg in batch]).astype(np.float32, copy=False)
+        audio = np.concatenate([seg.samples for seg in batch]).astype(np.float32, copy=False) if batch else None
+        runs, groups = self._plan_clips(audio, bounds, options)
+        if runs and audio is not None:
             starts = [a / SAMPLE_RATE for a, _ in bounds]
-            for group, (language, run_ids) in enumerate(self._language_groups(audio, bounds, runs, options).items()):
+            for group, (language, run_ids) in enumerate(groups.items()):
                 clips = [(bounds[runs[i][0]][0], bounds[runs[i][1]][1]) for i in run_ids]
                 pieces, info = self._transcribe(audio, clips, language, options)
                 for n, piece in enumerate(pieces):
@@ -143,24 +140,37 @@ class WhisperAsr(Engine):
             )
         return results
 
-    def _language_groups(
-        self, audio: np.ndarray, bounds: list[tuple[int, int]], runs: list[tuple[int, int]], options: dict[str, Any]
-    ) -> dict[str | None, list[int]]:
-        """The batch's clips (indices into `runs`) grouped by the language they are decoded in:
-        one group with the job's language (None: the model detects it), or with "multi" one group
-        per language detected clip by clip."""
+    def _plan_clips(
+        self, audio: np.ndarray | None, bounds: list[tuple[int, int]], options: dict[str, Any]
+    ) -> tuple[list[tuple[int, int]], dict[str | None, list[int]]]:
+        """The batch's clips, as runs (first, last) of consecutive segments, and the clips (indices
+        into the runs) grouped by the language they are decoded in: one group with the job's
+        language (None: the model detects it), or with "multi" the language detected segment by
+        segment, clips packed only within a stretch of one language so a clip never mixes two."""
+        limit = int(self.clip_s * SAMPLE_RATE)
+        lengths = [b - a for a, b in bounds]
         requested = options.get("language")
-        if self.english_only:
-            return {"en": list(range(len(runs)))}
-        if requested != "multi":
+        if requested != "multi" or self.english_only or audio is None:
+            runs = [(f, last) for f, last in pack_clips(lengths, limit) if bounds[last][1] - bounds[f][0] >= MIN_CLIP]
+            if self.english_only:
+                return runs, {"en": list(range(len(runs)))}
             code = requested if isinstance(requested, str) and re.fullmatch(r"[a-z]{2,3}", requested) else None
-            return {code: list(range(len(runs)))}
+            return runs, {code: list(range(len(runs)))}
         assert self.pipeline is not None
-        groups: dict[str | None, list[int]] = {}
-        for i, (first, last) in enumerate(runs):
-            language, _, _ = self.pipeline.model.detect_language(audio=audio[bounds[first][0] : bounds[last][1]])
-            groups.setdefault(language, []).append(i)
-        return groups
+        spoken = [
+            self.pipeline.model.detect_language(audio=audio[a:b])[0] if b - a >= MIN_CLIP else None for a, b in bounds
+        ]
+        runs, groups = [], {}
+        first = 0
+        for k in range(1, len(bounds) + 1):
+            if k < len(bounds) and spoken[k] == spoken[first]:
+                continue
+            for a, b in pack_clips(lengths[first:k], limit):
+                if bounds[first + b][1] - bounds[first + a][0] >= MIN_CLIP:
+                    groups.setdefault(spoken[first], []).append(len(runs))
+                    runs.append((first + a, first + b))
+            first = k
+        return runs, groups
 
     def _transcribe(
         self, audio: np.ndarray, clips: list[tuple[int, int]], language: str | None, options: dict[str, Any]
@@ -187,6 +197,10 @@ class WhisperAsr(Engine):
             batch_size=self.batch_size,
         )
         return list(pieces), info
+
+
+# Shorter than this (10 ms) is no clip: Whisper has nothing to hear in it.
+MIN_CLIP = SAMPLE_RATE // 100
 
 
 def default_batch_size(device: str, intel: bool | None = None) -> int:
