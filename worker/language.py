@@ -4,7 +4,7 @@
 speech (the segments in order, whichever batch asks first), with the multilingual Whisper base:
 an English recording then stays on the deployment's English model (tiny.en), which costs one
 language-detection pass per recording more than before; another language moves the job's ASR to
-whisper-base in that language. `multi` detects per clip (meetings that switch language) on
+whisper-base in that language. `multi` detects per segment (meetings that switch language) on
 whisper-base. An ISO code is passed as given. A job that names its ASR engine keeps it; the
 detected language is still handed to a multilingual Whisper so every batch agrees.
 

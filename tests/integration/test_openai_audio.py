@@ -102,6 +102,8 @@ def test_a_long_recording_is_pointed_at_the_job_api(oai, stack, api_key) -> None
     assert job.startswith("/v1/jobs/") and "/v1/jobs" in err.value.body["message"]
     seen = requests.get(f"{stack['url']}{job}", headers={"Authorization": f"Bearer {api_key}"}, timeout=30)
     assert seen.status_code == 200 and seen.json()["status"] not in ("failed", "cancelled")
+    # Done with it: half an hour of near silence would only take the shared workers' time.
+    requests.post(f"{stack['url']}{job}/cancel", headers={"Authorization": f"Bearer {api_key}"}, timeout=30)
 
 
 def test_hotwords_reach_the_engine_through_a_job(oai) -> None:
