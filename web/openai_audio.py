@@ -25,6 +25,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
 
 from hark.db import session_scope
 from hark.exports import render
@@ -109,6 +110,14 @@ def _openai_error(exc: ApiError) -> Response:
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+@bp.errorhandler(HTTPException)
+def _openai_http_error(exc: HTTPException) -> Response:
+    """Werkzeug's own refusals (405, a body too large, …) in OpenAI's shape too. The rate limit's
+    429 keeps Hark's shape: its handler is registered for that status, which Flask asks first."""
+    code = (exc.name or "error").lower().replace(" ", "_")
+    return _openai_error(ApiError(exc.code or 500, code, exc.description or exc.name))
 
 
 def _job_options(form: Any, task: str) -> tuple[dict[str, Any], str, bool]:
