@@ -114,8 +114,10 @@ def _openai_error(exc: ApiError) -> Response:
 
 @bp.errorhandler(HTTPException)
 def _openai_http_error(exc: HTTPException) -> Response:
-    """Werkzeug's own refusals (405, a body too large, …) in OpenAI's shape too. The rate limit's
-    429 keeps Hark's shape: its handler is registered for that status, which Flask asks first."""
+    """Werkzeug's refusals raised while a request of these routes is handled (a malformed or too
+    large body) in OpenAI's shape too. Two keep Hark's: a wrong method or path (routing fails before
+    the blueprint is known) and the rate limit's 429 (its handler is registered for that status,
+    which Flask asks first)."""
     code = (exc.name or "error").lower().replace(" ", "_")
     return _openai_error(ApiError(exc.code or 500, code, exc.description or exc.name))
 

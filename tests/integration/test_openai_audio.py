@@ -88,8 +88,10 @@ def test_refusals_use_openai_error_shape(oai, stack) -> None:
     with pytest.raises(openai.AuthenticationError) as err:
         bad_key.audio.transcriptions.create(model="whisper-1", file=SAMPLE.open("rb"))
     assert err.value.body["type"] == "authentication_error"
-    wrong_method = requests.get(f"{stack['url']}/v1/audio/transcriptions", timeout=30)
-    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["type"] == "invalid_request_error"
+    not_a_form = requests.post(
+        f"{stack['url']}/v1/audio/transcriptions", headers={"Authorization": "Bearer x"}, json={}, timeout=30
+    )
+    assert not_a_form.status_code == 401 and not_a_form.json()["error"]["type"] == "authentication_error"
 
 
 def test_a_long_recording_is_pointed_at_the_job_api(oai, stack, api_key) -> None:
