@@ -80,7 +80,11 @@ def infer(self: JobStageTask, job_id: str, batch_idx: int, kind: str) -> None:
     name = engine_name(kind, options)
     if kind == "asr":
         with clock.part("asr_language"):
-            name, options = plan_asr(cfg, jid, name, options, lambda rows: _load_batch(Storage(cfg), jid, rows))
+            try:  # may read the job's first speech from S3 (language detection)
+                name, options = plan_asr(cfg, jid, name, options, lambda rows: _load_batch(Storage(cfg), jid, rows))
+            except Exception:  # as a failed fetch below: no engine saw the batch
+                _uncount_attempt(cfg, jid, batch_idx, kind)
+                raise
     with clock.part(f"{kind}_load"):
         engine = get_engine(name, cfg)
     if engine.reads_audio:
