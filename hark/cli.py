@@ -111,7 +111,11 @@ def _transcribe(args: argparse.Namespace) -> int:
         print("an API key is needed: --key or HARK_API_KEY", file=sys.stderr)
         return 2
     client = HarkClient(args.url, key)
-    options = {k: v for k, v in {"num_speakers": args.num_speakers}.items() if v}
+    options = {
+        k: v
+        for k, v in {"num_speakers": args.num_speakers, "language": args.language, "hotwords": args.hotwords}.items()
+        if v
+    }
     started = time.monotonic()
     print(f"uploading {args.file} ({os.path.getsize(args.file) / 1e6:.1f} MB)", file=sys.stderr)
     job = client.submit(args.file, options, **({"force": "true"} if args.force else {}))
@@ -122,7 +126,8 @@ def _transcribe(args: argparse.Namespace) -> int:
         err = job.get("error") or {}
         print(f"job {job['id']} {job['status']}: {err.get('code')}: {err.get('message')}", file=sys.stderr)
         return 1
-    sys.stdout.write(client.transcript(job["id"], args.format).decode("utf-8"))
+    limits = {"max_line_chars": args.max_line_chars, "max_lines": args.max_lines, "max_cue_s": args.max_cue_s}
+    sys.stdout.write(client.transcript(job["id"], args.format, **limits).decode("utf-8"))
     speakers = client.document(job["id"])["speakers"]
     print(
         f"done in {time.monotonic() - started:.1f} s: {job['duration_s']:.1f} s of audio, "
@@ -165,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--key")
     tr.add_argument("--format", default="txt", choices=["txt", "json", "srt", "vtt", "rttm"])
     tr.add_argument("--num-speakers", type=int)
+    tr.add_argument("--language", help="ISO 639 code, auto (default: detected per recording) or multi (per clip)")
+    tr.add_argument("--hotwords", help="comma-separated names and terms the recogniser is primed with")
+    remote.add_subtitle_limits(tr)
     tr.add_argument("--force", action="store_true", help="process again what this tenant already submitted")
     tr.set_defaults(func=_transcribe)
     remote.add_commands(sub)

@@ -216,8 +216,10 @@ class HarkClient:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout_s:.0f} s")
             time.sleep(0.5)
 
-    def transcript(self, job_id: str, fmt: str = "txt") -> bytes:
-        status, data, _ = self._request("GET", f"/v1/jobs/{job_id}/transcript?format={fmt}")
+    def transcript(self, job_id: str, fmt: str = "txt", **subtitles: float | int | None) -> bytes:
+        """One export; `subtitles` (max_line_chars, max_lines, max_cue_s) shape srt/vtt cues."""
+        query = urlencode({"format": fmt, **{k: v for k, v in subtitles.items() if v is not None}})
+        status, data, _ = self._request("GET", f"/v1/jobs/{job_id}/transcript?{query}")
         if status >= 400:
             raise ApiError(status, json.loads(data or b"{}"))
         return data

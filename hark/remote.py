@@ -102,7 +102,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _transcript(args: argparse.Namespace) -> int:
-    sys.stdout.write(_client(args).transcript(args.job, args.format).decode("utf-8"))
+    limits = {"max_line_chars": args.max_line_chars, "max_lines": args.max_lines, "max_cue_s": args.max_cue_s}
+    sys.stdout.write(_client(args).transcript(args.job, args.format, **limits).decode("utf-8"))
     return 0
 
 
@@ -142,8 +143,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = remote("transcript", "print a finished job's transcript")
     p.add_argument("job")
     p.add_argument("--format", choices=FORMATS, default="txt")
+    add_subtitle_limits(p)
     p.set_defaults(func=_transcript)
 
     p = remote("cancel", "cancel a job")
     p.add_argument("job")
     p.set_defaults(func=_cancel)
+
+
+def add_subtitle_limits(p: argparse.ArgumentParser) -> None:
+    """The srt/vtt cue limits of the export request (docs/api.md)."""
+    p.add_argument("--max-line-chars", type=int, help="srt/vtt: characters per subtitle line (default 42)")
+    p.add_argument("--max-lines", type=int, help="srt/vtt: lines per cue (default 2)")
+    p.add_argument("--max-cue-s", type=float, help="srt/vtt: seconds a cue stays on screen (default 7)")

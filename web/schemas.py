@@ -31,7 +31,21 @@ class JobOptions(BaseModel):
     num_speakers: int | None = Field(None, ge=1, le=100, description="the exact number of speakers, when known")
     min_speakers: int | None = Field(None, ge=1, le=100)
     max_speakers: int | None = Field(None, ge=1, le=100)
-    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$", description="ISO 639 code the speech is in")
+    language: str | None = Field(
+        None,
+        pattern=r"^([a-z]{2,3}|auto|multi)$",
+        description='ISO 639 code the speech is in; "auto" (default) detects the recording\'s language from its '
+        'first speech, "multi" detects it per clip (meetings that switch language)',
+    )
+    task: Literal["transcribe", "translate"] | None = Field(
+        None, description='"translate" gives English text (multilingual Whisper engines)'
+    )
+    prompt: str | None = Field(
+        None, max_length=1000, description="text that primes the Whisper decoder (style, spelling, context)"
+    )
+    hotwords: list[str] | None = Field(
+        None, max_length=100, description="terms (names, jargon) the Whisper decoder is primed to recognise"
+    )
     engines: dict[Literal["asr", "embed", "emotion"], str] | None = Field(
         None, description='engine per kind of work, e.g. {"asr": "sensevoice-small"}; "none" switches a kind off'
     )
@@ -72,9 +86,41 @@ class JobOptions(BaseModel):
     def _language(cls, value: Any) -> str | None:
         if not value:
             return None
-        if not re.fullmatch(r"[a-z]{2,3}", str(value)):
-            raise ValueError("language must be an ISO 639 code such as 'en'")
+        if not re.fullmatch(r"[a-z]{2,3}|auto|multi", str(value)):
+            raise ValueError("language must be an ISO 639 code such as 'en', 'auto' or 'multi'")
         return str(value)
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task(cls, value: Any) -> str | None:
+        if _blank(value):
+            return None
+        if value not in ("transcribe", "translate"):
+            raise ValueError("task must be 'transcribe' or 'translate'")
+        return str(value)
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt(cls, value: Any) -> str | None:
+        if _blank(value):
+            return None
+        if not isinstance(value, str) or len(value) > 1000:
+            raise ValueError("prompt must be text of at most 1000 characters")
+        return value
+
+    @field_validator("hotwords", mode="before")
+    @classmethod
+    def _hotwords(cls, value: Any) -> list[str] | None:
+        """A list of terms, or one comma-separated string (a form field)."""
+        if _blank(value) or value == []:
+            return None
+        terms = value.split(",") if isinstance(value, str) else value
+        if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+            raise ValueError("hotwords must be a list of terms")
+        terms = [t.strip() for t in terms if t.strip()]
+        if len(terms) > 100 or any(len(t) > 100 for t in terms):
+            raise ValueError("hotwords: at most 100 terms of at most 100 characters")
+        return terms or None
 
     @field_validator("engines", mode="before")
     @classmethod
@@ -442,6 +488,54 @@ class Batch(BaseModel):
     jobs: list[BatchJob]
 
 
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+    job: str | None = None  # Hark: the job to follow when the route stopped waiting for it
+
+
+class OpenAIError(BaseModel):
+    """OpenAI's error shape, used by the /v1/audio routes."""
+
+    error: OpenAIErrorDetail
+
+
+class TranscriptionWord(BaseModel):
+    word: str
+    start: float
+    end: float
+    probability: float | None = None
+    speaker: str | None = None
+
+
+class TranscriptionSegment(BaseModel):
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    speaker: str | None = None
+    language: str | None = None
+
+
+class TranscriptionVerbose(BaseModel):
+    """`response_format=verbose_json`; `json` is only {"text": ...}, the others plain text."""
+
+    task: str | None = None
+    language: str | None = None
+    duration: float | None = None
+    text: str
+    segments: list[TranscriptionSegment] | None = None
+    words: list[TranscriptionWord] | None = None
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     checks: dict[str, Any]
@@ -469,6 +563,8 @@ PUBLISHED: tuple[type[BaseModel], ...] = (
     UploadStatus,
     Batch,
     Health,
+    OpenAIError,
+    TranscriptionVerbose,
     JobOptions,
     StartUpload,
     CompleteUpload,

@@ -27,6 +27,7 @@ class SegmentView:
     words: list[dict[str, Any]]
     emotion: str | None = None
     emotion_source: str | None = None
+    language: str | None = None
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Utterance:
     emotion: str | None = None
     emotion_source: str | None = None
     words: list[dict[str, Any]] = field(default_factory=list)
+    language: str | None = None
 
 
 class TurnIndex:
@@ -75,7 +77,16 @@ def build_utterances(segments: list[SegmentView], turns: list[Turn]) -> list[Utt
         if not seg.words:
             speaker = index.majority(seg.start_s, seg.end_s)
             utterances.append(
-                Utterance(seg.start_s, seg.end_s, speaker, seg.text.strip(), seg.idx, seg.emotion, seg.emotion_source)
+                Utterance(
+                    seg.start_s,
+                    seg.end_s,
+                    speaker,
+                    seg.text.strip(),
+                    seg.idx,
+                    seg.emotion,
+                    seg.emotion_source,
+                    language=seg.language,
+                )
             )
             continue
         current: Utterance | None = None
@@ -83,7 +94,9 @@ def build_utterances(segments: list[SegmentView], turns: list[Turn]) -> list[Utt
         for w in seg.words:
             speaker = index.at((w["start"] + w["end"]) / 2)
             if current is None or current.speaker != speaker:
-                current = Utterance(w["start"], w["end"], speaker, "", seg.idx, seg.emotion, seg.emotion_source)
+                current = Utterance(
+                    w["start"], w["end"], speaker, "", seg.idx, seg.emotion, seg.emotion_source, language=seg.language
+                )
                 utterances.append(current)
             current.words.append(w)
             current.end_s = w["end"]

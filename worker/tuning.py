@@ -115,6 +115,7 @@ def _remember_pool(sender: str, instance: Any, **_: object) -> None:
 def _init_pool_process(**_: object) -> None:
     from worker.engines import get_engine
     from worker.engines.base import pick_device
+    from worker.language import MULTILINGUAL, uses_detector
     from worker.tasks.common import engine_name, settings
 
     cfg = settings()
@@ -138,3 +139,8 @@ def _init_pool_process(**_: object) -> None:
             f"engine {name} loaded, {threads} threads",
             extra={"kind": kind, "seconds": round(time.monotonic() - started, 3)},
         )
+    if "asr" in _pool["queues"] and (asr := engine_name("asr", {})) and uses_detector(asr):
+        try:  # jobs with language "auto" detect with it (worker/language.py)
+            get_engine(MULTILINGUAL, cfg)
+        except Exception:
+            log.exception("language detector failed to load", extra={"kind": "asr"})

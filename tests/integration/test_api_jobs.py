@@ -411,3 +411,22 @@ def test_list_filters_combine_batch_status_and_cursor(stack, api_key, settings):
             for jid, _, _ in made:
                 s.delete(s.get(Job, jid))
             s.delete(s.get(Batch, batch.id))
+
+
+def test_subtitle_limits_on_the_export_request(stack, api_key, finished_job):
+    """srt/vtt cues re-cut to the request's limits from the stored JSON document; the JSON export
+    carries each utterance's language, the recording's languages and every word's confidence."""
+    url = f"{stack['url']}/v1/jobs/{finished_job['id']}/transcript"
+    narrow = requests.get(
+        url, headers=auth(api_key), params={"format": "srt", "max_line_chars": 24, "max_lines": 1}, timeout=30
+    )
+    assert narrow.status_code == 200
+    lines = [x for x in narrow.text.splitlines() if x and "-->" not in x and not x.isdigit()]
+    assert lines and max(len(x) for x in lines) <= 24
+    stored = requests.get(url, headers=auth(api_key), params={"format": "srt"}, timeout=30).text
+    assert narrow.text.count("-->") > stored.count("-->")
+    bad = requests.get(url, headers=auth(api_key), params={"format": "vtt", "max_lines": 9}, timeout=30)
+    assert bad.status_code == 400 and "max_lines" in bad.json()["error"]["message"]
+    doc = requests.get(url, headers=auth(api_key), timeout=30).json()
+    assert doc["languages"] == ["en"] and {u["language"] for u in doc["utterances"]} == {"en"}
+    assert all(0 <= w["p"] <= 1 for u in doc["utterances"] for w in u["words"])

@@ -61,6 +61,9 @@ def test_submit_an_archive_directory_and_wait(stack, cli_key, tmp_path) -> None:
     assert listing.returncode == 0 and job_id in listing.stdout and "retro.flac" in listing.stdout
     srt = hark(stack, cli_key, "transcript", job_id, "--format", "srt")
     assert srt.returncode == 0 and "-->" in srt.stdout and "hello" in srt.stdout.lower()
+    narrow = hark(stack, cli_key, "transcript", job_id, "--format", "srt", "--max-line-chars", "24", "--max-lines", "1")
+    text = [x for x in narrow.stdout.splitlines() if x and "-->" not in x and not x.isdigit()]
+    assert narrow.returncode == 0 and text and max(len(x) for x in text) <= 24
     status = hark(stack, cli_key, "status", job_id)
     assert status.returncode == 0 and '"status": "done"' in status.stdout
 

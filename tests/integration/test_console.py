@@ -121,6 +121,9 @@ def test_upload_follow_and_read_a_transcript(stack, console_key, browser) -> Non
     assert all(abs(v - 1.0) < 0.01 for v in shares.values()), shares
     assert driver.find_elements(By.CSS_SELECTOR, "#emotion-timeline rect")
     assert "prosody+text" in driver.find_element(By.ID, "emotion-source").text
+    # The language of each utterance and of the recording (detected: job option language "auto").
+    assert driver.find_element(By.ID, "languages").text == "Languages: en"
+    assert {b.text for b in driver.find_elements(By.CSS_SELECTOR, "#utterances .lang")} == {"en"}
     # Arousal over time: a point per utterance that has one, in its speaker's lane of the plot.
     doc = requests.get(
         f"{stack['url']}/v1/jobs/{job_id}/transcript",

@@ -163,6 +163,7 @@ def test_readme_queries_match_the_pipeline(roles, finished_job, client, settings
         by_emotion[g.emotion] += g.end_s - g.start_s
     assert meeting["dominant_emotion"] == max(sorted(by_emotion), key=by_emotion.__getitem__)
     assert meeting["emotion_source"] == "prosody+text"
+    assert meeting["languages"] == doc["languages"] == ["en"]
 
     api_speakers = {sp["label"]: sp for sp in doc["speakers"]}
     rows = [r for r in talk if str(r["job_id"]) == jid]

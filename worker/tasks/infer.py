@@ -38,6 +38,7 @@ from worker import faults
 from worker.celery_app import app
 from worker.engines import get_engine
 from worker.engines.base import SegmentAudio, SegmentResult, run_engine
+from worker.language import plan_asr
 from worker.metrics import observe_engine
 from worker.tasks.common import JobStageTask, engine_name, planned_kinds, settings
 from worker.timing import Clock
@@ -77,6 +78,13 @@ def infer(self: JobStageTask, job_id: str, batch_idx: int, kind: str) -> None:
     self.keep_lease(jid, f"infer:{batch_idx}:{kind}")
     extra = {"job_id": job_id, "batch": batch_idx, "kind": kind, "segments": f"{task.first_idx}-{task.last_idx}"}
     name = engine_name(kind, options)
+    if kind == "asr":
+        with clock.part("asr_language"):
+            try:  # may read the job's first speech from S3 (language detection)
+                name, options = plan_asr(cfg, jid, name, options, lambda rows: _load_batch(Storage(cfg), jid, rows))
+            except Exception:  # as a failed fetch below: no engine saw the batch
+                _uncount_attempt(cfg, jid, batch_idx, kind)
+                raise
     with clock.part(f"{kind}_load"):
         engine = get_engine(name, cfg)
     if engine.reads_audio:

@@ -31,7 +31,7 @@ from hark.status import JobStatus
 from hark.storage import Storage, diarization_key, out_key, vad_key
 from worker import diarization_file
 from worker.affect import PROSODY_SOURCE, Affect, SegmentMeasures, assess
-from worker.assemble import SegmentView, build_utterances, speaker_stats
+from worker.assemble import SegmentView, Utterance, build_utterances, speaker_stats
 from worker.celery_app import app
 from worker.channels import ChannelLayout, by_channel
 from worker.clustering import ClusterOptions
@@ -176,7 +176,7 @@ def reduce(self: JobStageTask, job_id: str) -> None:
         segs = s.execute(select(Segment).where(Segment.job_id == jid).order_by(Segment.idx)).scalars().all()
         starts, ends, vectors = _load_windows(s, jid)
         views = [
-            SegmentView(g.idx, g.start_s, g.end_s, g.text or "", g.words or [], g.emotion, g.emotion_source)
+            SegmentView(g.idx, g.start_s, g.end_s, g.text or "", g.words or [], g.emotion, g.emotion_source, g.language)
             for g in segs
         ]
 
@@ -230,6 +230,8 @@ def reduce(self: JobStageTask, job_id: str) -> None:
         # Stretches that could not be decoded (a damaged file) and are silence in the audio.
         "damaged_s": damaged_s,
         "damaged_ranges": damaged_ranges,
+        # Languages heard, most speech first (one per recording unless the job asked for "multi").
+        "languages": _languages(utterances),
         "speakers": [{"label": k, **stats[k]} for k in sorted(stats)],
         "turns": [{"start": t.start_s, "end": t.end_s, "speaker": t.speaker} for t in all_turns],
         "utterances": [
@@ -238,6 +240,7 @@ def reduce(self: JobStageTask, job_id: str) -> None:
                 "end": u.end_s,
                 "speaker": u.speaker,
                 "text": u.text,
+                "language": u.language,
                 "emotion": u.emotion,
                 "emotion_source": u.emotion_source,
                 "valence": valence.get(u.segment_idx),
@@ -347,3 +350,12 @@ def reduce(self: JobStageTask, job_id: str) -> None:
         clock.add("reduce", time.monotonic() - started, time.process_time() - started_cpu)
         advance(s, jid, JobStatus.DONE, finished_at=func.now(), timings=clock.merged(job.timings))
     log.info("job done", extra={"job_id": job_id, "stage": "reduce", "seconds": round(time.monotonic() - started, 3)})
+
+
+def _languages(utterances: Sequence[Utterance]) -> list[str]:
+    """The utterances' languages, the one with the most speech first."""
+    seconds: dict[str, float] = {}
+    for u in utterances:
+        if u.language:
+            seconds[u.language] = seconds.get(u.language, 0.0) + u.end_s - u.start_s
+    return sorted(seconds, key=lambda k: -seconds[k])

@@ -96,7 +96,8 @@ function uploadFile(file) {
 
 function speakerOptions() {
   const speakers = $("#num-speakers").value;
-  return speakers ? { num_speakers: Number(speakers) } : {};
+  const language = $("#language").value.trim();
+  return { ...(speakers ? { num_speakers: Number(speakers) } : {}), ...(language ? { language } : {}) };
 }
 
 // PUT one part to its presigned S3 URL with XMLHttpRequest (for progress); resolves to its ETag.
@@ -247,10 +248,12 @@ function renderUtterances(doc, color) {
   state.utterances = doc.utterances;
   $("#utterances").replaceChildren(...doc.utterances.map((u, i) => {
     const badge = u.emotion ? [el("span", { class: "emotion", style: `background:${EMOTION_COLORS[u.emotion] || "#777"}` }, u.emotion)] : [];
+    if (u.language) badge.unshift(el("span", { class: "lang", title: "language" }, u.language));
     return el("li", { "data-index": String(i), "data-start": String(u.start), style: `border-left-color:${color(u.speaker)}`,
                       onclick: () => { const p = $("#player"); p.currentTime = u.start; p.play().catch(() => {}); } },
       el("span", { class: "time" }, clock(u.start)), el("span", { class: "who", style: `color:${color(u.speaker)}` }, u.person || u.speaker), u.text, ...badge);
   }));
+  $("#languages").textContent = (doc.languages || []).length ? `Languages: ${doc.languages.join(", ")}` : "";
   const sources = [...new Set(doc.utterances.map((u) => u.emotion_source).filter(Boolean))];
   $("#emotion-source").textContent = sources.length ? `Emotion source: ${sources.join(", ")}` +
     (sources.includes("prosody+text") ? " (from the voice's prosody and the words' valence, not an emotion model)" : "") : "";

@@ -1,0 +1,151 @@
+"""The OpenAI-compatible /v1/audio routes, with the `openai` package as the client, against the
+running gunicorn app and real workers: every response_format, word timings, a German recording
+detected and translated, refusals in OpenAI's error shape, and a long recording sent to /v1/jobs."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import openai
+import pytest
+import requests
+import soundfile
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "examples" / "sample.wav"
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def oai(stack, api_key) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{stack['url']}/v1", api_key=api_key, timeout=300, max_retries=0)
+
+
+def test_every_response_format(oai, stack, api_key) -> None:
+    """The first request runs the job; the others (same file, same options) read the same job."""
+    verbose = oai.audio.transcriptions.create(
+        model="whisper-1",
+        file=SAMPLE.open("rb"),
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+        temperature=0,
+    )
+    assert verbose.language == "en" and verbose.duration == pytest.approx(30.0, abs=0.1)
+    assert "hello" in verbose.text.lower() and verbose.segments and verbose.words
+    assert all(s.start <= s.end for s in verbose.segments)
+    words = [w.model_dump() for w in verbose.words]
+    assert all(0 <= w["probability"] <= 1 and w["speaker"].startswith("SPEAKER_") for w in words)
+    plain = oai.audio.transcriptions.create(model="whisper-1", file=SAMPLE.open("rb"))
+    assert plain.text == verbose.text
+    text = oai.audio.transcriptions.create(model="whisper-1", file=SAMPLE.open("rb"), response_format="text")
+    assert text.strip() == verbose.text
+    srt = oai.audio.transcriptions.create(model="whisper-1", file=SAMPLE.open("rb"), response_format="srt")
+    assert srt.startswith("1\n00:00:") and "-->" in srt
+    vtt = oai.audio.transcriptions.create(model="whisper-1", file=SAMPLE.open("rb"), response_format="vtt")
+    assert vtt.startswith("WEBVTT")
+    # An ordinary job: listed by the job API like any other.
+    jobs = requests.get(
+        f"{stack['url']}/v1/jobs?limit=100", headers={"Authorization": f"Bearer {api_key}"}, timeout=30
+    ).json()["jobs"]
+    assert any(j["filename"] == "sample.wav" and j["status"] == "done" for j in jobs)
+
+
+def german_wav() -> bytes:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from languages_speech import paragraph_speech
+
+    audio, _ = paragraph_speech("de")
+    out = io.BytesIO()
+    soundfile.write(out, audio, 16000, format="WAV", subtype="PCM_16")
+    return out.getvalue()
+
+
+def test_german_is_detected_and_translated(oai) -> None:
+    german = german_wav()
+    found = oai.audio.transcriptions.create(
+        model="whisper-1", file=("sitzung.wav", german), response_format="verbose_json"
+    )
+    assert found.language == "de" and "haushalt" in found.text.lower()
+    english = oai.audio.translations.create(model="whisper-1", file=("sitzung.wav", german))
+    assert "next year" in english.text.lower() or "morning" in english.text.lower()
+
+
+def test_refusals_use_openai_error_shape(oai, stack) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.audio.transcriptions.create(model="whisper-1", file=SAMPLE.open("rb"), temperature=0.4)
+    assert err.value.body["param"] == "temperature" and err.value.body["type"] == "invalid_request_error"
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.audio.transcriptions.create(model="no-such-model", file=SAMPLE.open("rb"))
+    assert err.value.body["param"] == "model"
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.audio.transcriptions.create(model="sensevoice-small", file=SAMPLE.open("rb"), extra_body={"hotwords": "Zo"})
+    assert "'sensevoice-small' cannot use it" in err.value.body["message"]
+    bad_key = openai.OpenAI(base_url=f"{stack['url']}/v1", api_key="hark_wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as err:
+        bad_key.audio.transcriptions.create(model="whisper-1", file=SAMPLE.open("rb"))
+    assert err.value.body["type"] == "authentication_error"
+    not_a_form = requests.post(
+        f"{stack['url']}/v1/audio/transcriptions", headers={"Authorization": "Bearer x"}, json={}, timeout=30
+    )
+    assert not_a_form.status_code == 401 and not_a_form.json()["error"]["type"] == "authentication_error"
+
+
+def test_a_long_recording_is_pointed_at_the_job_api(oai, stack, api_key) -> None:
+    """31 minutes of near silence (FLAC keeps it small): a 413 naming the job, which goes on."""
+    quiet = (np.random.default_rng(0).standard_normal(31 * 60 * 8000) * 1e-4).astype(np.float32)
+    out = io.BytesIO()
+    soundfile.write(out, quiet, 8000, format="FLAC")
+    with pytest.raises(openai.APIStatusError) as err:
+        oai.audio.transcriptions.create(model="whisper-1", file=("archive.flac", out.getvalue()))
+    assert err.value.status_code == 413
+    job = err.value.body["job"]
+    assert job.startswith("/v1/jobs/") and "/v1/jobs" in err.value.body["message"]
+    seen = requests.get(f"{stack['url']}{job}", headers={"Authorization": f"Bearer {api_key}"}, timeout=30)
+    assert seen.status_code == 200 and seen.json()["status"] not in ("failed", "cancelled")
+    # Done with it: half an hour of near silence would only take the shared workers' time.
+    requests.post(f"{stack['url']}{job}/cancel", headers={"Authorization": f"Bearer {api_key}"}, timeout=30)
+
+
+def test_hotwords_reach_the_engine_through_a_job(oai) -> None:
+    """Invented names tiny.en mishears on their own (tests/unit/test_hotwords.py), right when the
+    request primes it with them, through the job option and the worker."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from synth import speak
+
+    out = io.BytesIO()
+    soundfile.write(
+        out, speak(("en-us", 50, 150), "The Kestrova project meets with Dr. Fennimax on Tuesday."), 16000, format="WAV"
+    )
+    primed = oai.audio.transcriptions.create(
+        model="whisper-1", file=("names.wav", out.getvalue()), extra_body={"hotwords": "Kestrova,Fennimax"}
+    )
+    assert "Kestrova" in primed.text and "Fennimax" in primed.text
+
+
+def test_multi_gives_each_segment_its_language(oai, stack, api_key) -> None:
+    """A meeting that switches from German to Spanish, with language 'multi': each segment keeps
+    its own language, and the answer validates against the published schema."""
+    from web.schemas import TranscriptionVerbose
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from languages_speech import paragraph_speech
+
+    german, _ = paragraph_speech("de")
+    spanish, _ = paragraph_speech("es")
+    out = io.BytesIO()
+    soundfile.write(out, np.concatenate([german, np.zeros(16000, np.float32), spanish]), 16000, format="WAV")
+    raw = requests.post(
+        f"{stack['url']}/v1/audio/transcriptions",
+        headers={"Authorization": f"Bearer {api_key}"},
+        files={"file": ("switch.wav", out.getvalue())},
+        data={"model": "whisper-1", "language": "multi", "response_format": "verbose_json"},
+        timeout=300,
+    )
+    assert raw.status_code == 200, raw.text
+    verbose = TranscriptionVerbose.model_validate(raw.json())
+    languages = [s.language for s in verbose.segments or []]
+    assert languages[0] == "de" and languages[-1] == "es" and set(languages) == {"de", "es"}
