@@ -194,6 +194,24 @@ def stream_upload(job_id: uuid.UUID, read_form: Callable[[Any], T]) -> tuple[str
 )
 @require_key("submit")
 @limit_job_creation
+def uploaded_job(
+    job_id: uuid.UUID, name: str, writer: MultipartWriter, options: dict[str, Any], priority: int, **extra: Any
+) -> Job:
+    """The row of a job whose recording `stream_upload` just stored (queued, in the caller's tenant)."""
+    return Job(
+        id=job_id,
+        tenant_id=principal().tenant_id,
+        status=JobStatus.QUEUED,
+        filename=name,
+        source_key=raw_key(job_id, name),
+        sha256=writer.sha256.hexdigest(),
+        bytes=writer.bytes_written,
+        options=options,
+        priority=priority,
+        **extra,
+    )
+
+
 def create_job() -> ResponseReturnValue:
     """Stream a multipart upload (field `file`, optional `options` JSON or plain option fields,
     `priority`, `force`, `callback_url`) to S3, record the job and enqueue its preparation. A JSON
@@ -240,18 +258,8 @@ def create_job_from_upload(extra_options: dict[str, Any] | None = None) -> Respo
             duplicate = None if force else existing_job(s, principal().tenant_id, sha256)
             if duplicate is None:
                 s.add(
-                    Job(
-                        id=job_id,
-                        tenant_id=principal().tenant_id,
-                        status=JobStatus.QUEUED,
-                        filename=name,
-                        source_key=raw_key(job_id, name),
-                        sha256=sha256,
-                        bytes=writer.bytes_written,
-                        options=options,
-                        priority=priority,
-                        callback_url=callback_url,
-                        idempotency_key=idem,
+                    uploaded_job(
+                        job_id, name, writer, options, priority, callback_url=callback_url, idempotency_key=idem
                     )
                 )
     except IntegrityError:

@@ -35,7 +35,7 @@ from hark.storage import out_key, raw_key
 from web.auth import principal, require_key
 from web.context import app_settings, app_storage
 from web.errors import ApiError, drain_body
-from web.jobs import parse_options, stream_upload
+from web.jobs import parse_options, stream_upload, uploaded_job
 from web.openapi import operation
 from web.ratelimit import limit_job_creation
 from web.schemas import JobOptions
@@ -188,19 +188,8 @@ def _submit(task: str) -> ResponseReturnValue:
         # Workers add keys of their own (source_codec, detected_language): compare the job options.
         same = stored is not None and {k: v for k, v in stored.items() if k in JobOptions.model_fields} == options
         if not same:
-            s.add(
-                Job(
-                    id=job_id,
-                    tenant_id=principal().tenant_id,
-                    status=JobStatus.QUEUED,
-                    filename=name,
-                    source_key=raw_key(job_id, name),
-                    sha256=sha256,
-                    bytes=writer.bytes_written,
-                    options=options,
-                    priority=0,  # someone is waiting for the answer: the interactive queue
-                )
-            )
+            # Someone is waiting for the answer: the interactive queue.
+            s.add(uploaded_job(job_id, name, writer, options, priority=0))
     if same and earlier is not None:
         app_storage().delete_prefix(raw_key(job_id, ""))
         job_id = earlier
