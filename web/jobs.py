@@ -185,15 +185,6 @@ def stream_upload(job_id: uuid.UUID, read_form: Callable[[Any], T]) -> tuple[str
     return name, writer, form, read
 
 
-@bp.post("/jobs")
-@operation(
-    "Upload a recording and start a job",
-    responses={201: "Job", 200: "Job", 413: "Error", 415: "Error", 429: "Error", 503: "Error"},
-    body=UPLOAD_BODY,
-    headers=(header("Idempotency-Key", "same key and tenant: the same job is returned, no new upload"),),
-)
-@require_key("submit")
-@limit_job_creation
 def uploaded_job(
     job_id: uuid.UUID, name: str, writer: MultipartWriter, options: dict[str, Any], priority: int, **extra: Any
 ) -> Job:
@@ -212,6 +203,15 @@ def uploaded_job(
     )
 
 
+@bp.post("/jobs")
+@operation(
+    "Upload a recording and start a job",
+    responses={201: "Job", 200: "Job", 413: "Error", 415: "Error", 429: "Error", 503: "Error"},
+    body=UPLOAD_BODY,
+    headers=(header("Idempotency-Key", "same key and tenant: the same job is returned, no new upload"),),
+)
+@require_key("submit")
+@limit_job_creation
 def create_job() -> ResponseReturnValue:
     """Stream a multipart upload (field `file`, optional `options` JSON or plain option fields,
     `priority`, `force`, `callback_url`) to S3, record the job and enqueue its preparation. A JSON
