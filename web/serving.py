@@ -95,6 +95,24 @@ class GuardedThreadWorker(ThreadWorker):
         self.header_timeout_s, self.idle_timeout_s = settings.web_header_timeout_s, settings.web_idle_timeout_s
         super().init_process()
 
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app: Any = getattr(self, "wsgi")  # noqa: B009 - set by gunicorn's load_wsgi, untyped
+
+        def announcing_close(environ: dict[str, Any], start_response: Any) -> Any:
+            def start(status: str, headers: Any, exc_info: Any = None) -> Any:
+                # A response after which the connection closes (its body was not read) says so in
+                # its headers, or a keep-alive client sends its next request into the closing socket.
+                sock = environ.get("gunicorn.socket")
+                response = getattr(start_response, "__self__", None)
+                if isinstance(sock, GuardedSocket) and sock.close_after_response and response is not None:
+                    response.force_close()
+                return start_response(status, headers, exc_info)
+
+            return app(environ, start)
+
+        self.wsgi = announcing_close
+
     def enqueue_req(self, conn: Any) -> None:
         if not isinstance(conn.sock, GuardedSocket):
             conn.sock = GuardedSocket(conn.sock, self.header_timeout_s, self.idle_timeout_s)

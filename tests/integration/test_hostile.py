@@ -417,3 +417,17 @@ def test_batches_and_uploads_are_rate_limited(hostile, settings):
     assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
     assert batch(1).status_code == 429  # at the limit: refused before the files are read
     assert json.loads(limited.text)["error"]["message"]
+
+
+def test_a_refused_unread_body_closes_the_connection_and_says_so(hostile):
+    """An error answered without reading a large body closes the connection afterwards; the
+    response must say `Connection: close`, or a keep-alive client sends its next request into the
+    closing socket (seen as 'server disconnected without a response')."""
+    with requests.Session() as session:
+        refused = session.post(
+            f"{hostile['url']}/v1/jobs", data=b"x" * (256 * 1024), headers={"Content-Type": "multipart/form-data"}
+        )
+        assert refused.status_code == 401
+        assert refused.headers.get("Connection", "").lower() == "close"
+        # The session opens a fresh connection for the next request and it is answered.
+        assert session.get(f"{hostile['url']}/healthz").status_code == 200
