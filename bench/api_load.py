@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from hark.processes import web_command  # noqa: E402
+
 TENANT = "bench-api-load"
 
 
@@ -162,20 +164,7 @@ def main() -> int:
     key, ids = seed(args.jobs)
     port = free_port()
     web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "python:web.gunicorn_conf",  # as deployed (threaded workers with client deadlines)
-            "-w",
-            str(args.workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--backlog",
-            "2048",
-            "web:create_app()",
-        ],
+        web_command(f"127.0.0.1:{port}", args.workers, "--backlog", "2048"),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from hark.processes import worker_command  # noqa: E402
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -106,23 +108,7 @@ def main() -> int:
             s.add(tenant)
         tenant_id = tenant.id
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker.celery_app",
-            "worker",
-            "-Q",
-            "cpu",
-            "--pool",
-            "solo",
-            "-n",
-            f"bench-prepare-{os.getpid()}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel=WARNING",
-        ],
+        worker_command("cpu", f"bench-prepare-{os.getpid()}", 1, "--pool", "solo", "--loglevel=WARNING"),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

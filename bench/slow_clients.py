@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from hark.processes import web_command  # noqa: E402
+
 HEAD_60MB = (
     b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
     b"Content-Length: 60000000\r\n\r\n" + b"x" * 1024
@@ -92,10 +94,9 @@ def main() -> int:
     with session_scope(os.environ["HARK_DATABASE_URL"]) as s:
         key = create_key(s, "bench-slow-clients")
     port = free_port()
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf", "-w", "2", "-b", f"127.0.0.1:{port}"]
-    if args.sync:
-        cmd += ["--worker-class", "sync", "--timeout", "3600"]
-    web = subprocess.Popen([*cmd, "web:create_app()"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sync = ["--worker-class", "sync", "--timeout", "3600"] if args.sync else []
+    cmd = web_command(f"127.0.0.1:{port}", 2, *sync)
+    web = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
     socks: list[socket.socket] = []
     stop = threading.Event()

@@ -12,20 +12,21 @@ from hark.queues import CPU_QUEUE, MODEL_KINDS, WEBHOOK_QUEUE
 QUEUES = (CPU_QUEUE, *MODEL_KINDS, WEBHOOK_QUEUE)
 
 
+def web_command(bind: str, workers: int, *extra: str) -> list[str]:
+    """gunicorn serving the API as deployed (web/gunicorn_conf.py: threaded workers with client
+    deadlines); `extra` gunicorn options come before the app."""
+    conf = ["-c", "python:web.gunicorn_conf", "-w", str(workers), "-b", bind, *extra]
+    return [sys.executable, "-m", "gunicorn", *conf, "web:create_app()"]
+
+
+def worker_command(queues: str, name: str, concurrency: int = 1, *extra: str) -> list[str]:
+    """A Celery worker for `queues` (comma-separated), its node named `name`@host."""
+    node = ["-Q", queues, "-c", str(concurrency), "-n", f"{name}@%h", "--without-mingle", "--without-gossip"]
+    return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", *node, *extra]
+
+
 def _serve(args: argparse.Namespace) -> int:
-    # The deployed configuration (threaded workers with client deadlines, web/gunicorn_conf.py).
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        "python:web.gunicorn_conf",
-        "-w",
-        str(args.workers),
-        "-b",
-        f"{args.host}:{args.port}",
-        "web:create_app()",
-    ]
+    cmd = web_command(f"{args.host}:{args.port}", args.workers)
     os.execv(sys.executable, cmd)
     return 0  # not reached
 
@@ -36,25 +37,8 @@ def _worker(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown queues: {', '.join(sorted(unknown))} (known: {', '.join(QUEUES)})", file=sys.stderr)
         return 2
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.celery_app",
-        "worker",
-        "-Q",
-        args.queues,
-        "-c",
-        str(args.concurrency),
-        "-n",
-        f"{args.name or queues[0]}@%h",
-        "--without-mingle",
-        "--without-gossip",
-    ]
-    if args.beat:
-        cmd += ["-B", "-s", args.beat_schedule]
-    os.execv(sys.executable, cmd)
+    beat = ["-B", "-s", args.beat_schedule] if args.beat else []
+    os.execv(sys.executable, worker_command(args.queues, args.name or queues[0], args.concurrency, *beat))
     return 0  # not reached
 
 

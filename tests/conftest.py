@@ -197,42 +197,19 @@ class Processes:
 
 
 def celery_cmd(name: str, queues: str, concurrency: int = 1) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.celery_app",
-        "worker",
-        "-Q",
-        queues,
-        "-c",
-        str(concurrency),
-        "-n",
-        f"{name}@%h",
-        "--loglevel=INFO",
-        "--without-mingle",
-        "--without-gossip",
-    ]
+    from hark.processes import worker_command
+
+    return worker_command(queues, name, concurrency, "--loglevel=INFO")
 
 
 def start_web(procs: Processes, name: str, env: dict[str, str], port: int | None = None) -> str:
     """gunicorn serving the app in its own processes (on `port`, else a free one); returns its
     base URL once it answers."""
     port = port or free_port()
-    # The deployed configuration (web/gunicorn_conf.py), with fewer processes for a small machine.
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        "python:web.gunicorn_conf",
-        "-w",
-        "2",
-        "-b",
-        f"127.0.0.1:{port}",
-        "web:create_app()",
-    ]
+    from hark.processes import web_command
+
+    # The deployed configuration, with fewer processes for a small machine.
+    cmd = web_command(f"127.0.0.1:{port}", 2)
     procs.start(name, cmd, env)
     procs.wait_for_log(name, "Booting worker")
     _wait_http(port)
