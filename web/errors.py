@@ -1,4 +1,5 @@
-"""Every error leaves the API as {"error": {"code": ..., "message": ...}} with a fitting status."""
+"""Every error leaves the API as {"error": {"code": ..., "message": ...}} with a fitting status,
+except under the OpenAI-compatible routes' prefix, where it takes OpenAI's shape (web/openai_audio.py)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ class ApiError(Exception):
 DRAIN_LIMIT = 64 * 1024
 DRAIN_SECONDS = 1.0
 
+# The OpenAI-compatible routes' prefix: OpenAI's clients parse only OpenAI's error shape.
+OPENAI_PREFIX = "/v1/audio"
+
 
 def drain_body() -> None:
     environ = request.environ
@@ -52,32 +56,43 @@ def error_response(status: int, code: str, message: str) -> Response:
     return response
 
 
+def refusal(exc: ApiError) -> Response:
+    """The response for `exc` (with its Retry-After, if any) in the shape the request's clients
+    parse. Chosen by path, not by blueprint: a wrong method or path fails in routing, before any
+    blueprint is known, and the rate limit's 429 handler is found before a blueprint's would be."""
+    if request.path.startswith(OPENAI_PREFIX + "/"):
+        from web.openai_audio import openai_error  # imported here: that module imports this one
+
+        return openai_error(exc)
+    response = error_response(exc.status, exc.code, exc.message)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        response = error_response(exc.status, exc.code, exc.message)
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            response.headers["Retry-After"] = str(retry_after)
-        return response
+        return refusal(exc)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        return refusal(ApiError(exc.code or 500, code, exc.description or exc.name))
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(psycopg.OperationalError)
     def _db_down(exc: Exception) -> Response:
         log.error("database unavailable: %s", exc)
-        return error_response(503, "database_unavailable", "the database is not reachable; retry later")
+        return refusal(ApiError(503, "database_unavailable", "the database is not reachable; retry later"))
 
     @app.errorhandler(TimeoutError)
     def _client_timeout(exc: TimeoutError) -> Response:
         close_after_response(request.environ)
-        return error_response(408, "request_timeout", "the request body stopped arriving")
+        return refusal(ApiError(408, "request_timeout", "the request body stopped arriving"))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
-        return error_response(500, "internal_error", "unexpected server error")
+        return refusal(ApiError(500, "internal_error", "unexpected server error"))

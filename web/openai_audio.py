@@ -4,8 +4,10 @@ A client written for OpenAI's audio API (the `openai` package, or anything that 
 multipart form) works against Hark by changing its base URL and key. Each request becomes an
 ordinary job, with the same upload path, queues, tables and metrics as `POST /v1/jobs`, and the
 request is answered when the job is done. A recording longer than `openai_max_duration_s` is not
-waited for: the answer is a 413 naming the job, which goes on under `/v1/jobs`. Errors use
-OpenAI's shape ({"error": {"message", "type", "param", "code"}}), since its clients parse that.
+waited for: the answer is a 413 naming the job, which goes on under `/v1/jobs`. Every error under
+the prefix, a wrong method or path and the rate limit's 429 included, uses OpenAI's shape
+({"error": {"message", "type", "param", "code"}}), since its clients parse that: the app's error
+handlers (web/errors.py) hand them to `openai_error`.
 
 Form fields: `file`, `model` ("whisper-1" = the deployment's default ASR with language detection,
 or a Hark ASR engine name), `language`, `prompt`, `response_format` (json, text, srt, vtt,
@@ -25,7 +27,6 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
-from werkzeug.exceptions import HTTPException
 
 from hark.db import session_scope
 from hark.exports import render
@@ -34,14 +35,14 @@ from hark.status import JobStatus
 from hark.storage import out_key, raw_key
 from web.auth import principal, require_key
 from web.context import app_settings, app_storage
-from web.errors import ApiError, drain_body
+from web.errors import OPENAI_PREFIX, ApiError, drain_body
 from web.jobs import parse_options, stream_upload, uploaded_job
 from web.openapi import operation
 from web.ratelimit import limit_job_creation
 from web.schemas import JobOptions
 from web.submit import enqueue_prepare, existing_job, parse_flag
 
-bp = Blueprint("openai_audio", __name__, url_prefix="/v1/audio")
+bp = Blueprint("openai_audio", __name__, url_prefix=OPENAI_PREFIX)
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 DEFAULT_MODEL = "whisper-1"
@@ -87,8 +88,8 @@ class OpenAIError(ApiError):
         self.param, self.job = param, job
 
 
-@bp.errorhandler(ApiError)
-def _openai_error(exc: ApiError) -> Response:
+def openai_error(exc: ApiError) -> Response:
+    """`exc` in OpenAI's shape, for every request under the prefix (called by web/errors.py)."""
     drain_body()
     kind = "server_error" if exc.status in SERVER_STATUSES else "invalid_request_error"
     if exc.status in (401, 403):
@@ -110,16 +111,6 @@ def _openai_error(exc: ApiError) -> Response:
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
-
-
-@bp.errorhandler(HTTPException)
-def _openai_http_error(exc: HTTPException) -> Response:
-    """Werkzeug's refusals raised while a request of these routes is handled (a malformed or too
-    large body) in OpenAI's shape too. Two keep Hark's: a wrong method or path (routing fails before
-    the blueprint is known) and the rate limit's 429 (its handler is registered for that status,
-    which Flask asks first)."""
-    code = (exc.name or "error").lower().replace(" ", "_")
-    return _openai_error(ApiError(exc.code or 500, code, exc.description or exc.name))
 
 
 def _job_options(form: Any, task: str) -> tuple[dict[str, Any], str, bool]:

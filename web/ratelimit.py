@@ -19,7 +19,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 
 from web.auth import principal
 from web.context import app_settings
-from web.errors import ApiError, error_response
+from web.errors import ApiError, refusal
 from web.job_requests import idempotency_key, job_for_key
 
 log = logging.getLogger("hark.web")
@@ -124,7 +124,4 @@ def init_rate_limits(app: Flask) -> None:
     @app.errorhandler(RateLimitExceeded)
     def _limited(exc: RateLimitExceeded) -> Response:
         reset = limiter.current_limit.reset_at if limiter.current_limit else time.time() + 1
-        refusal = RateLimited(reset)
-        response = error_response(refusal.status, refusal.code, refusal.message)
-        response.headers["Retry-After"] = str(refusal.retry_after)
-        return response
+        return refusal(RateLimited(reset))

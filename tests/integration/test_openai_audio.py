@@ -1,11 +1,13 @@
 """The OpenAI-compatible /v1/audio routes, with the `openai` package as the client, against the
 running gunicorn app and real workers: every response_format, word timings, a German recording
-detected and translated, refusals in OpenAI's error shape, and a long recording sent to /v1/jobs."""
+detected and translated, refusals in OpenAI's error shape, and a long recording sent to /v1/jobs.
+The refusals made outside the routes' views (routing, the rate limiter) are checked in-process."""
 
 from __future__ import annotations
 
 import io
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample.wav"
 
 pytestmark = pytest.mark.integration
+
+OPENAI_ERROR_KEYS = {"message", "type", "param", "code"}
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +153,57 @@ def test_multi_gives_each_segment_its_language(oai, stack, api_key) -> None:
     verbose = TranscriptionVerbose.model_validate(raw.json())
     languages = [s.language for s in verbose.segments or []]
     assert languages[0] == "de" and languages[-1] == "es" and set(languages) == {"de", "es"}
+
+
+def test_routing_errors_under_v1_audio_use_openai_shape(settings) -> None:
+    """A wrong method or an unknown path fails in routing, before any route's handler is known: under
+    /v1/audio/ it still answers in OpenAI's shape (its clients parse nothing else); elsewhere,
+    including a path that only starts like it, in Hark's."""
+    from web import create_app
+
+    web = create_app(settings).test_client()
+    for method, path, status, code in [
+        ("GET", "/v1/audio/transcriptions", 405, "method_not_allowed"),
+        ("PUT", "/v1/audio/translations", 405, "method_not_allowed"),
+        ("POST", "/v1/audio/speech", 404, "not_found"),
+        ("POST", "/v1/audio/transcriptionz", 404, "not_found"),
+    ]:
+        resp = web.open(path, method=method, data=b"x" * 100)
+        assert resp.status_code == status, (method, path)
+        error = resp.json["error"]
+        assert set(error) == OPENAI_ERROR_KEYS, (method, path, error)
+        assert error["type"] == "invalid_request_error" and error["code"] == code and error["param"] is None
+    for method, path, status, code in [
+        ("PUT", "/v1/jobs", 405, "method_not_allowed"),
+        ("GET", "/v1/jobz", 404, "not_found"),
+        ("POST", "/v1/audiobooks", 404, "not_found"),
+    ]:
+        resp = web.open(path, method=method)
+        assert resp.status_code == status, (method, path)
+        assert set(resp.json["error"]) == {"code", "message"} and resp.json["error"]["code"] == code
+
+
+def test_rate_limit_under_v1_audio_uses_openai_shape(settings) -> None:
+    """The real limiter on Redis, a limit of 1 per key: the audio routes share the job-creation
+    window, and its 429 is OpenAI's rate_limit_error with Retry-After; /v1/jobs, in the same window,
+    keeps Hark's shape."""
+    from hark.apikeys import create_key
+    from hark.db import session_scope
+    from web import create_app
+
+    web = create_app(replace(settings, rate_limit_jobs=1, rate_limit_window_s=60)).test_client()
+    with session_scope(settings.database_url) as s:
+        key = create_key(s, "tenant-openai-rate")
+    auth = {"Authorization": f"Bearer {key}"}
+    first = web.post("/v1/audio/transcriptions", headers=auth, json={})  # counted, then refused by the view
+    assert first.status_code == 415 and first.json["error"]["type"] == "invalid_request_error"
+    for path in ("/v1/audio/transcriptions", "/v1/audio/translations"):
+        limited = web.post(path, headers=auth, json={})
+        assert limited.status_code == 429, path
+        error = limited.json["error"]
+        assert set(error) == OPENAI_ERROR_KEYS, (path, error)
+        assert error["type"] == "rate_limit_error" and error["code"] == "rate_limited" and error["message"]
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    jobs = web.post("/v1/jobs", headers=auth, data={"options": "{bad"}, content_type="multipart/form-data")
+    assert jobs.status_code == 429 and set(jobs.json["error"]) == {"code", "message"}
+    assert 1 <= int(jobs.headers["Retry-After"]) <= 60
