@@ -186,6 +186,11 @@ class Settings:
     # gets a 413 pointing at /v1/jobs (the job goes on), and a job not done after openai_wait_s a 504.
     openai_max_duration_s: float = 1800.0
     openai_wait_s: float = 3000.0
+    # Each waiting /v1/audio request holds one of its web process's threads (32, see
+    # web/gunicorn_conf.py) for as long as its job runs: at most this many wait at once per process,
+    # so a burst of them leaves the other threads to the rest of the API; more are answered 503
+    # before their upload is read. 0 switches the bound off.
+    openai_max_waiting: int = 8
     # Load a model worker's engines when its pool process starts, not during its first task.
     preload_engines: bool = True
 

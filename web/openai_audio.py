@@ -14,17 +14,26 @@ or a Hark ASR engine name), `language`, `prompt`, `response_format` (json, text,
 verbose_json), `temperature` (0 only: Hark decodes greedily), `timestamp_granularities[]`
 (segment, word; word adds words to verbose_json), and Hark's extras `diarize` (default true),
 `num_speakers` and `hotwords` (comma-separated).
+
+A waiting request holds one of its web process's threads until its job is done, so at most
+`openai_max_waiting` wait at once per process (`waiting_slot`): a burst of them cannot take the
+threads that job polls, uploads and health checks need. One more is refused with a 503 before its
+upload is read.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
@@ -49,6 +58,11 @@ DEFAULT_MODEL = "whisper-1"
 POLL_S = 0.25
 # Statuses that are the server's fault (OpenAI's "server_error"); the rest are the client's.
 SERVER_STATUSES = (500, 502, 503, 504)
+# The Retry-After of a request refused because the process's waiting slots are taken: short, as a
+# slot frees whenever any waiting job finishes (OpenAI's clients honour it when they retry).
+BUSY_RETRY_S = 10
+# The app's slots for waiting requests (app.extensions key).
+SLOTS = "hark.openai_waiting"
 
 FORM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -76,6 +90,7 @@ RESPONSES: dict[int, str | None] = {
     413: "OpenAIError",
     415: "OpenAIError",
     429: "OpenAIError",
+    503: "OpenAIError",
     504: "OpenAIError",
 }
 
@@ -86,6 +101,19 @@ class OpenAIError(ApiError):
     def __init__(self, status: int, code: str, message: str, param: str | None = None, job: str | None = None):
         super().__init__(status, code, message)
         self.param, self.job = param, job
+
+
+class Busy(OpenAIError):
+    """The 503 of a process whose waiting slots are all taken (`waiting_slot`), with Retry-After."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "server_busy",
+            f"this server is already waiting on {app_settings().openai_max_waiting} recordings; retry in "
+            f"{BUSY_RETRY_S} s, or submit long or many recordings to /v1/jobs and follow them there",
+        )
+        self.retry_after = BUSY_RETRY_S
 
 
 def openai_error(exc: ApiError) -> Response:
@@ -111,6 +139,35 @@ def openai_error(exc: ApiError) -> Response:
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+@bp.record_once
+def _create_slots(state: BlueprintSetupState) -> None:
+    """Slots per app, so per web process (gunicorn creates the app in each); None: unbounded."""
+    limit = state.app.extensions["hark.settings"].openai_max_waiting
+    state.app.extensions[SLOTS] = threading.BoundedSemaphore(limit) if limit > 0 else None
+
+
+def waiting_slot(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Run `view` holding one of the process's waiting slots, released however the view ends.
+    Without a free slot the request is refused at once, before its body is read or a job created:
+    acquiring never blocks, since a thread blocked here would be the very thread the bound saves.
+    Goes under the key check (a keyless flood takes no slot) and above the job-creation limit (a
+    refused request costs the key nothing in its window)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        slots: threading.BoundedSemaphore | None = current_app.extensions[SLOTS]
+        if slots is None:
+            return view(*args, **kwargs)
+        if not slots.acquire(blocking=False):
+            raise Busy()
+        try:
+            return view(*args, **kwargs)
+        finally:
+            slots.release()
+
+    return wrapper
 
 
 def _job_options(form: Any, task: str) -> tuple[dict[str, Any], str, bool]:
@@ -283,6 +340,7 @@ def _avg_logprob(words: list[dict[str, Any]]) -> float:
     "Transcribe a recording (OpenAI-compatible); answers when the job is done", responses=RESPONSES, body=FORM_BODY
 )
 @require_key("submit")
+@waiting_slot
 @limit_job_creation
 def transcriptions() -> ResponseReturnValue:
     return _submit("transcribe")
@@ -295,6 +353,7 @@ def transcriptions() -> ResponseReturnValue:
     body=FORM_BODY,
 )
 @require_key("submit")
+@waiting_slot
 @limit_job_creation
 def translations() -> ResponseReturnValue:
     return _submit("translate")

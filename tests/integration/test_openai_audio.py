@@ -6,9 +6,13 @@ The refusals made outside the routes' views (routing, the rate limiter) are chec
 from __future__ import annotations
 
 import io
+import itertools
 import sys
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import openai
@@ -207,3 +211,85 @@ def test_rate_limit_under_v1_audio_uses_openai_shape(settings) -> None:
     jobs = web.post("/v1/jobs", headers=auth, data={"options": "{bad"}, content_type="multipart/form-data")
     assert jobs.status_code == 429 and set(jobs.json["error"]) == {"code", "message"}
     assert 1 <= int(jobs.headers["Retry-After"]) <= 60
+
+
+def test_waiting_requests_per_process_are_bounded(settings, monkeypatch) -> None:
+    """Two waiting slots: two admitted requests hold them while they wait for their jobs; a third is
+    answered at once, 503 in OpenAI's shape with Retry-After and a pointer to /v1/jobs, without its
+    upload being read. Once the two end (one through the real wait, one by an unexpected error)
+    their slots are free again and the next request is admitted."""
+    from hark.apikeys import create_key
+    from hark.db import session_scope
+    from web import create_app, openai_audio
+
+    # openai_wait_s=0: the real wait answers at its first look (504, or 200 if a worker was quick).
+    app = create_app(replace(settings, openai_max_waiting=2, openai_wait_s=0.0))
+    with session_scope(settings.database_url) as s:
+        key = create_key(s, "tenant-openai-waiting")
+    auth = {"Authorization": f"Bearer {key}"}
+    # The admitted requests are held inside their wait until the refusal has been checked.
+    in_wait, release, order = threading.Semaphore(0), threading.Event(), itertools.count()
+    real_wait = openai_audio._wait_for
+
+    def held_wait(job_id: Any) -> dict[str, Any]:
+        n = next(order)
+        in_wait.release()
+        release.wait(20)
+        if n == 0:
+            raise RuntimeError("the wait broke")  # an unexpected error must free its slot too
+        return real_wait(job_id)
+
+    monkeypatch.setattr(openai_audio, "_wait_for", held_wait)
+    answers: dict[str, Any] = {}
+
+    def post(name: str, **kwargs: Any) -> threading.Thread:
+        def send() -> None:
+            answers[name] = app.test_client().post("/v1/audio/transcriptions", headers=auth, **kwargs)
+
+        thread = threading.Thread(target=send, daemon=True)
+        thread.start()
+        return thread
+
+    wav = io.BytesIO()
+    soundfile.write(wav, np.random.default_rng(1).standard_normal(8000) * 0.01, 16000, format="WAV")
+    # More than web/errors.py drains, so nothing reads it unless the view is let in.
+    upload = (
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
+        + b"\0" * 200_000
+        + b"\r\n--x--\r\n"
+    )
+    unread = io.BytesIO(upload)
+    try:
+        admitted = [post(f"admitted{n}", data={"file": (io.BytesIO(wav.getvalue()), "a.wav")}) for n in range(2)]
+        for _ in admitted:
+            assert in_wait.acquire(timeout=15), "an admitted request did not reach its wait"
+        started = time.monotonic()
+        refused = post(
+            "refused",
+            input_stream=unread,
+            content_type="multipart/form-data; boundary=x",
+            content_length=len(upload),
+        )
+        refused.join(5)
+        assert not refused.is_alive(), "the request beyond the bound was let in to wait"
+        assert time.monotonic() - started < 2
+        assert all(t.is_alive() for t in admitted)  # refused while both were waiting
+    finally:
+        release.set()
+    resp = answers["refused"]
+    assert resp.status_code == 503
+    error = resp.json["error"]
+    assert set(error) == OPENAI_ERROR_KEYS and error["type"] == "server_error" and error["code"] == "server_busy"
+    assert "/v1/jobs" in error["message"] and resp.headers["Retry-After"] == str(openai_audio.BUSY_RETRY_S)
+    assert unread.tell() == 0  # refused before its upload was read
+    for thread in admitted:
+        thread.join(15)
+    ended = sorted(answers[f"admitted{n}"].status_code for n in range(2))
+    assert ended in ([200, 500], [500, 504]), ended
+    # Both slots are free again: a request is let in (and refused by the view itself, not a JSON form).
+    later = app.test_client().post("/v1/audio/transcriptions", headers=auth, json={})
+    assert later.status_code == 415 and later.json["error"]["code"] == "unsupported_media_type"
+    # The admitted requests' job is of no further use; a session stack's workers need not run it.
+    web = app.test_client()
+    for job in web.get("/v1/jobs?limit=100", headers=auth).json["jobs"]:
+        web.post(f"/v1/jobs/{job['id']}/cancel", headers=auth)
