@@ -1,6 +1,14 @@
 """Language detection and word error rate per language, and whisper-base's cost next to tiny.en's.
 
-    python bench/languages.py
+    python bench/languages.py [--debian]
+
+Real speech: examples/languages (one prompt per language, real voices), and with --debian many
+more: the voice prompts of Debian's asterisk-core-sounds-{en,es,fr,it,ru}-g722 packages (one
+professional voice per language, CC-BY(-SA)-3.0) and the Dutch dialogue of fillets-ng-data-nl (a
+game's volunteer voices, GPL-2), fetched with `apt-get download` into .hark/cache/languages. Each
+prompt of 5 s or more counts alone (20 per language, drawn at random) and runs of them joined to
+30–40 s count as recordings. Detection as shipped (a quick look, then the full window when
+unsure; worker/language.py) against Whisper's full 30 s window alone, with CPU seconds for each.
 
 Generated speech: one paragraph per language (bench/languages_speech.py, espeak-ng voices), its
 language detected as a job with `language: auto` detects it (worker/language.py: whisper-base on
@@ -19,11 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from asr_quality import edit_distance, reference_words, segments, transcribe  # noqa: E402
 from languages_speech import PARAGRAPHS, paragraph_speech  # noqa: E402
+from real_languages import debian_speech, example_speech, meeting_speech  # noqa: E402
 
 from hark.settings import Settings  # noqa: E402
 from worker.engines import get_engine  # noqa: E402
@@ -41,8 +52,38 @@ def wer(ref: list[str], hyp: list[str]) -> float:
     return edit_distance(ref, hyp) / max(1, len(ref))
 
 
+def full_window(cfg: Settings, segs: list[SegmentAudio]) -> str:
+    """Whisper's own detection: the first 30 s of speech, padded to one full window."""
+    engine = get_engine("whisper-base", cfg)
+    audio = np.concatenate([s.samples for s in segs])[: 30 * 16000]
+    return str(engine.pipeline.model.detect_language(audio=audio)[0])  # type: ignore[attr-defined]
+
+
+def detection_table(cfg: Settings, sets: dict[str, list[tuple[str, np.ndarray]]]) -> None:
+    print("| real speech | items | right, as shipped | CPU s each | right, full window alone | CPU s each |")
+    print("|---|---|---|---|---|---|")
+    for name, items in sets.items():
+        row = []
+        for method in (detect, full_window):
+            started, right, wrong = time.process_time(), 0, []
+            for lang, audio in items:
+                found = method(cfg, [SegmentAudio(0, 0, 0.0, audio.size / 16000, audio)])
+                right += found == lang
+                if found != lang:
+                    wrong.append(found)
+            spent = (time.process_time() - started) / max(1, len(items))
+            others = f" (else {', '.join(wrong)})" if wrong else ""
+            row += [f"{right}{others}", f"{spent:.2f}"]
+        print(f"| {name} | {len(items)} | {' | '.join(row)} |")
+    print()
+
+
 def main() -> int:
     cfg = Settings.from_env(torch_threads=1)
+    sets = example_speech() | meeting_speech()
+    if "--debian" in sys.argv:
+        sets |= debian_speech(ROOT / ".hark" / "cache" / "languages")
+    detection_table(cfg, sets)
     print("| language | detected | engine | WER | reference words |")
     print("|---|---|---|---|---|")
     for lang in PARAGRAPHS:

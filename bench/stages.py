@@ -254,6 +254,11 @@ def report_lines(
             None,
         ),
         ("model loading in tasks", sum(get(f"{k}_load_s") for k in kinds), None),
+        (
+            "language (`auto`: detection, or reading what was detected)",
+            get("asr_language_s"),
+            get("asr_language_cpu_s"),
+        ),
     ]
     # Queue overhead: a task is ready when it is sent (prepare's commit; for text emotion, chained
     # behind its batch's ASR, when that ASR finished) and starts when a worker takes it.
@@ -349,7 +354,12 @@ def print_tasks(tasks, upload_start: float) -> None:
 
 
 def run_job(
-    recording: Path, concurrency: int, extra_env: dict[str, str], code: Path = ROOT, split: bool = False
+    recording: Path,
+    concurrency: int,
+    extra_env: dict[str, str],
+    code: Path = ROOT,
+    split: bool = False,
+    options: dict | None = None,
 ) -> tuple[list[str], float, float, str]:
     """One warm stack of its own, the recording through it; returns the report lines, the
     end-to-end wall seconds, the CPU seconds of all the stack's processes during the job, and the
@@ -374,7 +384,7 @@ def run_job(
             sampler.start_measuring()
             services_before = services_cpu()
             upload_start = time.time()
-            job = client.submit(str(recording), force="true")
+            job = client.submit(str(recording), options, force="true")
             final, seen = follow(client, job["id"], 7200)
             sampler.scan()
             services = {k: v - services_before.get(k, 0.0) for k, v in services_cpu().items()}
@@ -466,6 +476,26 @@ def summary_lines(
     return lines
 
 
+def against_lines(
+    options: dict, other: dict, against: list[tuple[float, float]], measured: list[tuple[float, float]]
+) -> list[str]:
+    """The measured job's end-to-end wall and CPU against the same job with other options, as
+    medians over rounds (each pair run minutes apart, the other options first)."""
+
+    def med(runs: list[tuple[float, float]], i: int) -> float:
+        return statistics.median(r[i] for r in runs)
+
+    wall, cpu = med(measured, 0) / med(against, 0) - 1, med(measured, 1) / med(against, 1) - 1
+    each = "; ".join(f"{a[0]:.1f}/{m[0]:.1f} s wall, {a[1]:.1f}/{m[1]:.1f} s CPU" for a, m in zip(against, measured))
+    return [
+        "",
+        f"- options {json.dumps(options)} against {json.dumps(other)}, median over {len(against)} rounds: "
+        f"**{wall:+.1%} wall end to end, {cpu:+.1%} CPU** ({med(measured, 0):.1f} against "
+        f"{med(against, 0):.1f} s wall, {med(measured, 1):.1f} against {med(against, 1):.1f} s CPU; "
+        f"each round, other/measured: {each})",
+    ]
+
+
 def quality_lines(recording: Path, hark_text: str, peer: PeerRun | None) -> list[str]:
     """Word error rate of Hark's transcript (the last run's) and of the peer's against a generated
     meeting's text: the same model, so what differs is how each cuts and decodes the audio. With
@@ -518,6 +548,20 @@ def main() -> int:
         default=1,
         help="run the model-concurrency list (and the peer) this many times; ratios per round and their median",
     )
+    parser.add_argument(
+        "--options",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help='job options of the measured job, e.g. \'{"language": "en"}\'',
+    )
+    parser.add_argument(
+        "--against",
+        type=json.loads,
+        metavar="JSON",
+        help="each round, also run the job with these options first (model worker with the first concurrency) "
+        "and compare the medians: what an option costs, measured minutes apart on the same code",
+    )
     parser.add_argument("--title", default="", help="added to the section title")
     parser.add_argument("--record", action="store_true", help="write the result into BENCHMARKS.md")
     args = parser.parse_args()
@@ -550,10 +594,18 @@ def main() -> int:
                 "",
             ]
         rounds: list[tuple[list[tuple[int, float, float]], PeerRun | None]] = []
+        against: list[tuple[float, float]] = []
         for round_no in range(args.rounds):
             runs: list[tuple[int, float, float]] = []
+            if args.against is not None:
+                _, e2e, cpu, _ = run_job(
+                    recording, args.model_concurrency[0], extra_env, split=args.split_pools, options=args.against
+                )
+                against.append((e2e, cpu))
             for concurrency in args.model_concurrency:
-                run_lines, e2e, cpu, text = run_job(recording, concurrency, extra_env, split=args.split_pools)
+                run_lines, e2e, cpu, text = run_job(
+                    recording, concurrency, extra_env, split=args.split_pools, options=args.options
+                )
                 if round_no == 0:  # the stage tables once; later rounds only add their totals
                     if len(args.model_concurrency) > 1:
                         lines += [
@@ -569,6 +621,8 @@ def main() -> int:
                 peer = peer_run(recording, batch_size=8, threads=0)
             rounds.append((runs, peer))
         lines += summary_lines(rounds, baseline)
+        if against:
+            lines += against_lines(args.options, args.against, against, [r[0][0][1:] for r in rounds])
         lines += quality_lines(recording, text, rounds[-1][1])
     title = "Stages of one job end to end" + (f" ({args.title})" if args.title else "")
     report(title, lines, args.record)

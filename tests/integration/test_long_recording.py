@@ -73,6 +73,11 @@ def test_half_hour_recording_segments_match_ground_truth(client, settings, islan
             job = s.get(Job, uuid.UUID(job_id))
             first_task = s.scalar(select(func.min(JobTask.started_at)).where(JobTask.job_id == job.id))
             streamed[fmt] = first_task < job.started_at + timedelta(seconds=job.timings["prepare_s"])
+            # Detected once (language: auto) and kept when prepare stored its own options at the
+            # end; every segment was transcribed in it.
+            assert job.options.get("detected_language") == "en" and "source_codec" in job.options, job.options
+            languages = set(s.scalars(select(Segment.language).where(Segment.job_id == job.id)))
+            assert languages == {"en"}, (fmt, languages)
     # Prepare sends each batch once its segments are final: the model work of a recording with
     # long pauses starts while it is still being decoded (the first job's at least; the later
     # ones' may wait behind it).

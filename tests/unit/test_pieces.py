@@ -169,3 +169,41 @@ def test_subtitle_cues_are_readable():
     assert vtt.count("<v SPEAKER_01>") == vtt.count(" --> ")
     with pytest.raises(ValueError, match="max_lines"):
         CueLimits(max_lines=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "holds"),
+    [
+        ({}, True),
+        ({"language": "de"}, False),
+        ({"language": "multi"}, False),
+        ({"engines": {"asr": "whisper-tiny-en"}}, False),
+    ],
+)
+def test_asr_waits_for_the_speech_the_language_is_detected_from(options, holds):
+    """With `language: auto`, prepare sends a batch's ASR only once the rows hold the first
+    DETECT_S seconds of speech (the first ASR batch detects from them), the other kinds at once;
+    the held tasks go first when they do, or with the last send."""
+    import uuid
+
+    from hark.settings import Settings
+    from worker.language import DETECT_S
+    from worker.tasks.prepare import Batch, FanOut
+
+    fan = FanOut(Settings(), uuid.uuid4(), uuid.uuid4(), options, 0, None)  # type: ignore[arg-type]
+    assert "asr" in fan.kinds and len(fan.kinds) > 1
+    every = lambda n: [(n, k) for k in fan.kinds]  # noqa: E731
+    # ASR, and any kind reading its text (the default emotion engine does), wait together.
+    waiting = [(0, k) for k in fan.kinds if k in fan.after_language]
+    assert ("asr" in fan.after_language) == holds
+
+    fan.spans, fan.batches = [(0.0, DETECT_S / 3)], [Batch(0, 0, DETECT_S / 3)]
+    assert fan.release(0) == [t for t in every(0) if t not in waiting]
+    fan.spans, fan.batches = fan.spans + [(20.0, 20.0 + DETECT_S)], fan.batches + [Batch(1, 1, DETECT_S)]
+    assert fan.release(1) == [*waiting, *every(1)]
+    assert fan.release(2) == [] and fan.held == []
+
+    fan = FanOut(Settings(), uuid.uuid4(), uuid.uuid4(), options, 0, None)  # type: ignore[arg-type]
+    fan.spans, fan.batches = [(0.0, 5.0)], [Batch(0, 0, 5.0)]
+    fan.release(0)
+    assert fan.release(1, last=True) == waiting  # a recording with 5 s of speech: the last send

@@ -1,11 +1,12 @@
 """whisper-base: the model directory joined from its two packages (refusals that name them), the
-language plan a job's ASR batch runs with, and (slow) the real model detecting and transcribing
-generated speech in several languages."""
+language plan a job's ASR batch runs with, the two looks of language detection, and (slow) the real
+model detecting real speech in five languages and generated speech in seven, and transcribing it."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -63,6 +64,51 @@ def test_language_plan(monkeypatch) -> None:
     assert plan({"language": "ru"}, "sensevoice-small") == ("sensevoice-small", {"language": "ru"})
 
 
+class FakeWhisper:
+    """faster-whisper's model as detect() uses it: features, the encoder and the language head,
+    with the probability each window's length gives."""
+
+    def __init__(self, sure_at: dict[int, float]) -> None:
+        self.sure_at, self.windows = sure_at, []
+        self.feature_extractor = lambda audio: np.ones((80, audio.size // 160 + 1), np.float32)
+        self.model = self
+
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        self.windows.append((features.shape[1], int((features == 0).all(axis=0).sum())))
+        return features
+
+    def detect_language(self, encoded: np.ndarray) -> list[list[tuple[str, float]]]:
+        # The quick look hears French, the full window German.
+        return [[("<|de|>" if encoded.shape[1] == 3000 else "<|fr|>", self.sure_at[encoded.shape[1]])]]
+
+
+def use_model(monkeypatch, model: FakeWhisper) -> None:
+    engine = language.WhisperAsr.__new__(language.WhisperAsr)
+    engine.pipeline = SimpleNamespace(model=model)
+    monkeypatch.setattr(language, "get_engine", lambda name, cfg: engine)
+
+
+@pytest.mark.parametrize(
+    ("quick_p", "found", "windows"),
+    [(0.95, "fr", [(1000, 0)]), (0.6, "de", [(1000, 0), (3000, 0)])],
+)
+def test_a_quick_look_decides_only_when_sure(monkeypatch, quick_p, found, windows) -> None:
+    """The first 10 s of speech, unpadded, when the answer is sure; else Whisper's full 30 s window
+    (of 45 s given), whose answer counts."""
+    fake = FakeWhisper({1000: quick_p, 3000: 0.8})
+    use_model(monkeypatch, fake)
+    segments = [SegmentAudio(i, i, 15.0 * i, 15.0 * i + 15, np.zeros(15 * 16000, np.float32)) for i in range(3)]
+    assert language.detect(None, segments) == found  # type: ignore[arg-type]
+    assert fake.windows == windows
+
+
+def test_short_speech_is_padded_for_the_full_look(monkeypatch) -> None:
+    fake = FakeWhisper({501: 0.2, 3000: 0.7})  # 5 s of speech: 501 frames, then padded to 3000
+    use_model(monkeypatch, fake)
+    assert language.detect(None, [SegmentAudio(0, 0, 0.0, 5.0, np.zeros(5 * 16000, np.float32))]) == "de"  # type: ignore[arg-type]
+    assert fake.windows == [(501, 0), (3000, 2499)]
+
+
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     from hark.settings import Settings
@@ -94,6 +140,26 @@ def test_detects_the_language_of_generated_speech(engine, monkeypatch, lang) -> 
 
     monkeypatch.setattr(language, "get_engine", lambda name, cfg: engine)
     assert language.detect(Settings(), speech(lang)) == lang
+
+
+def real_speech(lang: str) -> list[SegmentAudio]:
+    """examples/languages: the same Asterisk prompt read by a real voice per language (G.722)."""
+    import av
+
+    with av.open(str(ROOT / "examples" / "languages" / f"{lang}-demo-congrats.g722"), format="g722") as f:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
+        blocks = [b.to_ndarray().reshape(-1) for frame in f.decode(audio=0) for b in resampler.resample(frame)]
+    audio = np.concatenate(blocks).astype(np.float32)
+    return [SegmentAudio(0, 0, 0.0, audio.size / 16000, audio)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["en", "es", "fr", "it", "ru"])
+def test_detects_the_language_of_real_speech(engine, monkeypatch, lang) -> None:
+    from hark.settings import Settings
+
+    monkeypatch.setattr(language, "get_engine", lambda name, cfg: engine)
+    assert language.detect(Settings(), real_speech(lang)) == lang
 
 
 @pytest.mark.slow

@@ -79,7 +79,7 @@ def infer(self: JobStageTask, job_id: str, batch_idx: int, kind: str) -> None:
     extra = {"job_id": job_id, "batch": batch_idx, "kind": kind, "segments": f"{task.first_idx}-{task.last_idx}"}
     name = engine_name(kind, options)
     if kind == "asr":
-        with clock.part("asr_language"):
+        with clock.part("asr_language", cpu=True):
             try:  # may read the job's first speech from S3 (language detection)
                 name, options = plan_asr(cfg, jid, name, options, lambda rows: _load_batch(Storage(cfg), jid, rows))
             except Exception:  # as a failed fetch below: no engine saw the batch

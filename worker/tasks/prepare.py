@@ -34,10 +34,11 @@ from hark.storage import Storage, vad_key
 from worker import leases
 from worker.batching import pack_clips
 from worker.celery_app import app
-from worker.engines import get_vad
+from worker.engines import engine_class, get_vad
 from worker.engines.vad_silero import FRAME_S, VadOptions, VadStream
+from worker.language import DETECT_S, detects_language
 from worker.resegment import SpeechProbabilities
-from worker.tasks.common import JobStageTask, planned_kinds, settings
+from worker.tasks.common import JobStageTask, engine_name, planned_kinds, settings
 from worker.tasks.dispatch import send_infer
 from worker.timing import Clock
 
@@ -226,7 +227,9 @@ def prepare(self: JobStageTask, job_id: str) -> None:
             damaged_s=round(report.damaged_s, 3),
             damaged_ranges=[[a, b] for a, b in report.damaged],
             timings=clock.merged(job.timings),
-            options={**options, "source_codec": report.codec, "source_rate": report.source_rate, **layout},
+            # The row's own options, read under the lock: an ASR batch may have stored the
+            # detected language since prepare began.
+            options={**(job.options or {}), "source_codec": report.codec, "source_rate": report.source_rate, **layout},
         )
         # Every batch sent early may be done already; then no infer task will see the last one
         # finish (they do not reduce a job still preparing), so reduce starts here.
@@ -237,7 +240,7 @@ def prepare(self: JobStageTask, job_id: str) -> None:
     if reduce_now:
         app.send_task(REDUCE, args=[job_id])
     else:
-        send_infer(job_id, [(n, k) for n in range(first_new, len(batches)) for k in kinds], options, priority=priority)
+        send_infer(job_id, fanout.release(first_new, last=True), options, priority=priority)
     log.info(
         "prepared",
         extra={
@@ -312,6 +315,15 @@ class FanOut:
             clock,
         )
         self.kinds = planned_kinds(options)
+        # With `language: auto` the first ASR batch detects the recording's language from its
+        # first DETECT_S seconds of speech, read from these rows: ASR (and the kinds reading its
+        # text) waits until they exist, so the answer does not depend on how early a batch ran.
+        self.after_language = (
+            {k for k in self.kinds if k == "asr" or "text" in engine_class(engine_name(k, options)).consumes}
+            if "asr" in self.kinds and detects_language(engine_name("asr", options), options)
+            else set()
+        )
+        self.held: list[tuple[int, str]] = []
         self.spans: list[tuple[float, float]] = []  # segments whose rows exist
         self.batches: list[Batch] = []  # batches sent
         self._planned: list[Batch] = []  # final batches not sent yet
@@ -336,12 +348,17 @@ class FanOut:
             if self.holder and not leases.holds(s, self.job_id, "prepare", self.holder):
                 raise LeaseLost()
             first = self.add_rows(s, self._final, ready)
-        send_infer(
-            str(self.job_id),
-            [(n, k) for n in range(first, len(self.batches)) for k in self.kinds],
-            self.options,
-            priority=self.priority,
-        )
+        send_infer(str(self.job_id), self.release(first), self.options, priority=self.priority)
+
+    def release(self, first: int, last: bool = False) -> list[tuple[int, str]]:
+        """The tasks to send for the batches from `first` on, with those held back before once
+        the rows hold the language's speech (or at the `last` send, whatever they hold)."""
+        tasks = [(n, k) for n in range(first, len(self.batches)) for k in self.kinds]
+        if self.after_language and not last and sum(b - a for a, b in self.spans) < DETECT_S:
+            self.held += [t for t in tasks if t[1] in self.after_language]
+            return [t for t in tasks if t[1] not in self.after_language]
+        tasks, self.held = self.held + tasks, []
+        return tasks
 
     def add_rows(self, s: Session, spans: list[tuple[float, float]], batches: list[Batch]) -> int:
         """Rows for `batches`, numbered on from those sent, and for every segment up to the last of
