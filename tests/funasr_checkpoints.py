@@ -297,6 +297,9 @@ def _fit_steps(model, frontend, sp, clips, answers, steps, extract_fbank) -> Non
 # --------------------------------------------------------------------------------------------
 # Paraformer-large with timestamps (BiCifParaformer, as iic/speech_paraformer-large-vad-punc_asr_nat-
 # zh-cn-16k-common-vocab8404-pytorch): model.pt, config.yaml, configuration.json, am.mvn, tokens.json.
+# `seaco=True`: SeACo-Paraformer (as iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-
+# vocab8404-pytorch), the same with a hotword bias encoder and decoder, and seg_dict (the word ->
+# tokens map funasr splits hotwords with).
 
 PARAFORMER_TOKENS = [
     "<blank>",
@@ -316,7 +319,7 @@ PARAFORMER_TOKENS = [
 ]
 
 
-def build_paraformer(root: Path, seed: int = 0, published: bool = False) -> Path:
+def build_paraformer(root: Path, seed: int = 0, published: bool = False, seaco: bool = False) -> Path:
     import torch
     from funasr.register import tables
 
@@ -390,7 +393,9 @@ def build_paraformer(root: Path, seed: int = 0, published: bool = False) -> Path
         "tokenizer": "CharTokenizer",
         "tokenizer_conf": {"unk_symbol": "<unk>", "split_with_space": True},
     }
-    model = tables.model_classes["BiCifParaformer"](
+    if seaco:
+        _seaco(root, config, tokens, d)
+    model = tables.model_classes[config["model"]](
         **{
             k: v
             for k, v in config.items()
@@ -415,6 +420,40 @@ def build_paraformer(root: Path, seed: int = 0, published: bool = False) -> Path
     }
     _write(root, config, configuration, model.state_dict())
     return root
+
+
+def _seaco(root: Path, config: dict[str, Any], tokens: list[str], d: int) -> None:
+    """BiCif Paraformer's config made SeACo-Paraformer's (its published config.yaml at tiny size),
+    and its seg_dict: each word, then the tokens it is written with."""
+    config["model"] = "SeacoParaformer"
+    config["model_conf"].update(
+        inner_dim=d,  # the bias encoder reads the decoder's token embeddings
+        bias_encoder_type="lstm",
+        bias_encoder_bid=False,
+        seaco_lsm_weight=0.1,
+        seaco_length_normalized_loss=True,
+        train_decoder=True,
+        # The token the bias decoder answers where no hotword applies (8377 of the published 8404).
+        NO_BIAS=tokens.index("<unk>"),
+    )
+    config["seaco_decoder"] = "ParaformerSANMDecoder"
+    config["seaco_decoder_conf"] = {
+        "attention_heads": 2,
+        "linear_units": 64,
+        # No att_layer_num, as published: its default, 6 layers, is what the hotword filter reads
+        # (forward_asf6, over 50 hotwords).
+        "num_blocks": 4,
+        "dropout_rate": 0.0,
+        "positional_dropout_rate": 0.0,
+        "self_attention_dropout_rate": 0.0,
+        "src_attention_dropout_rate": 0.0,
+        "kernel_size": 11,
+        "sanm_shfit": 0,
+        "use_output_layer": False,
+        "wo_input_layer": True,
+    }
+    words = [t for t in tokens if not t.startswith("<")]
+    (root / "seg_dict").write_text("".join(f"{w} {w}\n" for w in words), encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------------

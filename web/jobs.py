@@ -34,7 +34,7 @@ from web.ratelimit import limit_job_creation
 from web.schemas import JobOptions, first_error
 from web.status_read import read_status
 from web.submit import enqueue_prepare, existing_job, parse_flag, parse_priority, priority_name
-from worker.engines import REGISTRY, engine_names
+from worker.engines import REGISTRY, engine_names, usable_job_options
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 
@@ -87,13 +87,15 @@ ASR_ONLY_OPTIONS = ("prompt", "hotwords", "task")
 def _check_asr_options(options: dict[str, Any]) -> None:
     """Options the job's ASR engine cannot use are refused here, naming the engine, rather than
     silently ignored by a worker."""
-    default = app_settings().asr_engine if has_app_context() else Settings().asr_engine
-    name = (options.get("engines") or {}).get("asr") or default
+    settings = app_settings() if has_app_context() else Settings()
+    name = (options.get("engines") or {}).get("asr") or settings.asr_engine
     entry = REGISTRY.get(name)
     if entry is None or name.lower() in {"", "none"}:
         return
     for option in ASR_ONLY_OPTIONS:
-        if option in options and option not in entry.job_options:
+        # Some engines' options depend on the model directory (SeACo-Paraformer's hotwords): the
+        # web process has the workers' settings and reads the directory's config, not the model.
+        if option in options and option not in usable_job_options(entry, settings):
             raise ApiError(400, "invalid_options", f"{option}: the ASR engine {name!r} cannot use it")
     language = options.get("language")
     explicit = bool((options.get("engines") or {}).get("asr"))

@@ -44,7 +44,7 @@ class JobOptions(BaseModel):
         None, max_length=1000, description="text that primes the Whisper decoder (style, spelling, context)"
     )
     hotwords: list[str] | None = Field(
-        None, max_length=100, description="terms (names, jargon) the Whisper decoder is primed to recognise"
+        None, max_length=100, description="terms (names, jargon) primed in Whisper and SeACo-Paraformer"
     )
     engines: dict[Literal["asr", "embed", "emotion"], str] | None = Field(
         None, description='engine per kind of work, e.g. {"asr": "sensevoice-small"}; "none" switches a kind off'

@@ -14,6 +14,7 @@ from hark.settings import Settings
 from tests.conftest import refuse_network
 from tests.funasr_checkpoints import (
     HISS_ANSWER,
+    PARAFORMER_TOKENS,
     VOICED_ANSWER,
     build_campplus,
     build_emotion2vec,
@@ -43,6 +44,7 @@ def dirs(tmp_path_factory) -> dict[str, Path]:
     return {
         "sensevoice": build_sensevoice(root / "SenseVoiceSmall"),
         "paraformer": build_paraformer(root / "paraformer-large"),
+        "seaco": build_paraformer(root / "seaco-paraformer", seaco=True),
         "punc": build_punc(root / "ct-punc"),
         "campplus": build_campplus(root / "campplus"),
         "emotion2vec": build_emotion2vec(root / "emotion2vec_plus_large"),
@@ -265,10 +267,77 @@ def test_paraformer_without_punctuation_model(cfg) -> None:
 
     engine = load(module.ParaformerAsr, replace(cfg, paraformer_punc_dir=""))
     assert engine.punc is None
+    assert not engine.reads_hotwords  # BiCif has no hotword input: a job's hotwords never reach it
     results = engine.run(segments(MIXED[:3]))
     for r in results:
         assert r.text and not set(r.text) & set(",.?，。？、")
         assert r.words and "".join(w["word"] for w in r.words) == r.text
+
+
+# A URL first: funasr reads a hotword string that starts with "http" as a file to download (the
+# network is refused here), so the engine hands it a file of terms instead; a term of two words
+# stays one term.
+HOTWORDS = ["https://example.invalid/terms.txt", "你好", "Hello World", "大家"]
+
+
+def test_seaco_paraformer_tokenises_hotwords_and_biases_decoding(cfg, dirs) -> None:
+    """SeACo-Paraformer gets the job's hotwords: funasr's own parsing turns them into the token
+    lists its bias encoder reads (seg_dict splitting, lowercasing, unknown words as <unk>, the
+    closing <s> entry), the bias decoder changes the answer, the next job without hotwords
+    decodes as before (nothing carried over on the model), and the API's largest list runs."""
+    from funasr.models.seaco_paraformer.model import SeacoParaformer
+
+    import worker.engines.asr_paraformer as module
+
+    engine = load(module.ParaformerAsr, replace(cfg, paraformer_dir=str(dirs["seaco"]), paraformer_punc_dir=""))
+    assert isinstance(engine.model.model, SeacoParaformer) and engine.reads_hotwords
+    batch = segments(MIXED[:4])
+    plain = engine.run(batch)
+    assert engine.model.model.hotword_list is None
+    primed = run_engine(engine, batch, {"hotwords": HOTWORDS, "language": "zh", "itn": True})
+    ids = PARAFORMER_TOKENS.index
+    assert engine.model.model.hotword_list == [
+        [ids("<unk>")],
+        [ids("你"), ids("好")],
+        [ids("hello"), ids("world")],
+        [ids("大"), ids("家")],
+        [ids("<s>")],
+    ]
+    assert [r.text for r in primed] != [r.text for r in plain]
+    for seg, r in zip(batch, primed):
+        assert r.segment_id == seg.segment_id
+        assert r.words is None or "".join(w["word"] for w in r.words) == r.text
+    again = engine.run(batch)
+    assert engine.model.model.hotword_list is None
+    assert [r.text for r in again] == [r.text for r in plain]
+    # Over 50 terms (the API allows 100) funasr first keeps the 50 its filter scores highest.
+    many = engine.run_with_options(batch[:1], {"hotwords": [f"term{i} 你好" for i in range(100)]})
+    assert len(engine.model.model.hotword_list) == 101 and many[0].segment_id == batch[0].segment_id
+
+
+def test_hotwords_are_accepted_at_the_api_for_seaco_paraformer_only(dirs, tmp_path) -> None:
+    """The API reads HARK_PARAFORMER_DIR's config.yaml (the web process has the workers'
+    settings): a SeACo directory accepts hotwords; a BiCif one, or one the web cannot read, is
+    refused with a 400 naming the engine, whether the job names it or it is the default."""
+    from flask import Flask
+
+    from web.errors import ApiError
+    from web.jobs import parse_options
+
+    app = Flask(__name__)
+    named = {"hotwords": "你好, Hello World", "engines": {"asr": "paraformer-large"}}
+    for paraformer_dir, accepted in [(dirs["seaco"], True), (dirs["paraformer"], False), (tmp_path / "absent", False)]:
+        settings = Settings(paraformer_dir=str(paraformer_dir), asr_engine="paraformer-large")
+        app.extensions["hark.settings"] = settings
+        with app.app_context():
+            for raw in (named, {"hotwords": named["hotwords"]}):
+                if accepted:
+                    assert parse_options(raw)["hotwords"] == ["你好", "Hello World"]
+                    continue
+                with pytest.raises(ApiError) as err:
+                    parse_options(raw)
+                assert err.value.status == 400 and err.value.code == "invalid_options"
+                assert err.value.message == "hotwords: the ASR engine 'paraformer-large' cannot use it"
 
 
 def test_punctuation_is_attached_to_word_timings() -> None:

@@ -10,10 +10,12 @@ them, so a worker refuses to start rather than fail on its first task.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hark.settings import Settings
 from worker.engines.base import Engine, VadEngine
+from worker.engines.funasr_models import has_hotword_input
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,21 @@ class EngineEntry:
     kind: str  # "asr" | "embed" | "emotion" | "vad"
     job_options: frozenset[str] = frozenset()
     english_only: bool = False  # the web API refuses another language for it
+    # Where only some of the engine's models can use a job option: the options in `job_options`
+    # that the model the settings name can use, found from its files without loading it.
+    model_options: Callable[[Settings], frozenset[str]] | None = None
+
+
+def usable_job_options(entry: EngineEntry, settings: Settings) -> frozenset[str]:
+    """The job options an engine can use with the model directory these settings give it."""
+    if entry.model_options is None:
+        return entry.job_options
+    return entry.job_options & entry.model_options(settings)
+
+
+def _paraformer_options(settings: Settings) -> frozenset[str]:
+    """`hotwords` only where HARK_PARAFORMER_DIR holds a SeACo-Paraformer (worker/engines/asr_paraformer.py)."""
+    return frozenset({"hotwords"}) if has_hotword_input(settings.paraformer_dir) else frozenset()
 
 
 WHISPER_OPTIONS = frozenset({"language", "task", "prompt", "hotwords"})
@@ -41,7 +58,9 @@ REGISTRY: dict[str, EngineEntry] = {
     "sensevoice-small": EngineEntry(
         "worker.engines.asr_sensevoice:SenseVoiceAsr", "asr", frozenset({"language", "itn"})
     ),
-    "paraformer-large": EngineEntry("worker.engines.asr_paraformer:ParaformerAsr", "asr"),
+    "paraformer-large": EngineEntry(
+        "worker.engines.asr_paraformer:ParaformerAsr", "asr", frozenset({"hotwords"}), model_options=_paraformer_options
+    ),
     "campplus": EngineEntry("worker.engines.speaker_campplus:CamPlusSpeaker", "embed"),
     "emotion2vec-plus": EngineEntry("worker.engines.emotion_emotion2vec:Emotion2vecEmotion", "emotion"),
 }

@@ -6,7 +6,9 @@ BiCif/SeACo variants published as paraformer-large, a timestamp per unit. The pu
 segment; word timings are kept by attaching each inserted mark to the unit before it, so the
 transcript assembly, which concatenates words, reads the punctuated text.
 
-Models load from `HARK_PARAFORMER_DIR` / `HARK_PARAFORMER_PUNC_DIR` through funasr.
+Models load from `HARK_PARAFORMER_DIR` / `HARK_PARAFORMER_PUNC_DIR` through funasr. Where the
+directory holds a SeACo-Paraformer, a job's `hotwords` bias its decoding toward those terms; the
+other variants have no such input, and the API refuses the option for them (worker/engines/__init__.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 from hark.audio import SAMPLE_RATE
 from hark.settings import Settings
 from worker.engines.base import PASS_S, Engine, SegmentAudio, SegmentResult, pass_seconds, pick_device, run_by_length
-from worker.engines.funasr_models import generate, load_model, model_dir
+from worker.engines.funasr_models import generate, has_hotword_input, hotword_file, load_model, model_dir
 
 SETTING = "HARK_PARAFORMER_DIR"
 PUNC_SETTING = "HARK_PARAFORMER_PUNC_DIR"
@@ -71,10 +73,13 @@ class ParaformerAsr(Engine):
     kind: ClassVar[str] = "asr"
     produces: ClassVar[frozenset[str]] = frozenset({"text", "words"})
     consumes: ClassVar[frozenset[str]] = frozenset()
+    # Read by SeACo-Paraformer only (`reads_hotwords`); the API accepts them for that model alone.
+    job_options: ClassVar[frozenset[str]] = frozenset({"hotwords"})
 
     def __init__(self) -> None:
         self.model: Any = None
         self.punc: Any = None
+        self.reads_hotwords = False
         self.device = "cpu"
         self.batch_s = PASS_S["cpu"]
 
@@ -90,21 +95,35 @@ class ParaformerAsr(Engine):
         self.model = load_model(
             model_dir(settings.paraformer_dir, SETTING), self.device, settings.torch_threads, filterbank=True
         )
+        # The API's own reading of config.yaml, so the worker uses exactly what the API accepted.
+        self.reads_hotwords = has_hotword_input(settings.paraformer_dir)
         if settings.paraformer_punc_dir:
             root = model_dir(settings.paraformer_punc_dir, PUNC_SETTING)
             self.punc = load_model(root, self.device, settings.torch_threads)
         self.batch_s = pass_seconds(settings.funasr_batch_s, self.device)
 
     def run(self, batch: list[SegmentAudio]) -> list[SegmentResult]:
+        return self.run_with_options(batch, {})
+
+    def run_with_options(self, batch: list[SegmentAudio], options: dict[str, Any]) -> list[SegmentResult]:
+        """`hotwords` (a list of terms) bias every pass of the batch, on a SeACo model only."""
         assert self.model is not None, "load() first"
         audible = [seg for seg in batch if len(seg.samples) >= MIN_SAMPLES]
-        found = run_by_length(audible, [len(s.samples) / SAMPLE_RATE for s in audible], self.batch_s, self._forward)
+        terms = options.get("hotwords") if self.reads_hotwords else None
+        with hotword_file(terms) as hotword:
+            found = run_by_length(
+                audible,
+                [len(s.samples) / SAMPLE_RATE for s in audible],
+                self.batch_s,
+                lambda segs: self._forward(segs, hotword),
+            )
         by_id = {seg.segment_id: r for seg, r in zip(audible, found)}
         return [by_id.get(seg.segment_id) or SegmentResult(segment_id=seg.segment_id, text="") for seg in batch]
 
-    def _forward(self, segs: list[SegmentAudio]) -> list[SegmentResult]:
+    def _forward(self, segs: list[SegmentAudio], hotword: str | None) -> list[SegmentResult]:
+        clips = [seg.samples.astype(np.float32, copy=False) for seg in segs]
         with torch.inference_mode():
-            answers = generate(self.model, [seg.samples.astype(np.float32, copy=False) for seg in segs])
+            answers = generate(self.model, clips, hotword=hotword)
         return [self._result(seg, answer) for seg, answer in zip(segs, answers)]
 
     def _result(self, seg: SegmentAudio, answer: dict[str, Any]) -> SegmentResult:

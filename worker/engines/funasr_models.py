@@ -13,11 +13,16 @@ filterbank falls back to kaldi-native-fbank and audio arrives here as numpy arra
 
 from __future__ import annotations
 
+import locale
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from worker.engines.base import require_model_dir
 
@@ -30,6 +35,47 @@ def model_dir(path: str, setting: str, weights: str = "model.pt", extra: tuple[s
     """The checked model directory. Every FunASR model has `config.yaml`; `configuration.json`,
     where present, names the weights and tokenizer files (`file_path_metas`)."""
     return require_model_dir(path, setting, ["config.yaml", weights, *extra])
+
+
+def config_model(path: str) -> str | None:
+    """The funasr model class a model directory's config.yaml names (its `model:` entry, which is
+    what funasr's loader instantiates), read without funasr or torch, so the web API can ask it
+    too; None where the directory or its config.yaml cannot be read."""
+    if not str(path).strip():
+        return None  # unset: never read a config.yaml relative to the working directory
+    try:
+        config = yaml.safe_load((Path(path) / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    model = config.get("model") if isinstance(config, dict) else None
+    return model if isinstance(model, str) else None
+
+
+def has_hotword_input(path: str) -> bool:
+    """Whether the model directory holds a SeACo-Paraformer, the one Paraformer with a hotword
+    input (a contextual bias encoder over a list of terms); plain and BiCif Paraformer have none."""
+    return config_model(path) == "SeacoParaformer"
+
+
+@contextmanager
+def hotword_file(terms: list[str] | None) -> Iterator[str | None]:
+    """SeACo-Paraformer's `hotword` argument for `terms`: a .txt file, one term per line (None
+    for no terms).
+
+    funasr also takes the terms as one string, but splits it at every space (a term of two words
+    would become two terms), downloads it as a URL when it starts with "http" and reads it as a
+    file when it names an existing .txt path, so job text never reaches funasr as that string. The
+    file is written in the encoding funasr reads it with (it opens the file without naming one)."""
+    if not terms:
+        yield None
+        return
+    encoding = locale.getpreferredencoding(False)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding=encoding, errors="replace") as f:
+        # One line per term, its inner whitespace (a newline included) collapsed: funasr splits a
+        # line into words, and an empty line would be an empty term it cannot encode.
+        f.write("".join(" ".join(term.split()) + "\n" for term in terms if term.split()))
+        f.flush()
+        yield f.name
 
 
 def load_model(root: Path, device: str, threads: int = 0, filterbank: bool = False, **overrides: Any) -> Any:
