@@ -322,7 +322,10 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                # When it came: a signature is checked against that moment, however much later a test reads it.
+                receiver.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": body, "at": time.time()}
+                )
                 left = receiver.failures.get(self.path, 0)
                 receiver.failures[self.path] = max(0, left - 1)
                 self.send_response(500 if left else 200)
