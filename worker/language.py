@@ -9,8 +9,7 @@ multilingual Whisper so every batch agrees.
 
 Detection looks at the first `QUICK_S` seconds of speech first, unpadded, which costs about a
 fifth of Whisper's padded 30 s window; only when that look is not sure (`QUICK_P`) does it read
-the whole window. On real speech a quick look was never wrong at that probability (BENCHMARKS.md,
-"Languages").
+the whole window, so a recording costs little more than the English model alone.
 
 prepare holds a job's ASR batches back until the rows of its first `DETECT_S` seconds of speech
 exist (worker/tasks/prepare.py), so the first batch to ask detects from the same speech however
@@ -39,8 +38,8 @@ from worker.engines.base import SegmentAudio
 MULTILINGUAL = "whisper-base"
 DETECT_S = 30.0
 QUICK_S = 10.0
-# The quick look's answer is taken at this probability. On real speech in six languages its wrong
-# answers stayed at 0.65 or below and five in six right ones reached it (bench/languages.py).
+# The quick look's answer is taken at this probability: well above any wrong quick answer on real
+# speech, and reached by most right ones (bench/languages.py).
 QUICK_P = 0.9
 FRAMES_PER_S = 100  # Whisper's log-mel frames (10 ms hop)
 LoadAudio = Callable[[Sequence[Any]], list[SegmentAudio]]
