@@ -129,7 +129,7 @@ def plan_asr(
     if language == "multi":
         return (default if named or not english_only else MULTILINGUAL), options
     if language == "auto":
-        if english_only and named:
+        if not detects_language(default, options):  # an English-only engine the job named
             return default, {**options, "language": "en"}
         language = str(options.get("detected_language") or recording_language(cfg, jid, load_audio))
     if english_only and not named and language != "en":

@@ -144,12 +144,10 @@ def test_detects_the_language_of_generated_speech(engine, monkeypatch, lang) -> 
 
 def real_speech(lang: str) -> list[SegmentAudio]:
     """examples/languages: the same Asterisk prompt read by a real voice per language (G.722)."""
-    import av
+    sys.path.insert(0, str(ROOT / "bench"))
+    from real_languages import decode
 
-    with av.open(str(ROOT / "examples" / "languages" / f"{lang}-demo-congrats.g722"), format="g722") as f:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
-        blocks = [b.to_ndarray().reshape(-1) for frame in f.decode(audio=0) for b in resampler.resample(frame)]
-    audio = np.concatenate(blocks).astype(np.float32)
+    audio = decode(ROOT / "examples" / "languages" / f"{lang}-demo-congrats.g722", "g722")
     return [SegmentAudio(0, 0, 0.0, audio.size / 16000, audio)]
 
 

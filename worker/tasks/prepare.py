@@ -357,6 +357,7 @@ class FanOut:
         if self.after_language and not last and sum(b - a for a, b in self.spans) < DETECT_S:
             self.held += [t for t in tasks if t[1] in self.after_language]
             return [t for t in tasks if t[1] not in self.after_language]
+        self.after_language = set()  # the speech is there: nothing waits from now on
         tasks, self.held = self.held + tasks, []
         return tasks
 
